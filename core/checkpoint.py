@@ -1,0 +1,182 @@
+"""Finding and loading a Stream-DiffVSR checkpoint (diffusers folder layout), shared per process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+
+from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
+from .errors import ModelLoadError
+
+DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
+PROMPT_EMBEDS_FILE = "prompt_embeds.safetensors"
+PROMPT_EMBEDS_KEY = "prompt_embeds"
+CHECKPOINT_PATTERNS = [
+    "model_index.json",
+    PROMPT_EMBEDS_FILE,
+    "unet/*",
+    "controlnet/*",
+    "vae/*",
+    "scheduler/*",
+    "text_encoder/*",
+    "tokenizer/*",
+    "flow/*",
+]
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cache_dir() -> Path:
+    """Where this package keeps what it builds (embedded models, prompt embeddings)."""
+    base = os.environ.get("STREAMDIFFVSR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "streamdiffvsr"
+    )
+    return Path(base)
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in PRECISIONS:
+        return PRECISIONS[dtype]
+    raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
+
+
+def _embedded_models() -> dict[str, callable]:
+    from .tiny_checkpoint import ensure_tiny_checkpoint
+
+    return {"tiny": ensure_tiny_checkpoint}
+
+
+def resolve_checkpoint(model: str | os.PathLike, *, download: bool = True) -> Path:
+    """A local checkpoint folder for ``model``: an embedded name, a folder, or a hub id (cached download)."""
+    name = os.fspath(model)
+    embedded = _embedded_models()
+    if name in embedded:
+        return embedded[name]()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "unet").is_dir() or not (path / "vae").is_dir():
+            raise ModelLoadError(
+                f"{path} is not a Stream-DiffVSR checkpoint folder (it needs unet/, controlnet/, vae/, scheduler/)"
+            )
+        return path
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") != 1:
+        raise ModelLoadError(
+            f"model {name!r}: no such checkpoint folder, and not a hub id (owner/name) or one of {sorted(embedded)}"
+        )
+    return _hub_snapshot(name, download)
+
+
+def _hub_snapshot(repo_id: str, download: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS, local_files_only=True))
+    except Exception:
+        if not download:
+            raise ModelLoadError(
+                f"model {repo_id!r} is not in the Hugging Face cache; run `streamdiffvsr download {repo_id}` "
+                "on a machine with network access"
+            ) from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {repo_id!r} is not in the Hugging Face cache and could not be downloaded ({type(exc).__name__}); "
+            f"run `streamdiffvsr download {repo_id}` with network access, or pass a local checkpoint folder"
+        ) from None
+
+
+def load_prompt_embeds(root: Path) -> torch.Tensor:
+    """The empty-prompt embedding: from ``prompt_embeds.safetensors`` if shipped, else computed once and cached."""
+    shipped = root / PROMPT_EMBEDS_FILE
+    if shipped.is_file():
+        return load_file(shipped)[PROMPT_EMBEDS_KEY]
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    cached = cache_dir() / "prompt_embeds" / f"{digest}.safetensors"
+    if cached.is_file():
+        return load_file(cached)[PROMPT_EMBEDS_KEY]
+    embeds = encode_empty_prompt(root)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    save_file({PROMPT_EMBEDS_KEY: embeds.contiguous()}, tmp)
+    os.replace(tmp, cached)
+    return embeds
+
+
+def encode_empty_prompt(root: Path) -> torch.Tensor:
+    """Run the checkpoint's CLIP text encoder once on "" (the text encoder is dropped right after)."""
+    if not (root / "text_encoder").is_dir() or not (root / "tokenizer").is_dir():
+        raise ModelLoadError(
+            f"{root} has neither {PROMPT_EMBEDS_FILE} nor text_encoder/ + tokenizer/ to compute it from"
+        )
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
+    encoder = CLIPTextModel.from_pretrained(root / "text_encoder", torch_dtype=torch.float32).eval()
+    ids = tokenizer(
+        "", padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+    with torch.inference_mode():
+        return encoder(ids)[0].float().clone()
+
+
+@dataclass(frozen=True)
+class Components:
+    """The networks of one checkpoint on one device and dtype (shared by every engine that asks for them)."""
+
+    root: Path
+    unet: UNet2DConditionModel
+    controlnet: ControlNetModel
+    vae: TemporalAutoencoderTiny
+    prompt_embeds: torch.Tensor
+    device: torch.device
+    dtype: torch.dtype
+
+
+_components_cache: dict[tuple[str, str, torch.dtype], Components] = {}
+_components_lock = threading.Lock()
+
+
+def load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Components:
+    """Load (or reuse, if already loaded in this process) the networks of the checkpoint at ``root``."""
+    key = (str(root.resolve()), str(device), dtype)
+    with _components_lock:
+        if key not in _components_cache:
+            _components_cache[key] = _load_components(root, device, dtype)
+        return _components_cache[key]
+
+
+def _load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Components:
+    def load(cls, subfolder: str) -> torch.nn.Module:
+        model = cls.from_pretrained(root, subfolder=subfolder, torch_dtype=dtype)
+        return model.eval().requires_grad_(False).to(device)
+
+    try:
+        unet = load(UNet2DConditionModel, "unet")
+        controlnet = load(ControlNetModel, "controlnet")
+        vae = load(TemporalAutoencoderTiny, "vae")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"could not load the checkpoint at {root}: {exc}") from exc
+    prompt_embeds = load_prompt_embeds(root).to(device=device, dtype=dtype)
+    return Components(root, unet, controlnet, vae, prompt_embeds, device, dtype)
+
+
+def load_scheduler(root: Path, timestep_spacing: str | None) -> DDIMScheduler:
+    """The checkpoint's DDIM scheduler, optionally with another timestep spacing ("leading", "trailing", ...)."""
+    try:
+        scheduler = DDIMScheduler.from_pretrained(root, subfolder="scheduler")
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"could not load the scheduler config at {root / 'scheduler'}: {exc}") from exc
+    if timestep_spacing is not None:
+        scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing=timestep_spacing)
+    return scheduler

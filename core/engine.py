@@ -1,0 +1,150 @@
+"""StreamDiffVSR: the causal four-step diffusion upscaler, one frame at a time at constant memory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import (
+    DEFAULT_MODEL,
+    Components,
+    load_components,
+    load_scheduler,
+    resolve_checkpoint,
+    resolve_dtype,
+)
+from .errors import FrameError, ModelLoadError
+from .flow import FLOW_BACKENDS, FlowEstimator, make_flow_backend
+from .stream import Stream
+from .warp import warp
+
+SCALE = 4
+MIN_SIDE = 8
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class TemporalGuidance:
+    """What frame t borrows from frame t-1: the warped raw HR estimate and its encoder features."""
+
+    warped: torch.Tensor
+    features: list[torch.Tensor]
+
+
+class StreamDiffVSR:
+    """A loaded checkpoint plus the flow estimator and sampling settings; ``stream()`` gives a stateful upscaler."""
+
+    scale = SCALE
+
+    def __init__(
+        self, components: Components, scheduler, flow: FlowEstimator, *, num_steps: int = 4, seed: int = 0
+    ) -> None:
+        self.components = components
+        self.scheduler = scheduler
+        self.flow = flow
+        self.num_steps = num_steps
+        self.seed = seed
+        self.device = components.device
+        self.dtype = components.dtype
+        scheduler.set_timesteps(num_steps, device=self.device)
+        self.timesteps = scheduler.timesteps.clone()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike = DEFAULT_MODEL,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        flow: str = "raft_large",
+        flow_weights: str | os.PathLike | None = None,
+        flow_scale: float = 1.0,
+        num_steps: int = 4,
+        seed: int = 0,
+        timestep_spacing: str | None = None,
+        download: bool = True,
+    ) -> StreamDiffVSR:
+        """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("tiny").
+
+        ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official pipeline
+        (flow at output resolution), 1 (default) runs flow on the LR frames at a small fraction of the cost.
+        """
+        if flow not in FLOW_BACKENDS:
+            raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_BACKENDS)}")
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        device = torch.device(device or default_device())
+        root = resolve_checkpoint(path_or_repo_id, download=download)
+        components = load_components(root, device, resolve_dtype(dtype))
+        scheduler = load_scheduler(root, timestep_spacing)
+        if flow_weights is None and (root / "flow" / f"{flow}.safetensors").is_file():
+            flow_weights = root / "flow" / f"{flow}.safetensors"
+        if flow_weights is not None and not os.path.isfile(flow_weights):
+            raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
+        estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)
+        return cls(components, scheduler, estimator, num_steps=num_steps, seed=seed)
+
+    def stream(self) -> Stream:
+        """A new stream: frame 0 runs without temporal guidance."""
+        return Stream(self)
+
+    # The per-frame algorithm (SPEC.md, "One step of the stream").
+
+    @torch.inference_mode()
+    def upscale(
+        self,
+        lr: torch.Tensor,
+        previous: tuple[torch.Tensor, torch.Tensor] | None,
+        latents: torch.Tensor,
+    ) -> torch.Tensor:
+        """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, the previous
+        (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped."""
+        guidance = self.temporal_guidance(lr, *previous) if previous is not None else None
+        z = self.denoise(lr, latents, guidance)
+        vae = self.components.vae
+        return vae.decode(z / vae.config.scaling_factor, guidance.features if guidance else None)
+
+    def temporal_guidance(self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor) -> TemporalGuidance:
+        flow = self.flow(lr, prev_lr)
+        warped = warp(prev_hr.to(self.dtype), flow)
+        return TemporalGuidance(warped, self.components.vae.temporal_features(warped))
+
+    def denoise(self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None) -> torch.Tensor:
+        c = self.components
+        lr = lr.to(c.dtype)
+        z = latents.to(device=self.device, dtype=c.dtype)
+        for t in self.timesteps:
+            sample = torch.cat([z, lr], dim=1)
+            down, mid = None, None
+            if guidance is not None:
+                down, mid = c.controlnet(
+                    sample,
+                    t,
+                    encoder_hidden_states=c.prompt_embeds,
+                    controlnet_cond=guidance.warped,
+                    conditioning_scale=1.0,
+                    return_dict=False,
+                )
+            noise_pred = c.unet(
+                sample,
+                t,
+                encoder_hidden_states=c.prompt_embeds,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+                return_dict=False,
+            )[0]
+            z = self.scheduler.step(noise_pred, t, z, eta=0.0, return_dict=False)[0]
+        return z
+
+    def check_frame(self, lr: torch.Tensor) -> None:
+        if lr.ndim != 4 or lr.shape[0] != 1 or lr.shape[1] != 3 or not lr.is_floating_point():
+            raise FrameError(f"expected a float RGB frame of shape (1, 3, h, w), got {tuple(lr.shape)} {lr.dtype}")
+        h, w = lr.shape[-2:]
+        if min(h, w) < MIN_SIDE:
+            raise FrameError(f"frame {w}x{h} is too small: each side must be at least {MIN_SIDE} pixels")
+

@@ -1,0 +1,13 @@
+"""Errors that name the user's problem and its fix (the filter and the CLI turn them into one-line messages)."""
+
+
+class StreamDiffVSRError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+
+class ModelLoadError(StreamDiffVSRError):
+    """A checkpoint, its components or the flow weights could not be found or loaded."""
+
+
+class FrameError(StreamDiffVSRError):
+    """A frame of the wrong shape, size or value range was given to a stream."""

@@ -1,0 +1,89 @@
+"""Stream: the state one video needs between frames (previous LR frame, previous raw HR output, frame index)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import FrameError
+
+if TYPE_CHECKING:
+    from .engine import StreamDiffVSR
+
+PAD_MULTIPLE = 4
+
+
+def initial_noise(seed: int, index: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Float32 CPU noise for frame ``index`` of a stream: a pure function of (seed, index), on any device."""
+    state = np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)
+    generator = torch.Generator(device="cpu").manual_seed(int(state[0] >> np.uint64(1)))
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Replicate-pad right/bottom so both sides are multiples of ``multiple`` (the output is cropped back)."""
+    h, w = image.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h or pad_w:
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+    return image
+
+
+class Stream:
+    """Stateful 4x upscaler for one video. Holds only what the next step needs, so memory stays constant."""
+
+    def __init__(self, engine: StreamDiffVSR) -> None:
+        self.engine = engine
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new temporal chain: the next frame runs without temporal guidance (as frame 0)."""
+        self.index = 0
+        self.prev_lr: torch.Tensor | None = None
+        self.prev_hr: torch.Tensor | None = None
+
+    def step(self, lr: torch.Tensor, *, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """Upscale the next frame: RGB (1, 3, h, w) in [0, 1] -> (1, 3, 4h, 4w) float32 in [0, 1].
+
+        ``latents`` (1, 4, h', w') overrides the initial noise, where h', w' are h, w rounded up to multiples of 4.
+        """
+        engine = self.engine
+        engine.check_frame(lr)
+        h, w = lr.shape[-2:]
+        lr_n = pad_to_multiple(lr.to(engine.device, torch.float32) * 2 - 1)
+        if self.prev_lr is not None and self.prev_lr.shape != lr_n.shape:
+            raise FrameError(
+                f"frame size changed from {self.prev_lr.shape[-1]}x{self.prev_lr.shape[-2]} (padded) to {w}x{h}; "
+                "call reset() before a frame of another size"
+            )
+        noise_shape = (1, 4, *lr_n.shape[-2:])
+        if latents is None:
+            latents = initial_noise(engine.seed, self.index, noise_shape)
+        elif tuple(latents.shape) != noise_shape:
+            raise FrameError(f"latents must have shape {noise_shape}, got {tuple(latents.shape)}")
+        previous = (self.prev_lr, self.prev_hr) if self.prev_lr is not None else None
+        raw = engine.upscale(lr_n, previous, latents)
+        self.prev_lr, self.prev_hr = lr_n, raw
+        self.index += 1
+        scale = engine.scale
+        return ((raw[..., : h * scale, : w * scale].float() + 1) / 2).clamp_(0, 1)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The stream's state as plain tensors (safetensors-serialisable); empty tensors for a fresh chain."""
+        state = {"index": torch.tensor([self.index], dtype=torch.int64)}
+        if self.prev_lr is not None:
+            state["prev_lr"] = self.prev_lr
+            state["prev_hr"] = self.prev_hr
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Resume exactly where ``state_dict()`` was taken (tensors are copied to the engine's device)."""
+        self.index = int(state["index"].item())
+        if "prev_lr" in state:
+            self.prev_lr = state["prev_lr"].to(self.engine.device, torch.float32, copy=True)
+            self.prev_hr = state["prev_hr"].to(self.engine.device, self.engine.dtype, copy=True)
+        else:
+            self.prev_lr = self.prev_hr = None

@@ -1,0 +1,24 @@
+"""Backward warping with the convention the Stream-DiffVSR weights were trained with."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at pixel grid + ``flow`` (B, 2, H, W; x then y, in pixels).
+
+    The grid is normalised by ``W - 1`` / ``H - 1`` but sampled with ``align_corners=False``: that mixed
+    convention is what the checkpoint was trained with, so zero flow is deliberately *not* the identity.
+    """
+    _, _, h, w = image.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=flow.device, dtype=flow.dtype),
+        torch.arange(w, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    gx = 2 * (xs + flow[:, 0]) / max(w - 1, 1) - 1
+    gy = 2 * (ys + flow[:, 1]) / max(h - 1, 1) - 1
+    grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

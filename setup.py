@@ -1,0 +1,38 @@
+"""vs-streamdiffvsr: streaming Stream-DiffVSR 4x video super-resolution for VapourSynth."""
+
+from setuptools import setup
+
+setup(
+    name="vs-streamdiffvsr",
+    version="0.1.0",
+    description="Stream-DiffVSR 4x video super-resolution as a stateful, seek-exact VapourSynth filter",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.12",
+    packages=["streamdiffvsr", "streamdiffvsr.vsfilter", "streamdiffvsr.cli", "streamdiffvsr.presets"],
+    package_dir={
+        "streamdiffvsr": "core",
+        "streamdiffvsr.vsfilter": "vsfilter",
+        "streamdiffvsr.cli": "scripts",
+        "streamdiffvsr.presets": "presets",
+    },
+    package_data={"streamdiffvsr.presets": ["*.toml"], "streamdiffvsr.cli": ["*.vpy"]},
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "diffusers>=0.27",
+        "accelerate>=0.30",
+        "transformers>=4.40",
+        "safetensors>=0.4",
+        "huggingface-hub>=0.23",
+        "numpy>=1.26",
+        "opencv-python-headless>=4.8",
+        "vapoursynth>=70",
+        "vapoursynth-bestsource",
+        "vapoursynth-scenechange",
+        "ffmpeg-python>=0.2",
+    ],
+    extras_require={"xformers": ["xformers"], "dev": ["pytest>=8", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["streamdiffvsr=streamdiffvsr.cli.main:main"]},
+)
