@@ -29,7 +29,9 @@ class TemporalAutoencoderTinyBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
         )
         self.skip = (
-            nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else nn.Identity()
+            nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            if in_channels != out_channels
+            else nn.Identity()
         )
         self.fuse = nn.ReLU()
         self.alpha = nn.Parameter(torch.tensor(0.5))
@@ -58,7 +60,12 @@ class TemporalAutoencoderTinyBlock(nn.Module):
 
 class TemporalEncoderTiny(nn.Module):
     def __init__(
-        self, in_channels: int, out_channels: int, num_blocks: tuple[int, ...], channels: tuple[int, ...], act_fn: str
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_blocks: tuple[int, ...],
+        channels: tuple[int, ...],
+        act_fn: str,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -146,7 +153,9 @@ class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
         if len(decoder_block_out_channels) != len(num_decoder_blocks):
             raise ValueError("decoder_block_out_channels and num_decoder_blocks must have the same length")
         if sum(num_encoder_blocks) != sum(num_decoder_blocks):
-            raise ValueError("the decoder needs one temporal feature per encoder block: block counts must match")
+            raise ValueError(
+                "the decoder needs one temporal feature per encoder block: block counts must match"
+            )
         self.encoder = TemporalEncoderTiny(
             in_channels, latent_channels, tuple(num_encoder_blocks), tuple(encoder_block_out_channels), act_fn
         )
@@ -172,6 +181,8 @@ class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
         """Encoder block outputs of the warped previous HR estimate, reversed to line up with the decoder blocks."""
         return self.encoder.block_features(warped_previous)[::-1]
 
-    def decode(self, latents: torch.Tensor, temporal_features: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def decode(
+        self, latents: torch.Tensor, temporal_features: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Latent -> raw image in about [-1, 1] (not clamped)."""
         return self.decoder(latents, temporal_features)

@@ -109,12 +109,16 @@ class StreamDiffVSR:
         vae = self.components.vae
         return vae.decode(z / vae.config.scaling_factor, guidance.features if guidance else None)
 
-    def temporal_guidance(self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor) -> TemporalGuidance:
+    def temporal_guidance(
+        self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor
+    ) -> TemporalGuidance:
         flow = self.flow(lr, prev_lr)
         warped = warp(prev_hr.to(self.dtype), flow)
         return TemporalGuidance(warped, self.components.vae.temporal_features(warped))
 
-    def denoise(self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None) -> torch.Tensor:
+    def denoise(
+        self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
+    ) -> torch.Tensor:
         c = self.components
         lr = lr.to(c.dtype)
         z = latents.to(device=self.device, dtype=c.dtype)
@@ -143,8 +147,9 @@ class StreamDiffVSR:
 
     def check_frame(self, lr: torch.Tensor) -> None:
         if lr.ndim != 4 or lr.shape[0] != 1 or lr.shape[1] != 3 or not lr.is_floating_point():
-            raise FrameError(f"expected a float RGB frame of shape (1, 3, h, w), got {tuple(lr.shape)} {lr.dtype}")
+            raise FrameError(
+                f"expected a float RGB frame of shape (1, 3, h, w), got {tuple(lr.shape)} {lr.dtype}"
+            )
         h, w = lr.shape[-2:]
         if min(h, w) < MIN_SIDE:
             raise FrameError(f"frame {w}x{h} is too small: each side must be at least {MIN_SIDE} pixels")
-

@@ -56,7 +56,12 @@ def _tiny_unet() -> UNet2DConditionModel:
         out_channels=4,
         block_out_channels=(32, 32, 32, 32),
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        down_block_types=(
+            "DownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+        ),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         only_cross_attention=(True, True, True, False),
         cross_attention_dim=EMBED_DIM,
@@ -94,7 +99,9 @@ def build_tiny_checkpoint(path: str | os.PathLike, seed: int = 0) -> Path:
     controlnet.save_pretrained(root / "controlnet")
     vae.save_pretrained(root / "vae")
     DDIMScheduler(**SD_X4_SCHEDULER).save_pretrained(root / "scheduler")
-    save_file({PROMPT_EMBEDS_KEY: torch.randn(1, 77, EMBED_DIM, generator=generator)}, root / PROMPT_EMBEDS_FILE)
+    save_file(
+        {PROMPT_EMBEDS_KEY: torch.randn(1, 77, EMBED_DIM, generator=generator)}, root / PROMPT_EMBEDS_FILE
+    )
     (root / "flow").mkdir(exist_ok=True)
     save_file(raft_large(weights=None).state_dict(), root / "flow" / "raft_large.safetensors")
     (root / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
