@@ -123,8 +123,9 @@ def encode_empty_prompt(root: Path) -> torch.Tensor:
 
     tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
     encoder = CLIPTextModel.from_pretrained(root / "text_encoder", torch_dtype=torch.float32).eval()
+    length = min(tokenizer.model_max_length, encoder.config.max_position_embeddings)
     ids = tokenizer(
-        "", padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        "", padding="max_length", max_length=length, truncation=True, return_tensors="pt"
     ).input_ids
     with torch.inference_mode():
         return encoder(ids)[0].float().clone()

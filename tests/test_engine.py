@@ -233,3 +233,43 @@ def test_memory_is_constant_over_frames(engine):
             after_20 = rss_mib()
     assert rss_mib() - after_20 < 8
     assert set(stream.state_dict()) == {"index", "prev_lr", "prev_hr"}
+
+
+def test_prompt_embedding_is_computed_from_the_text_encoder_once(tmp_path, tiny_checkpoint, monkeypatch):
+    import json
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from streamdiffvsr.checkpoint import PROMPT_EMBEDS_FILE, load_prompt_embeds
+
+    root = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, root)
+    (root / PROMPT_EMBEDS_FILE).unlink()
+    (tmp_path / "vocab.json").write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2}))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"), model_max_length=77)
+    tokenizer.save_pretrained(root / "tokenizer")
+    config = CLIPTextConfig(
+        vocab_size=3,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(config).eval()
+    text_encoder.save_pretrained(root / "text_encoder")
+    monkeypatch.setenv("STREAMDIFFVSR_CACHE", str(tmp_path / "cache"))
+
+    embeds = load_prompt_embeds(root)
+    ids = tokenizer("", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        assert torch.equal(embeds, text_encoder(ids)[0])
+    assert len(list((tmp_path / "cache" / "prompt_embeds").glob("*.safetensors"))) == 1
+    (root / "text_encoder" / "model.safetensors").unlink()  # the cached embedding is used from now on
+    assert torch.equal(load_prompt_embeds(root), embeds)
+    StreamDiffVSR.from_pretrained(root, device="cpu", flow="none").stream().step(clip(1)[0])
