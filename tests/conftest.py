@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("STREAMDIFFVSR_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "streamdiffvsr"))
+os.environ.setdefault(
+    "STREAMDIFFVSR_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "streamdiffvsr")
+)
 
 
 @pytest.fixture(scope="session")
