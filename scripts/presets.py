@@ -1,0 +1,65 @@
+"""Finding and reading presets: the bundled ``streamdiffvsr.presets`` TOML files or a user's own file."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import CliError
+from .schema import Settings, build_settings
+
+DEFAULT_PRESET = "balanced"
+PRESET_PACKAGE = "streamdiffvsr.presets"
+
+
+def bundled_presets() -> dict[str, str]:
+    """Bundled preset name -> its TOML text, sorted by name."""
+    folder = resources.files(PRESET_PACKAGE)
+    found = {
+        entry.name.removesuffix(".toml"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+    return dict(sorted(found.items()))
+
+
+def _is_file_reference(name: str) -> bool:
+    return name.endswith(".toml") or "/" in name
+
+
+def read_preset(name: str) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of a bundled preset (by name) or of a file, and a label for messages."""
+    if _is_file_reference(name):
+        path = Path(name).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CliError(f"preset file {name!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read preset file {name!r}: {exc}") from None
+        label = str(path)
+    else:
+        presets = bundled_presets()
+        if name not in presets:
+            raise CliError(
+                f"unknown preset {name!r}; choose one of {', '.join(presets)}, or give a .toml file"
+            )
+        text, label = presets[name], name
+    try:
+        return tomllib.loads(text), label
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"preset {label}: invalid TOML ({exc})") from None
+
+
+def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
+    """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied."""
+    data, label = read_preset(preset or DEFAULT_PRESET)
+    return build_settings(data, label, overrides or [])
+
+
+def describe(name: str) -> str:
+    """A preset's one-line description (empty if it has none)."""
+    data, _ = read_preset(name)
+    return str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""

@@ -1,0 +1,231 @@
+"""The one place preset keys are defined and validated: names, types, allowed values, defaults.
+
+A preset is TOML with an optional ``description`` and two tables, ``[engine]`` (options of the filter) and
+``[encoder]`` (x265 options). Keys a preset leaves out keep the defaults below; ``--set key=value`` (or
+``--set engine.key=value``) overrides any key, parsed by the key's type. A value of None means "the filter's
+or encoder's own default" and is not passed on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CliError
+
+SECTIONS = ("engine", "encoder")
+X265_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+# Encoder pixel format -> VapourSynth format name (the .vpy converts to it; ffmpeg receives it as is).
+PIXEL_FORMATS = {
+    "yuv420p": "YUV420P8",
+    "yuv422p": "YUV422P8",
+    "yuv444p": "YUV444P8",
+    "yuv420p10le": "YUV420P10",
+    "yuv422p10le": "YUV422P10",
+    "yuv444p10le": "YUV444P10",
+    "yuv420p12le": "YUV420P12",
+    "yuv422p12le": "YUV422P12",
+    "yuv444p12le": "YUV444P12",
+}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_X265_PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One preset key. ``kind`` is int, float, bool, choice, path or x265 (a ``k=v:k=v`` parameter list)."""
+
+    section: str
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    auto: bool = False  # the word "auto" is accepted and means None (the filter's/encoder's own default)
+
+    def allowed(self) -> str:
+        """The allowed values, in words (for error messages and ``presets --keys``)."""
+        if self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "choice":
+            text = "one of " + ", ".join(self.choices)
+        elif self.kind == "path":
+            text = "a file path"
+        elif self.kind == "x265":
+            text = "x265 parameters as key=value:key=value (e.g. aq-mode=3:no-sao=1)"
+        else:
+            noun = "an integer" if self.kind == "int" else "a number"
+            if self.low is not None and self.high is not None:
+                text = f"{noun} from {_num(self.low)} to {_num(self.high)}"
+            elif self.low is not None:
+                text = f"{noun} >= {_num(self.low)}"
+            else:
+                text = noun
+        return f"{text}, or auto" if self.auto else text
+
+    def parse(self, text: str) -> Any:
+        """A ``--set`` value (always a string) converted to this key's type, then checked."""
+        word = text.strip()
+        if self.auto and word.lower() == "auto":
+            return None
+        try:
+            if self.kind == "int":
+                value: Any = int(word)
+            elif self.kind == "float":
+                value = float(word)
+            elif self.kind == "bool":
+                if word.lower() not in _TRUE | _FALSE:
+                    raise ValueError
+                value = word.lower() in _TRUE
+            elif self.kind == "path":
+                value = text or None
+            else:
+                value = word
+        except ValueError:
+            raise self.error(text) from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """Validate a typed value (from TOML or ``parse``); returns it normalised, or raises CliError."""
+        if value is None or (self.auto and value == "auto"):
+            return None
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise self.error(value)
+        elif self.kind in ("int", "float"):
+            ok_type = (int,) if self.kind == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
+                raise self.error(value)
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise self.error(value)
+            value = float(value) if self.kind == "float" else value
+        elif self.kind == "choice":
+            if value not in self.choices:
+                raise self.error(value)
+        elif self.kind == "x265":
+            if not isinstance(value, str) or (value and not _X265_PARAMS.match(value)):
+                raise self.error(value)
+        elif not isinstance(value, str):
+            raise self.error(value)
+        return value
+
+    def error(self, value: Any) -> CliError:
+        return CliError(f"{self.section}.{self.name} must be {self.allowed()} (got {value!r})")
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("engine", "steps", "int", 4, "diffusion steps per frame", low=1, high=50),
+    Key("engine", "precision", "choice", None, "network precision (auto: bf16 on CUDA, fp32 on CPU)",
+        choices=("fp32", "fp16", "bf16"), auto=True),
+    Key("engine", "flow", "choice", "raft_large", "optical flow backend (raft_large is the official one)",
+        choices=("raft_large", "raft_small", "dis", "none")),
+    Key("engine", "flow_scale", "float", 1.0, "LR upscale factor before flow (4 = official, 1 = cheap)",
+        low=0.25, high=4),
+    Key("engine", "flow_weights", "path", None, "RAFT state dict file (default: torchvision's weights)"),
+    Key("engine", "seed", "int", 0, "seed of the per-frame initial noise", low=0, high=2**63 - 1),
+    Key("engine", "scene_detect", "bool", True, "restart the temporal chain at scene changes"),
+    Key("engine", "scene_threshold", "float", None, "scene cut threshold (mean abs gray difference)", low=0.01, high=1,
+        auto=True),
+    Key("engine", "max_chain", "int", 0, "restart the temporal chain every N frames (0 = never)", low=0),
+    Key("engine", "checkpoint_interval", "int", None, "frames between stream state checkpoints (seeking)",
+        low=1, auto=True),
+    Key("engine", "timestep_spacing", "choice", None, "DDIM timestep spacing (auto: the checkpoint's)",
+        choices=("leading", "trailing", "linspace"), auto=True),
+    Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", low=0, auto=True),
+    Key("encoder", "crf", "float", 20.0, "x265 constant rate factor (lower = better, bigger)", low=0, high=51),
+    Key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X265_PRESETS),
+    Key("encoder", "tune", "choice", None, "x265 tune (auto: none)",
+        choices=("psnr", "ssim", "grain", "fastdecode", "zerolatency", "animation"), auto=True),
+    Key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
+    Key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
+)  # fmt: skip
+KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+
+
+def find_key(name: str) -> Key:
+    """A key by bare name (``steps``) or dotted name (``engine.steps``)."""
+    section, _, bare = name.rpartition(".")
+    key = KEYS_BY_NAME.get(bare)
+    if key is None or (section and section != key.section):
+        raise CliError(f"unknown key {name!r}; known keys: {', '.join(k.name for k in KEYS)}")
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated values of every key, plus where they came from (for the generated script's header)."""
+
+    source: str
+    values: Mapping[str, Any]
+    overrides: tuple[str, ...] = field(default=())
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The keys of one section that are set (not None), in schema order."""
+        return {
+            k.name: self.values[k.name] for k in KEYS if k.section == name and self.values[k.name] is not None
+        }
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def validate_preset(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Check a parsed preset file: its tables, keys and values. Returns {key: value} of what it sets."""
+    values: dict[str, Any] = {}
+    for top, table in data.items():
+        if top == "description":
+            if not isinstance(table, str):
+                raise CliError(f"{source}: description must be a string")
+            continue
+        if top not in SECTIONS:
+            raise CliError(
+                f"{source}: unknown table or key {top!r}; allowed: description, [engine], [encoder]"
+            )
+        if not isinstance(table, Mapping):
+            raise CliError(f"{source}: {top} must be a table ([{top}])")
+        for name, value in table.items():
+            key = KEYS_BY_NAME.get(name)
+            if key is None or key.section != top:
+                known = ", ".join(k.name for k in KEYS if k.section == top)
+                raise CliError(f"{source}: unknown key {top}.{name}; [{top}] keys: {known}")
+            try:
+                values[name] = key.check(value)
+            except CliError as exc:
+                raise CliError(f"{source}: {exc}") from None
+    return values
+
+
+def build_settings(
+    preset: Mapping[str, Any], source: str, overrides: list[str] | tuple[str, ...] = ()
+) -> Settings:
+    """Defaults, then the preset's values, then each ``key=value`` override in order."""
+    values = {k.name: k.default for k in KEYS}
+    values.update(validate_preset(preset, source))
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--set {item!r}: expected key=value, e.g. --set steps=2")
+        key = find_key(name.strip())
+        values[key.name] = key.parse(text)
+    return Settings(source, values, tuple(overrides))
