@@ -1,0 +1,92 @@
+"""The ffmpeg argument list (built with ffmpeg-python, run without a shell): y4m on stdin -> libx265.
+
+Video comes from the pipe; audio, subtitles, chapters and metadata come from the original input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from .errors import CliError
+from .probe import SourceInfo, ffmpeg_url
+
+CONTAINERS = {".mkv": "matroska", ".mp4": "mp4"}
+
+
+def container_for(output: Path) -> str:
+    """The ffmpeg muxer for OUTPUT's extension; other extensions are a CliError."""
+    muxer = CONTAINERS.get(output.suffix.lower())
+    if muxer is None:
+        raise CliError(f"OUTPUT must end in {' or '.join(CONTAINERS)} (got {output.name!r})")
+    return muxer
+
+
+@dataclass(frozen=True)
+class Trim:
+    """The input time range matching the encoded frames (for audio and subtitles), in seconds."""
+
+    start: float
+    duration: float | None
+
+
+def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "c:v": "libx265",
+        "preset": encoder["x265_preset"],
+        "crf": f"{encoder['crf']:g}",
+        "pix_fmt": encoder["pix_fmt"],
+    }
+    if encoder.get("tune"):
+        options["tune"] = encoder["tune"]
+    if encoder.get("x265_params"):
+        options["x265-params"] = encoder["x265_params"]
+    if tag_colour:  # the generated script outputs BT.709 limited range; primaries/transfer pass through
+        options.update(colorspace="bt709", color_range="tv")
+        if info.color_primaries:
+            options["color_primaries"] = info.color_primaries
+        if info.color_transfer:
+            options["color_trc"] = info.color_transfer
+    return options
+
+
+def ffmpeg_command(
+    ffmpeg_path: str,
+    source: Path,
+    info: SourceInfo,
+    target: Path,
+    muxer: str,
+    encoder: dict[str, Any],
+    trim: Trim | None = None,
+    tag_colour: bool = True,
+) -> list[str]:
+    """ffmpeg reading y4m from stdin and ``source`` for the other streams, writing ``target`` as ``muxer``."""
+    video = ffmpeg.input("pipe:0", f="yuv4mpegpipe")
+    source_args: dict[str, Any] = {}
+    if trim is not None:
+        source_args["ss"] = f"{trim.start:.6f}"
+        if trim.duration is not None:
+            source_args["t"] = f"{trim.duration:.6f}"
+    original = ffmpeg.input(ffmpeg_url(source), **source_args)
+    options = _video_options(encoder, info, tag_colour)
+    options.update(
+        {
+            "c:a": "copy",
+            "c:s": "mov_text" if muxer == "mp4" else "copy",
+            "map_metadata": "1",
+            "map_metadata:s:v:0": "1:s:v:0",
+            "map_chapters": "1",
+            "max_muxing_queue_size": "4096",
+            "f": muxer,
+        }
+    )
+    if muxer == "mp4":
+        options.update({"tag:v": "hvc1", "movflags": "+faststart"})
+        if info.time_base is not None and info.time_base.numerator == 1:
+            options["video_track_timescale"] = str(info.time_base.denominator)
+    stream = ffmpeg.output(video["v:0"], original["a?"], original["s?"], ffmpeg_url(target), **options)
+    stream = stream.global_args("-hide_banner", "-nostats", "-loglevel", "warning")
+    return stream.compile(cmd=ffmpeg_path, overwrite_output=True)

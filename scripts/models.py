@@ -1,0 +1,38 @@
+"""Which checkpoint a run uses: the one asked for, else the official weights if cached, else the embedded one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# The embedded offline model (built locally, random weights): until a trained one ships, a pipeline check only.
+EMBEDDED_MODEL = "tiny"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A resolved checkpoint: the name the user sees, its local folder, and the one-line notice to print."""
+
+    name: str
+    path: Path
+    notice: str
+
+
+def choose_model(requested: str | None) -> ModelChoice:
+    """Resolve ``requested`` (download allowed), or pick the default; StreamDiffVSRError says what is wrong."""
+    from streamdiffvsr import DEFAULT_MODEL, ModelLoadError, resolve_checkpoint
+
+    if requested:
+        path = resolve_checkpoint(requested)
+        return ModelChoice(requested, path, f"model: {requested}")
+    try:
+        path = resolve_checkpoint(DEFAULT_MODEL, download=False)
+    except ModelLoadError:
+        path = resolve_checkpoint(EMBEDDED_MODEL)
+        return ModelChoice(
+            EMBEDDED_MODEL,
+            path,
+            f"model: embedded {EMBEDDED_MODEL!r} (random weights: a pipeline check, not an upscale); "
+            f"{DEFAULT_MODEL} is not cached, run `streamdiffvsr download` to use it",
+        )
+    return ModelChoice(DEFAULT_MODEL, path, f"model: {DEFAULT_MODEL} (cached at {path})")
