@@ -1,0 +1,44 @@
+"""``streamdiffvsr download``: fetch a model into the Hugging Face cache (plus its prompt embedding and the
+RAFT flow weights), so later runs work offline."""
+
+from __future__ import annotations
+
+import argparse
+
+from .schema import KEYS_BY_NAME
+
+FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from streamdiffvsr import DEFAULT_MODEL, resolve_checkpoint
+    from streamdiffvsr.checkpoint import load_prompt_embeds
+    from streamdiffvsr.flow import make_flow_backend
+
+    model = args.model or DEFAULT_MODEL
+    root = resolve_checkpoint(model)
+    load_prompt_embeds(root)
+    print(f"{model}: weights and prompt embedding ready at {root}")
+    for flow in dict.fromkeys(args.flow or ["raft_large"]):
+        if flow in ("dis", "none") or (root / "flow" / f"{flow}.safetensors").is_file():
+            continue
+        make_flow_backend(flow, None, "cpu")
+        print(f"{flow}: torchvision's pretrained weights ready")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "download",
+        help="fetch a model (default: the official one) and RAFT flow weights for offline use",
+    )
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", help="hub id or local folder (default: the official model)"
+    )
+    p.add_argument(
+        "--flow",
+        action="append",
+        choices=FLOW_CHOICES,
+        help="flow weights to fetch too (default: raft_large)",
+    )
+    p.set_defaults(func=run_download)

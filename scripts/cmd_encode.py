@@ -1,0 +1,151 @@
+"""``streamdiffvsr encode``: check everything the user gave, then run the generated (or their) .vpy into x265."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import CliError
+from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
+from .models import choose_model
+from .pipeline import Pipeline
+from .presets import load_settings
+from .probe import probe
+from .progress import Progress
+from .schema import KEYS_BY_NAME, Settings, find_key
+from .tools import require_encode_tools
+from .vpy import render_script, vspipe_command
+
+
+def notify(message: str) -> None:
+    """A one-line notice on stderr."""
+    print(f"streamdiffvsr: {message}", file=sys.stderr, flush=True)
+
+
+def check_input(path: Path) -> None:
+    if not path.exists():
+        raise CliError(f"INPUT {path} does not exist")
+    if not path.is_file():
+        raise CliError(f"INPUT {path} is not a file")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise CliError(f"cannot read INPUT {path}: {exc.strerror or exc}") from None
+
+
+def check_output(output: Path, source: Path, overwrite: bool) -> None:
+    if not output.parent.is_dir():
+        raise CliError(f"the folder of OUTPUT ({output.parent}) does not exist")
+    if output.exists():
+        if output.is_dir():
+            raise CliError(f"OUTPUT {output} is a folder")
+        if output.samefile(source):
+            raise CliError("OUTPUT is the same file as INPUT")
+        if not overwrite:
+            raise CliError(f"OUTPUT {output} exists; pass --overwrite to replace it")
+
+
+def check_range(start: int | None, end: int | None) -> None:
+    if start is not None and start < 0:
+        raise CliError(f"--start must be >= 0 (got {start})")
+    if end is not None and end < (start or 0):
+        raise CliError(f"--end must be >= --start (got --start {start or 0} --end {end})")
+
+
+def check_flow_weights(settings: Settings) -> str | None:
+    path = settings["flow_weights"]
+    if path is None:
+        return None
+    if not Path(path).expanduser().is_file():
+        raise CliError(f"engine.flow_weights {path} is not a file")
+    return str(Path(path).expanduser().absolute())
+
+
+def partial_path(output: Path) -> Path:
+    """The temporary name beside OUTPUT (same extension, hidden, unique to this process)."""
+    return output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
+
+
+def _ignored_engine_overrides(settings: Settings) -> list[str]:
+    names = (find_key(item.partition("=")[0].strip()).name for item in settings.overrides)
+    return [name for name in names if KEYS_BY_NAME[name].section == "engine"]
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    settings = load_settings(args.preset, args.set)
+    source, output = Path(args.input), Path(args.output)
+    check_input(source)
+    muxer = container_for(output)
+    check_output(output, source, args.overwrite)
+    check_range(args.start, args.end)
+    user_vpy = Path(args.vpy) if args.vpy else None
+    if user_vpy is not None and not user_vpy.is_file():
+        raise CliError(f"--vpy {user_vpy} is not a file")
+    flow_weights = check_flow_weights(settings)
+    tools = require_encode_tools()
+    info = probe(source, tools.ffprobe)
+
+    vpy_args = {"src": str(source.absolute())}
+    if user_vpy is None or args.model:
+        choice = choose_model(args.model)
+        notify(choice.notice)
+        vpy_args["model"] = str(choice.path)
+    if flow_weights is not None:
+        vpy_args["flow_weights"] = flow_weights
+    if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):
+        notify(f"--vpy: the filter options come from your script; ignoring --set {', '.join(ignored)}")
+
+    trim = None
+    if args.start is not None or args.end is not None:
+        start = args.start or 0
+        duration = (args.end - start + 1) / info.fps if args.end is not None else None
+        trim = Trim(float(start / info.fps), None if duration is None else float(duration))
+    partial = partial_path(output)
+    ffmpeg_args = ffmpeg_command(
+        tools.ffmpeg,
+        source,
+        info,
+        partial,
+        muxer,
+        settings.section("encoder"),
+        trim,
+        tag_colour=user_vpy is None,
+    )
+    progress = Progress(enabled=not args.quiet)
+    with tempfile.TemporaryDirectory(prefix="streamdiffvsr-") as scratch:
+        script = user_vpy
+        if script is None:
+            script = Path(scratch) / "upscale.vpy"
+            script.write_text(render_script(settings), encoding="utf-8")
+        vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
+        Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify).run()
+    print(f"wrote {output.absolute()}", flush=True)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "encode",
+        help="upscale a video 4x and encode it with x265 (audio, subtitles, chapters kept)",
+        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it with x265 "
+        "into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters and metadata from INPUT.",
+    )
+    p.add_argument("input", metavar="INPUT", help="the source video")
+    p.add_argument("output", metavar="OUTPUT", help="the result, .mkv or .mp4")
+    p.add_argument("--preset", metavar="NAME|FILE", help="a bundled preset (see `presets`) or a .toml file")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key")
+    p.add_argument(
+        "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
+    )
+    p.add_argument(
+        "--vpy", metavar="FILE", help="your own script instead of the generated one (gets --arg src=)"
+    )
+    p.add_argument("--start", type=int, metavar="N", help="first frame to encode")
+    p.add_argument("--end", type=int, metavar="N", help="last frame to encode (inclusive)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_encode)

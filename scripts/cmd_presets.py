@@ -1,0 +1,46 @@
+"""``streamdiffvsr presets``: one line per bundled preset, a preset's TOML, or the keys a preset may set."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import CliError
+from .presets import DEFAULT_PRESET, bundled_presets, describe
+from .schema import KEYS
+
+
+def _format_default(value: object) -> str:
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    if args.keys:
+        for key in KEYS:
+            print(f"{key.section}.{key.name:<20} {key.allowed()}; default {_format_default(key.default)}")
+            print(f"{'':28} {key.help}")
+        return 0
+    names = bundled_presets()
+    if args.name:
+        if args.name not in names:
+            raise CliError(f"unknown preset {args.name!r}; choose one of {', '.join(names)}")
+        print(names[args.name], end="")
+        return 0
+    labels = {name: name + (" (default)" if name == DEFAULT_PRESET else "") for name in names}
+    width = max(map(len, labels.values()))
+    for name, label in labels.items():
+        print(f"{label:<{width}}  {describe(name)}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "presets",
+        help="list the bundled presets (NAME: print one, to copy and edit; --keys: what a preset can set)",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="print this preset's TOML")
+    p.add_argument("--keys", action="store_true", help="list every key with its allowed values and default")
+    p.set_defaults(func=run_presets)

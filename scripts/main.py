@@ -1,0 +1,80 @@
+"""The ``streamdiffvsr`` command: parse arguments, run a subcommand, turn user errors into one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from streamdiffvsr.errors import StreamDiffVSRError
+
+from . import cmd_download, cmd_encode, cmd_frames, cmd_info, cmd_presets, cmd_script
+from .errors import CliError
+from .pipeline import PipelineError
+
+PROG = "streamdiffvsr"
+COMMANDS = (cmd_encode, cmd_script, cmd_presets, cmd_info, cmd_download, cmd_frames)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (plus where to get help), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG,
+        description="Stream-DiffVSR 4x video super-resolution: VapourSynth script + x265 encode in one step.",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def one_line(message: object) -> str:
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 failed run, 2 user error, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # stop children and clean up as for Ctrl-C
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except StreamDiffVSRError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        for line in exc.tail:
+            print(f"  {exc.side}| {line}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `streamdiffvsr script | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
