@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
+from .conditioning_cache import ReusedConditioningEmbedding, reuse_conditioning_embedding
 from .errors import ModelLoadError
 
 DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
@@ -133,7 +134,10 @@ def encode_empty_prompt(root: Path) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Components:
-    """The networks of one checkpoint on one device and dtype (shared by every engine that asks for them)."""
+    """The networks of one checkpoint on one device and dtype (shared by every engine that asks for them).
+
+    ``lock`` serialises frames of different engines that share these networks (one device runs one at a time).
+    """
 
     root: Path
     unet: UNet2DConditionModel
@@ -142,6 +146,11 @@ class Components:
     prompt_embeds: torch.Tensor
     device: torch.device
     dtype: torch.dtype
+    conditioning: ReusedConditioningEmbedding = field(init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditioning", reuse_conditioning_embedding(self.controlnet))
 
 
 _components_cache: dict[tuple[str, str, torch.dtype], Components] = {}
@@ -169,7 +178,23 @@ def _load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Co
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"could not load the checkpoint at {root}: {exc}") from exc
     prompt_embeds = load_prompt_embeds(root).to(device=device, dtype=dtype)
+    if device.type == "cuda":
+        use_xformers_if_available(unet, controlnet)
     return Components(root, unet, controlnet, vae, prompt_embeds, device, dtype)
+
+
+def use_xformers_if_available(*models: torch.nn.Module) -> bool:
+    """Switch to xformers attention when it is installed and works with this torch; else keep torch's SDPA."""
+    try:
+        import xformers.ops  # noqa: F401
+
+        for model in models:
+            model.enable_xformers_memory_efficient_attention()
+    except Exception:  # absent, or built for another torch/CUDA: SDPA stays
+        for model in models:
+            model.set_default_attn_processor()
+        return False
+    return True
 
 
 def load_scheduler(root: Path, timestep_spacing: str | None) -> DDIMScheduler:

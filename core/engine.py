@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from .checkpoint import (
 )
 from .errors import FrameError, ModelLoadError
 from .flow import FLOW_BACKENDS, FlowEstimator, make_flow_backend
+from .profiling import StageTimer
 from .stream import Stream
 from .warp import warp
 
@@ -42,7 +44,14 @@ class StreamDiffVSR:
     scale = SCALE
 
     def __init__(
-        self, components: Components, scheduler, flow: FlowEstimator, *, num_steps: int = 4, seed: int = 0
+        self,
+        components: Components,
+        scheduler,
+        flow: FlowEstimator,
+        *,
+        num_steps: int = 4,
+        seed: int = 0,
+        reuse_conditioning: bool = True,
     ) -> None:
         self.components = components
         self.scheduler = scheduler
@@ -53,6 +62,16 @@ class StreamDiffVSR:
         self.dtype = components.dtype
         scheduler.set_timesteps(num_steps, device=self.device)
         self.timesteps = scheduler.timesteps.clone()
+        self.reuse_conditioning = reuse_conditioning
+        self.timer: StageTimer | None = None
+
+    def profile(self) -> StageTimer:
+        """Start accounting seconds per stage (flow, guidance, denoise, decode); returns the timer."""
+        self.timer = StageTimer(self.device)
+        return self.timer
+
+    def _stage(self, name: str):
+        return self.timer(name) if self.timer is not None else nullcontext()
 
     @classmethod
     def from_pretrained(
@@ -104,17 +123,23 @@ class StreamDiffVSR:
     ) -> torch.Tensor:
         """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, the previous
         (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped."""
-        guidance = self.temporal_guidance(lr, *previous) if previous is not None else None
-        z = self.denoise(lr, latents, guidance)
-        vae = self.components.vae
-        return vae.decode(z / vae.config.scaling_factor, guidance.features if guidance else None)
+        with self.components.lock:
+            guidance = self.temporal_guidance(lr, *previous) if previous is not None else None
+            with self._stage("denoise"):
+                z = self.denoise(lr, latents, guidance)
+            self.components.conditioning.clear()
+            vae = self.components.vae
+            with self._stage("decode"):
+                return vae.decode(z / vae.config.scaling_factor, guidance.features if guidance else None)
 
     def temporal_guidance(
         self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor
     ) -> TemporalGuidance:
-        flow = self.flow(lr, prev_lr)
-        warped = warp(prev_hr.to(self.dtype), flow)
-        return TemporalGuidance(warped, self.components.vae.temporal_features(warped))
+        with self._stage("flow"):
+            flow = self.flow(lr, prev_lr)
+        with self._stage("guidance"):
+            warped = warp(prev_hr.to(self.dtype), flow)
+            return TemporalGuidance(warped, self.components.vae.temporal_features(warped))
 
     def denoise(
         self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
@@ -126,6 +151,8 @@ class StreamDiffVSR:
             sample = torch.cat([z, lr], dim=1)
             down, mid = None, None
             if guidance is not None:
+                if not self.reuse_conditioning:
+                    c.conditioning.clear()
                 down, mid = c.controlnet(
                     sample,
                     t,
