@@ -1,0 +1,119 @@
+"""``stream_diffvsr``: the public VapourSynth filter."""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import vapoursynth as vs
+
+from streamdiffvsr import DEFAULT_MODEL, SCALE, StreamDiffVSR, StreamDiffVSRError
+
+from .checks import check_clip, check_settings, error, resolve_device
+from .scenes import SceneCuts
+from .server import FrameServer, output_cache_size
+
+ANCHOR_PROP = "_StreamDiffVSRAnchor"
+DEFAULT_SCENE_THRESHOLD = 0.1
+DEFAULT_CHECKPOINT_INTERVAL = 16
+
+
+def stream_diffvsr(
+    clip: vs.VideoNode,
+    model: str | os.PathLike = DEFAULT_MODEL,
+    device_index: int | None = None,
+    steps: int = 4,
+    precision: str | None = None,
+    flow: str = "raft_large",
+    flow_scale: float = 1.0,
+    flow_weights: str | os.PathLike | None = None,
+    seed: int = 0,
+    scene_detect: bool = True,
+    scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
+    max_chain: int = 0,
+    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    timestep_spacing: str | None = None,
+) -> vs.VideoNode:
+    """Stream-DiffVSR 4x super-resolution of an RGBS/RGBH clip.
+
+    Frame n is the model's sequential recurrence from its chain's anchor (the last scene cut at or before n, or
+    frame 0), bit-identical whatever order frames are requested in. Output frames carry the source frame's
+    props plus ``_StreamDiffVSRAnchor``.
+
+    :param model: checkpoint folder, Hugging Face hub id, or an embedded name ("tiny").
+    :param device_index: CUDA device; None picks cuda:0 if available, else the CPU.
+    :param steps: DDIM steps per frame (the model was trained for 4).
+    :param precision: "fp32", "fp16" or "bf16"; None is bf16 on CUDA, fp32 on the CPU.
+    :param flow: optical flow backend: "raft_large" (official), "raft_small", "dis" (OpenCV, CPU) or "none".
+    :param flow_scale: upscale of the LR pair before flow: 4 is the official setting, 1 is far cheaper.
+    :param flow_weights: a RAFT state dict to use instead of torchvision's download.
+    :param seed: seed of the initial noise (a function of seed and the frame's place in its chain).
+    :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
+    :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
+    :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
+    :param checkpoint_interval: frames between host-memory state checkpoints of a chain (seek cost).
+    :param timestep_spacing: override the scheduler's timestep spacing ("leading", "trailing", ...).
+    """
+    clip = check_clip(clip)
+    check_settings(
+        steps=steps,
+        precision=precision,
+        flow=flow,
+        flow_scale=flow_scale,
+        scene_threshold=scene_threshold,
+        max_chain=max_chain,
+        checkpoint_interval=checkpoint_interval,
+    )
+    device = resolve_device(device_index)
+    if precision is None:
+        precision = "bf16" if device.startswith("cuda") else "fp32"
+    try:
+        engine = StreamDiffVSR.from_pretrained(
+            model,
+            device=device,
+            dtype=precision,
+            flow=flow,
+            flow_weights=flow_weights,
+            flow_scale=flow_scale,
+            num_steps=steps,
+            seed=seed,
+            timestep_spacing=timestep_spacing,
+        )
+    except (StreamDiffVSRError, ValueError) as exc:
+        raise error(str(exc)) from None
+
+    core = vs.core
+    width, height = clip.width * SCALE, clip.height * SCALE
+    server = FrameServer(
+        engine,
+        clip,
+        SceneCuts(clip, scene_detect, scene_threshold),
+        max_chain=max_chain,
+        checkpoint_interval=checkpoint_interval,
+        output_frames=output_cache_size(width * height * 3 * 4, core.num_threads),
+    )
+
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        blank, source = f
+        out = blank.copy()
+        try:
+            anchor = server.render(n, source, out)
+        except StreamDiffVSRError as exc:
+            raise error(f"frame {n}: {exc}") from None
+        out.props.clear()
+        out.props.update(source.props)
+        out.props[ANCHOR_PROP] = anchor
+        return out
+
+    blank = core.std.BlankClip(clip, width=width, height=height, keep=True)
+    output = core.std.ModifyFrame(blank, [blank, clip], render)
+    _servers[output] = server
+    return output
+
+
+_servers: weakref.WeakKeyDictionary[vs.VideoNode, FrameServer] = weakref.WeakKeyDictionary()
+
+
+def frame_server(node: vs.VideoNode) -> FrameServer:
+    """The frame server behind a clip returned by ``stream_diffvsr`` (diagnostics: cache and step counts)."""
+    return _servers[node]

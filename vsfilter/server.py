@@ -1,0 +1,218 @@
+"""The exact-recurrence frame server: frame n is the sequential recurrence from its chain's anchor, whatever
+order frames are asked for in.
+
+One live stream is kept for the next frame of its chain. Any other request restarts from the best known
+point: the live stream if it is behind the frame in the same chain, else the latest host checkpoint of that
+chain at or before the frame (taken every ``checkpoint_interval`` frames of a chain, LRU-bounded by bytes),
+else the anchor itself. The last few outputs are kept (LRU) for repeated and out-of-order requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+import vapoursynth as vs
+
+from streamdiffvsr import SCALE, Stream, StreamDiffVSR
+
+from .convert import FrameReader, host_buffer, write_frame
+from .scenes import SceneCuts, chain_anchor
+
+CHECKPOINT_BUDGET = 1 << 30  # bytes of host memory for stream checkpoints
+MIN_CHECKPOINTS = 2
+MAX_CHECKPOINTS = 256
+OUTPUT_BUDGET = 256 << 20  # bytes of host memory for recent outputs
+MAX_OUTPUTS = 64
+
+
+def output_cache_size(frame_bytes: int, threads: int) -> int:
+    """Enough recent outputs for the frames VapourSynth has in flight at once, more if they are small."""
+    return max(threads + 2, min(MAX_OUTPUTS, OUTPUT_BUDGET // max(frame_bytes, 1)))
+
+
+@dataclass
+class Chain:
+    """Where a temporal chain is: frames ``scene`` .. ``pos`` - 1 are known to be in one scene, and ``pos`` is
+    the next frame the state can produce."""
+
+    scene: int
+    anchor: int
+    pos: int
+
+    def knows(self, k: int) -> bool:
+        return self.scene <= k < self.pos
+
+
+@dataclass
+class Checkpoint:
+    chain: Chain
+    state: dict[str, torch.Tensor]
+    nbytes: int
+
+
+class CheckpointStore:
+    """Host-memory copies of stream states keyed by the next frame they produce; LRU, bounded in bytes."""
+
+    def __init__(self, budget: int = CHECKPOINT_BUDGET) -> None:
+        self.budget = budget
+        self.entries: OrderedDict[int, Checkpoint] = OrderedDict()
+        self.nbytes = 0
+
+    def __contains__(self, pos: int) -> bool:
+        return pos in self.entries
+
+    def save(self, stream: Stream, chain: Chain) -> None:
+        state = {key: value.to("cpu", copy=True) for key, value in stream.state_dict().items()}
+        nbytes = sum(t.numel() * t.element_size() for t in state.values())
+        if chain.pos in self.entries:
+            self.nbytes -= self.entries.pop(chain.pos).nbytes
+        self.entries[chain.pos] = Checkpoint(Chain(chain.scene, chain.anchor, chain.pos), state, nbytes)
+        self.nbytes += nbytes
+        while len(self.entries) > MAX_CHECKPOINTS or (
+            len(self.entries) > MIN_CHECKPOINTS and self.nbytes > self.budget
+        ):
+            self.nbytes -= self.entries.popitem(last=False)[1].nbytes
+
+    def latest(self, anchor: int, n: int) -> Checkpoint | None:
+        """The checkpoint of the chain starting at ``anchor`` closest before (or at) frame n."""
+        best = None
+        for ckpt in self.entries.values():
+            c = ckpt.chain
+            if c.anchor == anchor and c.pos <= n and (best is None or c.pos > best.chain.pos):
+                best = ckpt
+        if best is not None:
+            self.entries.move_to_end(best.chain.pos)
+        return best
+
+    def scene_of(self, k: int) -> int | None:
+        for ckpt in self.entries.values():
+            if ckpt.chain.knows(k):
+                return ckpt.chain.scene
+        return None
+
+
+class OutputCache:
+    """The last few outputs in host memory (LRU); an evicted entry's buffer holds the next one."""
+
+    def __init__(self, capacity: int, shape: tuple[int, ...], device: torch.device) -> None:
+        self.capacity = capacity
+        self.shape = shape
+        self.device = device
+        self.entries: OrderedDict[int, tuple[torch.Tensor, Chain]] = OrderedDict()
+
+    def get(self, n: int) -> tuple[torch.Tensor, Chain] | None:
+        entry = self.entries.get(n)
+        if entry is not None:
+            self.entries.move_to_end(n)
+        return entry
+
+    def put(self, n: int, image: torch.Tensor, chain: Chain) -> torch.Tensor:
+        """Store (1, 3, H, W) ``image`` (any device) as frame n's output; returns the host copy."""
+        if n in self.entries:
+            buffer = self.entries.pop(n)[0]
+        elif len(self.entries) >= self.capacity:
+            buffer = self.entries.popitem(last=False)[1][0]
+        else:
+            buffer = host_buffer(self.shape, self.device)
+        buffer.copy_(image[0])
+        self.entries[n] = (buffer, Chain(chain.scene, chain.anchor, n + 1))
+        return buffer
+
+    def scene_of(self, k: int) -> int | None:
+        entry = self.entries.get(k)
+        return entry[1].scene if entry is not None else None
+
+
+class FrameServer:
+    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time)."""
+
+    def __init__(
+        self,
+        engine: StreamDiffVSR,
+        clip: vs.VideoNode,
+        scenes: SceneCuts,
+        *,
+        max_chain: int,
+        checkpoint_interval: int,
+        output_frames: int,
+    ) -> None:
+        self.engine = engine
+        self.clip = clip
+        self.scenes = scenes
+        self.max_chain = max_chain
+        self.interval = checkpoint_interval
+        self.reader = FrameReader(clip.width, clip.height, engine.device)
+        self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), engine.device)
+        self.checkpoints = CheckpointStore()
+        self.stream = engine.stream()
+        self.live: Chain | None = None
+        self.lock = threading.Lock()
+        self.steps_run = 0  # frames the model has processed (for tests and diagnostics)
+
+    def render(self, n: int, source: vs.VideoFrame, out: vs.VideoFrame) -> int:
+        """Write output frame n (``source`` is source frame n) into ``out``; returns n's chain anchor."""
+        with self.lock:
+            cached = self.outputs.get(n)
+            if cached is None:
+                cached = self._compute(n, source)
+            image, chain = cached
+            write_frame(image, out)
+            return chain.anchor
+
+    def _compute(self, n: int, source: vs.VideoFrame) -> tuple[torch.Tensor, Chain]:
+        scene = self._scene_start(n, source)
+        anchor = chain_anchor(n, scene, self.max_chain)
+        self._seek(scene, anchor, n)
+        live = self.live
+        keep_from = n - self.outputs.capacity + 1
+        image = None
+        try:
+            for k in range(live.pos, n + 1):
+                if k > anchor and (k - anchor) % self.interval == 0 and k not in self.checkpoints:
+                    self.checkpoints.save(self.stream, live)
+                frame = source if k == n else self.clip.get_frame(k)
+                result = self.stream.step(self.reader(frame))
+                self.steps_run += 1
+                live.pos = k + 1
+                if k >= keep_from:
+                    image = self.outputs.put(k, result, live)
+        except BaseException:
+            self.live = None  # the stream may be half-stepped: never continue from it
+            raise
+        return image, Chain(scene, anchor, n + 1)
+
+    def _scene_start(self, n: int, source: vs.VideoFrame) -> int:
+        """The first frame of n's scene: walk back to a cut, or to a frame whose scene is already known."""
+        k = n
+        while True:
+            known = self._known_scene(k)
+            if known is not None:
+                return known
+            if self.scenes.is_cut(k, source if k == n else None):
+                return k
+            k -= 1
+
+    def _known_scene(self, k: int) -> int | None:
+        if self.live is not None and self.live.knows(k):
+            return self.live.scene
+        scene = self.outputs.scene_of(k)
+        return scene if scene is not None else self.checkpoints.scene_of(k)
+
+    def _seek(self, scene: int, anchor: int, n: int) -> None:
+        """Make the live stream the best available start for frame n of the chain beginning at ``anchor``."""
+        live = self.live
+        live_pos = live.pos if live is not None and live.anchor == anchor and live.pos <= n else None
+        ckpt = self.checkpoints.latest(anchor, n)
+        if live_pos is not None and (ckpt is None or ckpt.chain.pos <= live_pos):
+            return
+        if live is not None and live.pos > live.anchor and live.pos not in self.checkpoints:
+            self.checkpoints.save(self.stream, live)  # park it: a later request may want to go on from here
+        if ckpt is not None:
+            self.stream.load_state_dict(ckpt.state)
+            self.live = Chain(ckpt.chain.scene, anchor, ckpt.chain.pos)
+        else:
+            self.stream.reset()
+            self.live = Chain(scene, anchor, anchor)
