@@ -1,0 +1,352 @@
+"""The VapourSynth filter on the real core with the tiny checkpoint: format, exactness in any request order and
+thread count, scene cuts, errors, flat memory."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+vs = pytest.importorskip("vapoursynth")
+
+from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
+from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
+
+# Two cores shared with other work: one torch thread avoids oversubscription stalls (results do not depend on it).
+torch.set_num_threads(1)
+
+core = vs.core
+W, H = 32, 24
+FAST = {"flow": "dis", "steps": 1}
+
+
+def pattern(frames: int, kind: int, width: int = W, height: int = H, start: int = 0) -> np.ndarray:
+    """Smooth, slowly moving RGB content in [0, 1]: (frames, 3, h, w) float32. Kind 0 is bright, kind 1 dark."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    out = []
+    for t in range(start, start + frames):
+        if kind == 0:
+            planes = [
+                0.7 + 0.2 * np.sin((x + 0.5 * t) / 3),
+                0.7 + 0.2 * np.cos((y - 0.4 * t) / 4),
+                0.6 + 0.2 * np.sin((x + y + 0.3 * t) / 5),
+            ]
+        else:
+            planes = [
+                0.25 + 0.15 * np.cos((x - 0.5 * t) / 2),
+                0.2 + 0.15 * np.sin((y + 0.5 * t) / 3),
+                0.3 + 0.1 * np.cos((x - y) / 4),
+            ]
+        out.append(np.stack(planes))
+    return np.ascontiguousarray(np.clip(out, 0, 1), dtype=np.float32)
+
+
+def numpy_clip(data: np.ndarray, fmt: int = vs.RGBS) -> vs.VideoNode:
+    """A clip whose frame n is data[n] (values rounded to the format's precision)."""
+    frames, _, height, width = data.shape
+    blank = core.std.BlankClip(
+        format=fmt, width=width, height=height, length=frames, fpsnum=25, fpsden=1, keep=True
+    )
+
+    def make(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for plane in range(3):
+            np.copyto(np.asarray(out[plane]), data[n, plane], casting="same_kind")
+        out.props["SourceIndex"] = n
+        return out
+
+    return core.std.ModifyFrame(blank, blank, make)
+
+
+def to_array(frame: vs.VideoFrame) -> np.ndarray:
+    return np.stack([np.asarray(frame[plane]).copy() for plane in range(3)])
+
+
+def fresh_stream(model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1) -> list[np.ndarray]:
+    """The ground truth: the frames through one new engine stream, in order."""
+    stream = StreamDiffVSR.from_pretrained(str(model), device="cpu", flow=flow, num_steps=steps).stream()
+    return [stream.step(torch.from_numpy(frame)[None])[0].numpy() for frame in data]
+
+
+def filtered(clip: vs.VideoNode, model: Path, *, outputs: int | None = None, **kwargs) -> vs.VideoNode:
+    """The filter with VapourSynth's own output cache off (so every request reaches it), optionally with a
+    smaller output cache of its own (so requests recompute instead of hitting it)."""
+    settings = {**FAST, **kwargs}
+    out = stream_diffvsr(clip, model=str(model), **settings)
+    if outputs is not None:
+        frame_server(out).outputs.capacity = outputs
+    core.std.SetVideoCache(out, 0)
+    return out
+
+
+@pytest.fixture
+def threads():
+    """Set core.num_threads for one test, restoring it afterwards."""
+    before = core.num_threads
+
+    def set_threads(n: int) -> None:
+        core.num_threads = n
+
+    yield set_threads
+    core.num_threads = before
+
+
+SCENE = pattern(12, 0)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint: Path) -> list[np.ndarray]:
+    return fresh_stream(tiny_checkpoint, SCENE)
+
+
+# --- format, size, length, fps, props ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", [vs.RGBS, vs.RGBH])
+def test_output_format_size_length_props(tiny_checkpoint: Path, fmt: int) -> None:
+    src = numpy_clip(SCENE[:3], fmt)
+    src = core.std.SetFrameProps(src, _Matrix=0, UserProp="kept")
+    out = stream_diffvsr(src, model=str(tiny_checkpoint), **FAST)
+    assert out.format.id == fmt
+    assert (out.width, out.height) == (4 * W, 4 * H)
+    assert out.num_frames == 3
+    assert (out.fps.numerator, out.fps.denominator) == (25, 1)
+    for n in range(3):
+        frame = out.get_frame(n)
+        props = frame.props
+        assert props["SourceIndex"] == n
+        assert props["UserProp"] == "kept"
+        assert props["_Matrix"] == 0
+        assert props[ANCHOR_PROP] == 0
+        values = to_array(frame)
+        assert values.shape == (3, 4 * H, 4 * W)
+        assert values.min() >= 0 and values.max() <= 1
+
+
+def test_linear_pass_equals_engine_stream(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
+    out = filtered(core.std.AssumeFPS(numpy_clip(SCENE), fpsnum=30000, fpsden=1001), tiny_checkpoint)
+    assert (out.fps.numerator, out.fps.denominator) == (30000, 1001)
+    for n in range(len(SCENE)):
+        frame = out.get_frame(n)
+        assert frame.props[ANCHOR_PROP] == 0
+        np.testing.assert_array_equal(to_array(frame), reference[n])
+
+
+def test_default_steps_match_engine(tiny_checkpoint: Path) -> None:
+    data = SCENE[:3]
+    expected = fresh_stream(tiny_checkpoint, data, steps=4)
+    out = stream_diffvsr(numpy_clip(data), model=str(tiny_checkpoint), flow="dis")
+    for n in (2, 0, 1):
+        np.testing.assert_array_equal(to_array(out.get_frame(n)), expected[n])
+
+
+# --- exactness in any order, with 1 and 4 threads -----------------------------------------------------------
+
+ORDERS = {
+    "sequential": list(range(12)),
+    "reverse": list(range(11, -1, -1)),
+    "random": random.Random(3).sample(range(12), 12),
+    "repeated": [5, 5, 2, 9, 2, 5, 0, 11, 11, 7, 7, 3],
+}
+
+
+@pytest.mark.parametrize("num_threads", [1, 4])
+@pytest.mark.parametrize("order", list(ORDERS))
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_any_order_bit_identical(
+    tiny_checkpoint: Path, reference: list[np.ndarray], threads, num_threads: int, order: str, mode: str
+) -> None:
+    threads(num_threads)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=3)
+    frames = ORDERS[order]
+    if mode == "sync":
+        results = [out.get_frame(n) for n in frames]
+    else:  # all requests in flight at once: callbacks arrive out of order and on different threads
+        results = [future.result() for future in [out.get_frame_async(n) for n in frames]]
+    for n, frame in zip(frames, results, strict=True):
+        assert frame.props[ANCHOR_PROP] == 0
+        np.testing.assert_array_equal(to_array(frame), reference[n], err_msg=f"frame {n} ({order}, {mode})")
+
+
+def test_bounded_checkpoints_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray], threads) -> None:
+    threads(2)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=2)
+    server = frame_server(out)
+    server.checkpoints.budget = 0  # keep only the minimum number
+    order = random.Random(7).choices(range(12), k=16)
+    results = [future.result() for future in [out.get_frame_async(n) for n in order]]
+    for n, frame in zip(order, results, strict=True):
+        np.testing.assert_array_equal(to_array(frame), reference[n])
+    assert len(server.checkpoints.entries) <= 2
+
+
+def test_seek_after_first_pass_costs_at_most_interval(tiny_checkpoint: Path) -> None:
+    interval = 3
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=interval)
+    server = frame_server(out)
+    first = [to_array(out.get_frame(n)) for n in range(len(SCENE))]
+    assert server.steps_run == len(SCENE)
+    for n in random.Random(5).sample(range(len(SCENE)), 6):
+        before = server.steps_run
+        np.testing.assert_array_equal(to_array(out.get_frame(n)), first[n])
+        assert server.steps_run - before <= interval
+
+
+def test_cached_repeat_costs_nothing(tiny_checkpoint: Path) -> None:
+    out = filtered(numpy_clip(SCENE[:4]), tiny_checkpoint)
+    server = frame_server(out)
+    first = to_array(out.get_frame(3))
+    steps = server.steps_run
+    for n in (3, 2, 1, 0, 3):
+        out.get_frame(n)
+    assert server.steps_run == steps
+    np.testing.assert_array_equal(to_array(out.get_frame(3)), first)
+
+
+# --- scene cuts ---------------------------------------------------------------------------------------------
+
+
+def test_detected_cut_resets_chain(tiny_checkpoint: Path) -> None:
+    a, b = pattern(5, 0), pattern(5, 1, start=20)
+    expected = fresh_stream(tiny_checkpoint, a) + fresh_stream(tiny_checkpoint, b)
+    out = filtered(numpy_clip(np.concatenate([a, b])), tiny_checkpoint, outputs=1, checkpoint_interval=2)
+    for n in [9, 5, 4, 6, 0, 7, 3, 8, 1, 2]:
+        frame = out.get_frame(n)
+        assert frame.props[ANCHOR_PROP] == (5 if n >= 5 else 0), n
+        np.testing.assert_array_equal(to_array(frame), expected[n], err_msg=f"frame {n}")
+
+
+def test_scene_change_prop_wins(tiny_checkpoint: Path) -> None:
+    """An upstream _SceneChangePrev=1 cuts (even with detection off); =0 overrides our own detection."""
+    data = SCENE[:6]
+    src = numpy_clip(data)
+    marked = src[:3] + core.std.SetFrameProps(src[3], _SceneChangePrev=1) + src[4:]
+    out = filtered(marked, tiny_checkpoint, scene_detect=False)
+    expected = fresh_stream(tiny_checkpoint, data[3:])
+    assert [out.get_frame(n).props[ANCHOR_PROP] for n in range(6)] == [0, 0, 0, 3, 3, 3]
+    np.testing.assert_array_equal(to_array(out.get_frame(4)), expected[1])
+
+    spliced = numpy_clip(np.concatenate([pattern(2, 0), pattern(2, 1)]))
+    assert filtered(spliced, tiny_checkpoint).get_frame(3).props[ANCHOR_PROP] == 2
+    no_cut = core.std.SetFrameProps(spliced, _SceneChangePrev=0)
+    assert filtered(no_cut, tiny_checkpoint).get_frame(3).props[ANCHOR_PROP] == 0
+    assert filtered(spliced, tiny_checkpoint, scene_detect=False).get_frame(3).props[ANCHOR_PROP] == 0
+
+
+def test_max_chain(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
+    out = filtered(numpy_clip(SCENE[:7]), tiny_checkpoint, max_chain=3)
+    anchors = [out.get_frame(n).props[ANCHOR_PROP] for n in (6, 5, 4, 3, 2, 1, 0)]
+    assert anchors == [6, 3, 3, 3, 0, 0, 0]
+    expected = fresh_stream(tiny_checkpoint, SCENE[3:5])
+    np.testing.assert_array_equal(to_array(out.get_frame(4)), expected[1])
+    np.testing.assert_array_equal(to_array(out.get_frame(2)), reference[2])
+
+
+# --- errors -------------------------------------------------------------------------------------------------
+
+
+def raises(match: str, clip: vs.VideoNode | object, **kwargs) -> None:
+    with pytest.raises(vs.Error, match=match):
+        stream_diffvsr(clip, **{"model": "tiny", **FAST, **kwargs})
+
+
+def test_yuv_input_names_the_resize_call() -> None:
+    hd = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=2)
+    raises(
+        r'YUV420P8 is not supported.*core\.resize\.Bicubic\(clip, format=vs\.RGBS, matrix_in_s="709"\)',
+        core.std.SetFrameProps(hd, _Matrix=1),
+    )
+    raises(r'matrix_in_s="2020ncl"', core.std.SetFrameProps(hd, _Matrix=9))
+    raises(r'matrix_in_s="170m"', hd)  # no _Matrix prop, SD size
+    big = core.std.BlankClip(format=vs.YUV420P10, width=1920, height=1080, length=1)
+    raises(r'matrix_in_s="709"', core.std.SetFrameProps(big, _Matrix=2))  # unspecified, HD size
+    raises(
+        r"RGB24 is not supported.*core\.resize\.Bicubic\(clip, format=vs\.RGBS\)",
+        core.std.BlankClip(format=vs.RGB24, width=32, height=32),
+    )
+    raises(r"GrayS is not supported", core.std.BlankClip(format=vs.GRAYS, width=32, height=32))
+
+
+def test_suggested_resize_call_works() -> None:
+    """The call in the message, run as written, gives a clip the filter accepts with the right colours."""
+    clip = core.std.SetFrameProps(
+        core.std.BlankClip(format=vs.YUV420P8, width=32, height=32, length=1, color=[63, 102, 240]), _Matrix=1
+    )
+    with pytest.raises(vs.Error) as info:
+        stream_diffvsr(clip, model="tiny", **FAST)
+    call = str(info.value).split("clip = ", 1)[1]
+    rgb = eval(call, {"core": core, "vs": vs, "clip": clip})
+    red = to_array(rgb.get_frame(0))[:, 16, 16]
+    np.testing.assert_allclose(red, [1, 0, 0], atol=0.02)
+    assert stream_diffvsr(rgb, model="tiny", **FAST).format.id == vs.RGBS
+
+
+def test_variable_format_and_size() -> None:
+    a = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    b = core.std.BlankClip(format=vs.RGBH, width=32, height=32, length=1)
+    c = core.std.BlankClip(format=vs.RGBS, width=48, height=32, length=1)
+    raises("variable format", core.std.Splice([a, b], mismatch=True))
+    raises("variable frame size", core.std.Splice([a, c], mismatch=True))
+    raises("must be a vs.VideoNode", "not a clip")
+
+
+def test_too_small() -> None:
+    raises(
+        f"7x32; each side must be at least {MIN_SIDE} pixels",
+        core.std.BlankClip(format=vs.RGBS, width=7, height=32),
+    )
+    raises(f"at least {MIN_SIDE}", core.std.BlankClip(format=vs.RGBS, width=32, height=MIN_SIDE - 1))
+
+
+def test_device_index() -> None:
+    clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    if torch.cuda.is_available():
+        raises(r"device_index=99 is out of range", clip, device_index=99)
+    else:
+        raises(r"device_index=0 asks for a CUDA device, but CUDA is not available", clip, device_index=0)
+    raises(r"device_index must be an integer or None", clip, device_index="0")
+
+
+def test_missing_model_and_bad_settings(tmp_path: Path) -> None:
+    clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    raises(r"model '/nonexistent/model': no such checkpoint folder", clip, model="/nonexistent/model")
+    raises(r"not a Stream-DiffVSR checkpoint folder", clip, model=str(tmp_path))
+    raises(r"'nobody/no-such-model' is not in the Hugging Face cache", clip, model="nobody/no-such-model")
+    raises(r"steps must be a positive integer", clip, steps=0)
+    raises(r"precision must be one of fp32, fp16, bf16", clip, precision="fp8")
+    raises(r"flow must be one of", clip, flow="farneback")
+    raises(r"flow_scale must be in \(0, 4\]", clip, flow_scale=5.0)
+    raises(r"scene_threshold must be in", clip, scene_threshold=0)
+    raises(r"max_chain must be", clip, max_chain=-1)
+    raises(r"checkpoint_interval must be", clip, checkpoint_interval=0)
+
+
+# --- memory -------------------------------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def test_memory_flat_over_hundreds_of_frames(tiny_checkpoint: Path) -> None:
+    frames = 300
+    base = numpy_clip(pattern(4, 0, width=16, height=16))
+    src = core.std.Loop(base, times=frames // 4)
+    out = filtered(src, tiny_checkpoint, flow="none", scene_detect=False)
+    server = frame_server(out)
+    samples = {}
+    for n in range(frames):
+        out.get_frame(n)
+        if n in (99, frames - 1):
+            samples[n] = rss_bytes()
+    growth = samples[frames - 1] - samples[99]
+    assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over {frames - 100} frames"
+    assert len(server.outputs.entries) <= server.outputs.capacity
+    assert server.checkpoints.nbytes <= server.checkpoints.budget
