@@ -42,8 +42,8 @@ def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) 
     }
     if encoder.get("tune"):
         options["tune"] = encoder["tune"]
-    if encoder.get("x265_params"):
-        options["x265-params"] = encoder["x265_params"]
+    # x265 logs to stderr by itself: keep its info lines out of the error tail (the user's params come after).
+    options["x265-params"] = ":".join(filter(None, ["log-level=warning", encoder.get("x265_params")]))
     if tag_colour:  # the generated script outputs BT.709 limited range; primaries/transfer pass through
         options.update(colorspace="bt709", color_range="tv")
         if info.color_primaries:

@@ -1,0 +1,98 @@
+"""The engine-side commands: ``frames``, ``download``, ``info`` and the default-model choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import streamdiffvsr
+from streamdiffvsr.cli import models
+from streamdiffvsr.cli.cmd_frames import numbered_pngs
+from streamdiffvsr.cli.main import main
+
+
+def write_frames(folder: Path, count: int, dtype=np.uint8) -> list[str]:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"frame{i}.png" for i in (1, 2, 10)][:count]
+    peak = np.iinfo(dtype).max
+    for name in names:
+        cv2.imwrite(str(folder / name), (rng.random((12, 16, 3)) * peak).astype(dtype))
+    return names
+
+
+def test_numbered_pngs_are_in_natural_order(tmp_path: Path) -> None:
+    write_frames(tmp_path / "in", 3)
+    (tmp_path / "in" / "notes.txt").write_text("not a frame")
+    assert [p.name for p in numbered_pngs(tmp_path / "in")] == ["frame1.png", "frame2.png", "frame10.png"]
+
+
+def test_frames_upscales_a_folder_in_order(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    names = write_frames(tmp_path / "in", 3, np.uint16)
+    args = ["frames", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_checkpoint)]
+    assert main([*args, "--set", "flow=dis", "--set", "steps=1"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
+    for name in names:
+        image = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (48, 64, 3) and image.dtype == np.uint16
+    captured = capsys.readouterr()
+    assert f"wrote 3 frames to {tmp_path / 'out'}" in captured.out
+    assert "3/3 frames" in captured.err
+
+    assert main(args) == 2  # the frames exist now
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_frames_rejects_an_empty_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    assert main(["frames", str(tmp_path / "in"), str(tmp_path / "out")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"streamdiffvsr: error: IN_DIR {tmp_path / 'in'} has no .png files"
+    )
+
+
+def test_default_model_is_the_official_one_if_cached_else_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(name: str, download: bool = True) -> Path:
+        if name == streamdiffvsr.DEFAULT_MODEL:
+            raise streamdiffvsr.ModelLoadError("not cached")
+        return Path("/cache") / name
+
+    monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", offline)
+    choice = models.choose_model(None)
+    assert (choice.name, choice.path) == (models.EMBEDDED_MODEL, Path("/cache") / models.EMBEDDED_MODEL)
+    assert "\n" not in choice.notice and "not an upscale" in choice.notice and "download" in choice.notice
+
+    monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", lambda name, download=True: Path("/hub") / name)
+    assert models.choose_model(None).name == streamdiffvsr.DEFAULT_MODEL
+
+
+def test_download_prepares_a_local_checkpoint(tiny_checkpoint: Path, capsys) -> None:
+    assert main(["download", str(tiny_checkpoint), "--flow", "raft_large"]) == 0
+    assert f"ready at {tiny_checkpoint}" in capsys.readouterr().out
+
+
+def test_download_of_an_uncached_model_offline_is_one_line(capsys) -> None:
+    assert main(["download", "nobody/no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("streamdiffvsr: error: model 'nobody/no-such-model'") and err.count("\n") == 1
+
+
+def test_info_reports_the_tools(capsys) -> None:
+    status = main(["info"])
+    out = capsys.readouterr().out
+    for label in (
+        "python",
+        "torch",
+        "vapoursynth",
+        "vspipe",
+        "  bs",
+        "  scd",
+        "ffmpeg",
+        "  libx265",
+        "model",
+    ):
+        assert any(line.startswith(label) for line in out.splitlines()), label
+    assert status == (1 if "<- needed" in out else 0)

@@ -1,0 +1,129 @@
+"""Presets and the schema: bundled presets validate, --set is typed, mistakes name the key and allowed values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.main import main
+from streamdiffvsr.cli.presets import bundled_presets, load_settings
+from streamdiffvsr.cli.schema import KEYS
+from streamdiffvsr.cli.vpy import render_script
+
+REQUIRED_PRESETS = {"quality", "balanced", "fast", "lowvram", "preview"}
+
+
+def test_bundled_presets_validate_and_describe_themselves() -> None:
+    assert set(bundled_presets()) >= REQUIRED_PRESETS
+    for name in bundled_presets():
+        settings = load_settings(name)
+        assert settings.section("engine")["steps"] >= 1
+        assert settings.section("encoder")["x265_preset"]
+    assert load_settings(None).source == "balanced"
+
+
+def test_presets_command_lists_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(bundled_presets())
+    assert any(line.startswith("balanced (default)") for line in lines)
+    assert main(["presets", "--keys"]) == 0
+    assert "engine.steps" in capsys.readouterr().out
+
+
+def test_set_overrides_are_typed_by_the_schema() -> None:
+    settings = load_settings(
+        "quality",
+        [
+            "steps=2",
+            "engine.flow=dis",
+            "scene_detect=no",
+            "crf=18.5",
+            "precision=auto",
+            "x265_params=aq-mode=3",
+        ],
+    )
+    assert settings["steps"] == 2 and isinstance(settings["steps"], int)
+    assert settings["flow"] == "dis"
+    assert settings["scene_detect"] is False
+    assert settings["crf"] == 18.5
+    assert settings["precision"] is None and "precision" not in settings.section("engine")
+    assert settings["x265_params"] == "aq-mode=3"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("stpes=2", "unknown key 'stpes'"),
+        ("encoder.steps=2", "unknown key 'encoder.steps'"),
+        ("steps=two", "engine.steps must be an integer from 1 to 50"),
+        ("steps=0", "engine.steps must be an integer from 1 to 50"),
+        ("flow_scale=9", "engine.flow_scale must be a number from 0.25 to 4"),
+        ("flow=raft", "engine.flow must be one of raft_large, raft_small, dis, none"),
+        ("scene_detect=maybe", "engine.scene_detect must be true or false"),
+        ("crf=nan", "encoder.crf must be a number from 0 to 51"),
+        ("x265_params=a b", "encoder.x265_params must be x265 parameters"),
+        ("steps", "expected key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key_and_allowed_values(override: str, expected: str) -> None:
+    with pytest.raises(CliError, match=re.escape(expected)):
+        load_settings(None, [override])
+
+
+def test_user_preset_file_works_like_a_bundled_one(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('description = "mine"\n[engine]\nsteps = 3\nflow = "dis"\n[encoder]\ncrf = 18\n')
+    settings = load_settings(str(path), ["crf=17"])
+    assert (settings["steps"], settings["flow"], settings["crf"]) == (3, "dis", 17.0)
+    assert settings["x265_preset"] == "medium"  # unset keys keep the defaults
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[engine]\nsteps = 2.5\n", "engine.steps must be an integer"),
+        ("[engine]\nscene_detect = 1\n", "engine.scene_detect must be true or false"),
+        ("[engine]\ncrf = 20\n", "unknown key engine.crf"),
+        ("[video]\ncrf = 20\n", "unknown table or key 'video'"),
+        ("[engine\n", "invalid TOML"),
+    ],
+)
+def test_bad_preset_files_are_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(CliError, match=re.escape(expected)):
+        load_settings(str(path))
+
+
+def test_unknown_preset_lists_the_bundled_ones() -> None:
+    with pytest.raises(CliError, match="unknown preset 'ultra'; choose one of .*balanced"):
+        load_settings("ultra")
+    with pytest.raises(CliError, match="does not exist"):
+        load_settings("./missing.toml")
+
+
+def test_generated_script_is_valid_python_with_settings_but_no_paths(tmp_path: Path) -> None:
+    weights = tmp_path / "raft'\nimport os.toml"
+    settings = load_settings("fast", ["steps=3", f"flow_weights={weights}"])
+    text = render_script(settings)
+    compile(text, "generated.vpy", "exec")
+    assert "'steps': 3," in text and "'flow': 'raft_small'," in text
+    assert str(tmp_path) not in text and "import os" not in text
+    assert "vs.YUV420P10" in text
+
+
+def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["script", "--preset", "preview", "--set", "seed=7"]) == 0
+    out = capsys.readouterr().out
+    assert "'seed': 7," in out and "vs.YUV420P8" in out
+    assert main(["script", str(tmp_path / "missing.mkv")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_every_key_documents_its_allowed_values() -> None:
+    for key in KEYS:
+        assert key.allowed() and key.help
