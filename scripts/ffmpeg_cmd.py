@@ -33,6 +33,15 @@ class Trim:
     duration: float | None
 
 
+def _exact_timescale(info: SourceInfo) -> bool:
+    """Whether the source's time base is a track timescale worth keeping (a frame lasts whole ticks of it).
+
+    Matroska's fixed 1/1000 is not (23.976 fps would jitter); an mp4's 1/24000 or a TS's 1/90000 is.
+    """
+    tb = info.time_base
+    return tb is not None and tb.numerator == 1 and (1 / (info.fps * tb)).denominator == 1
+
+
 def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
     options: dict[str, Any] = {
         "c:v": "libx265",
@@ -77,15 +86,19 @@ def ffmpeg_command(
             "c:a": "copy",
             "c:s": "mov_text" if muxer == "mp4" else "copy",
             "map_metadata": "1",
-            "map_metadata:s:v:0": "1:s:v:0",
             "map_chapters": "1",
             "max_muxing_queue_size": "4096",
             "f": muxer,
         }
     )
+    # The video's own tags: only language and title (the source's ENCODER, BPS, ... would be stale).
+    if info.language:
+        options["metadata:s:v:0"] = f"language={info.language}"
+    if info.title:
+        options["metadata:s:0"] = f"title={info.title}"  # the same stream: the video is mapped first
     if muxer == "mp4":
         options.update({"tag:v": "hvc1", "movflags": "+faststart"})
-        if info.time_base is not None and info.time_base.numerator == 1:
+        if _exact_timescale(info):
             options["video_track_timescale"] = str(info.time_base.denominator)
     stream = ffmpeg.output(video["v:0"], original["a?"], original["s?"], ffmpeg_url(target), **options)
     stream = stream.global_args("-hide_banner", "-nostats", "-loglevel", "warning")

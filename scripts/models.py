@@ -7,6 +7,7 @@ from pathlib import Path
 
 # The embedded offline model (built locally, random weights): until a trained one ships, a pipeline check only.
 EMBEDDED_MODEL = "tiny"
+EMBEDDED_NOTE = "random weights: a pipeline check, not an upscale"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ def choose_model(requested: str | None) -> ModelChoice:
 
     if requested:
         path = resolve_checkpoint(requested)
-        return ModelChoice(requested, path, f"model: {requested}")
+        note = f" ({EMBEDDED_NOTE})" if requested == EMBEDDED_MODEL else ""
+        return ModelChoice(requested, path, f"model: {requested}{note}")
     try:
         path = resolve_checkpoint(DEFAULT_MODEL, download=False)
     except ModelLoadError:
@@ -32,7 +34,7 @@ def choose_model(requested: str | None) -> ModelChoice:
         return ModelChoice(
             EMBEDDED_MODEL,
             path,
-            f"model: embedded {EMBEDDED_MODEL!r} (random weights: a pipeline check, not an upscale); "
+            f"model: embedded {EMBEDDED_MODEL!r} ({EMBEDDED_NOTE}); "
             f"{DEFAULT_MODEL} is not cached, run `streamdiffvsr download` to use it",
         )
     return ModelChoice(DEFAULT_MODEL, path, f"model: {DEFAULT_MODEL} (cached at {path})")

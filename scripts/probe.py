@@ -15,15 +15,14 @@ UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """The first video stream of the input, plus which other stream kinds it has."""
+    """The first video stream of the input: its rate, time base, colour tags and language/title tags."""
 
-    width: int
-    height: int
     fps: Fraction
     time_base: Fraction | None
     color_primaries: str | None
     color_transfer: str | None
-    stream_types: frozenset[str]
+    language: str | None = None
+    title: str | None = None
 
 
 def ffmpeg_url(path: Path) -> str:
@@ -58,12 +57,12 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
     if video is None:
         raise CliError(f"{path} has no video stream")
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
+    tags = {key.lower(): value for key, value in video.get("tags", {}).items()}
     return SourceInfo(
-        width=int(video.get("width", 0)),
-        height=int(video.get("height", 0)),
         fps=fps,
         time_base=_fraction(video.get("time_base")),
         color_primaries=_tag(video.get("color_primaries")),
         color_transfer=_tag(video.get("color_transfer")),
-        stream_types=frozenset(s.get("codec_type", "") for s in streams),
+        language=_tag(tags.get("language")),
+        title=tags.get("title") or None,
     )

@@ -47,6 +47,7 @@ def make_clip(path: Path, audio_codec: str = "aac") -> Path:
         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
         "-i", str(srt), "-i", str(meta),
         "-map", "0", "-map", "1", "-map", "2", "-map_metadata", "3", "-map_chapters", "3",
+        "-metadata:s:v:0", "language=jpn",
         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", audio_codec, "-c:s", "srt", str(path),
     )  # fmt: skip
     return path
@@ -121,6 +122,7 @@ def test_encode_keeps_streams_and_settings_reach_filter_and_x265(
     assert int(video["nb_read_frames"]) == FRAMES
     assert video["r_frame_rate"] == f"{FPS}/1"
     assert (video["pix_fmt"], video.get("color_space")) == ("yuv420p", "bt709")  # preview is 8-bit
+    assert video["tags"]["language"] == "jpn" and "libx264" not in video["tags"].get("ENCODER", "")
     assert len(streams(out, "audio")) == 1 and len(streams(out, "subtitle")) == 1
     assert [c["tags"]["title"] for c in out["chapters"]] == ["One"]
     assert out["format"]["tags"]["title"] == "Sample"
