@@ -98,7 +98,8 @@ class Child:
         return f"exit status {code}"
 
     def stop(self) -> None:
-        """SIGTERM its process group, then SIGKILL if it has not exited within STOP_TIMEOUT_S."""
+        """SIGTERM its process group, SIGKILL if it has not exited within STOP_TIMEOUT_S, then sweep the group
+        (a wrapper such as a venv's ``vspipe`` runs the real binary as its own child, in the same group)."""
         if self.proc.poll() is not None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -106,9 +107,11 @@ class Child:
                 os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def join(self) -> None:
         if self.reader is not None:
