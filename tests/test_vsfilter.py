@@ -3,6 +3,7 @@ thread count, scene cuts, errors, flat memory."""
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -153,9 +154,11 @@ ORDERS = {
 }
 
 
-@pytest.mark.parametrize("num_threads", [1, 4])
+CASES = [("sync", 1), ("async", 1), ("async", 4)]  # sync requests run one at a time whatever the threads
+
+
+@pytest.mark.parametrize(("mode", "num_threads"), CASES)
 @pytest.mark.parametrize("order", list(ORDERS))
-@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_any_order_bit_identical(
     tiny_checkpoint: Path, reference: list[np.ndarray], threads, num_threads: int, order: str, mode: str
 ) -> None:
@@ -336,17 +339,23 @@ def rss_bytes() -> int:
 
 
 def test_memory_flat_over_hundreds_of_frames(tiny_checkpoint: Path) -> None:
-    frames = 300
-    base = numpy_clip(pattern(4, 0, width=16, height=16))
+    frames = 256
+    base = numpy_clip(pattern(4, 0, width=32, height=32))
     src = core.std.Loop(base, times=frames // 4)
     out = filtered(src, tiny_checkpoint, flow="none", scene_detect=False)
     server = frame_server(out)
+    server.checkpoints.budget = 0  # only the minimum: the test sees checkpoints taken and evicted throughout
     samples = {}
     for n in range(frames):
         out.get_frame(n)
-        if n in (99, frames - 1):
+        if n % 16 == 15:
+            gc.collect()
             samples[n] = rss_bytes()
-    growth = samples[frames - 1] - samples[99]
-    assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MiB over {frames - 100} frames"
+    # Peaks, not two points: RSS wobbles by a few MiB (allocator arenas of VapourSynth's threads). A leak of one
+    # output frame per frame (192 KiB here) would raise the second half's peak by about 24 MiB.
+    first = max(v for k, v in samples.items() if k < frames // 2)
+    second = max(v for k, v in samples.items() if k >= frames // 2)
+    growth = second - first
+    assert growth < 8 << 20, f"RSS peak grew by {growth / 2**20:.1f} MiB over {frames // 2} frames"
     assert len(server.outputs.entries) <= server.outputs.capacity
-    assert server.checkpoints.nbytes <= server.checkpoints.budget
+    assert len(server.checkpoints.entries) <= 2
