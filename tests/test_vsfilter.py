@@ -127,6 +127,12 @@ def test_output_format_size_length_props(tiny_checkpoint: Path, fmt: int) -> Non
         assert values.min() >= 0 and values.max() <= 1
 
 
+def test_instances_share_one_model(tiny_checkpoint: Path) -> None:
+    a = stream_diffvsr(numpy_clip(SCENE[:2]), model=str(tiny_checkpoint), **FAST)
+    b = stream_diffvsr(numpy_clip(SCENE[:3]), model=str(tiny_checkpoint), flow="none", steps=2, seed=1)
+    assert frame_server(a).engine.components is frame_server(b).engine.components
+
+
 def test_linear_pass_equals_engine_stream(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
     out = filtered(core.std.AssumeFPS(numpy_clip(SCENE), fpsnum=30000, fpsden=1001), tiny_checkpoint)
     assert (out.fps.numerator, out.fps.denominator) == (30000, 1001)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import weakref
 
+import torch
 import vapoursynth as vs
 
 from streamdiffvsr import DEFAULT_MODEL, SCALE, StreamDiffVSR, StreamDiffVSRError
@@ -100,6 +101,11 @@ def stream_diffvsr(
             anchor = server.render(n, source, out)
         except StreamDiffVSRError as exc:
             raise error(f"frame {n}: {exc}") from None
+        except torch.cuda.OutOfMemoryError:
+            raise error(
+                f"frame {n}: out of GPU memory at {width}x{height} output with precision={precision!r}, "
+                f"flow={flow!r}, flow_scale={flow_scale}; try precision='bf16', flow_scale=1 or a smaller clip"
+            ) from None
         out.props.clear()
         out.props.update(source.props)
         out.props[ANCHOR_PROP] = anchor
