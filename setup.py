@@ -1,12 +1,14 @@
 """vs-streamdiffvsr: streaming Stream-DiffVSR 4x video super-resolution for VapourSynth."""
 
+from pathlib import Path
+
 from setuptools import setup
 
 setup(
     name="vs-streamdiffvsr",
     version="0.1.0",
     description="Stream-DiffVSR 4x video super-resolution as a stateful, seek-exact VapourSynth filter",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.12",

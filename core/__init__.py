@@ -1,23 +1,31 @@
-"""Stream-DiffVSR streaming engine: faithful to the official checkpoint, constant memory, exact on resume."""
+"""Stream-DiffVSR streaming engine: faithful to the official checkpoint, constant memory, exact on resume.
 
-from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
-from .checkpoint import DEFAULT_MODEL, PRECISIONS, resolve_checkpoint
-from .engine import MIN_SIDE, SCALE, StreamDiffVSR
-from .errors import FrameError, ModelLoadError, StreamDiffVSRError
-from .flow import FLOW_BACKENDS
-from .stream import Stream
+Names are imported on first use, so the command line (``streamdiffvsr.cli``) starts without loading torch.
+"""
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "FLOW_BACKENDS",
-    "MIN_SIDE",
-    "PRECISIONS",
-    "SCALE",
-    "FrameError",
-    "ModelLoadError",
-    "Stream",
-    "StreamDiffVSR",
-    "StreamDiffVSRError",
-    "TemporalAutoencoderTiny",
-    "resolve_checkpoint",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "TemporalAutoencoderTiny": "autoencoder_temporal_tiny",
+    "DEFAULT_MODEL": "checkpoint",
+    "PRECISIONS": "checkpoint",
+    "resolve_checkpoint": "checkpoint",
+    "MIN_SIDE": "engine",
+    "SCALE": "engine",
+    "StreamDiffVSR": "engine",
+    "FrameError": "errors",
+    "ModelLoadError": "errors",
+    "StreamDiffVSRError": "errors",
+    "FLOW_BACKENDS": "flow",
+    "Stream": "stream",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
