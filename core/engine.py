@@ -23,7 +23,7 @@ from .stream import Stream
 from .warp import warp
 
 SCALE = 4
-MIN_SIDE = 8
+MIN_SIDE = 16
 
 
 def default_device() -> str:

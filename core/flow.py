@@ -8,6 +8,7 @@ up (values times 4), which costs about 1/256 of RAFT's HR correlation volume.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Protocol
 
 import cv2
@@ -97,9 +98,18 @@ class ZeroFlow:
         return current.new_zeros((1, 2, *current.shape[-2:]), dtype=torch.float32)
 
 
+_raft_cache: dict[tuple[str, str | None, str], RaftFlow] = {}
+_raft_lock = threading.Lock()
+
+
 def make_flow_backend(name: str, weights: str | os.PathLike | None, device: torch.device) -> FlowBackend:
+    """A flow backend; RAFT models are shared per (variant, weights, device) within the process."""
     if name in ("raft_large", "raft_small"):
-        return RaftFlow(name, weights, device)
+        key = (name, os.path.realpath(weights) if weights is not None else None, str(device))
+        with _raft_lock:
+            if key not in _raft_cache:
+                _raft_cache[key] = RaftFlow(name, weights, device)
+            return _raft_cache[key]
     if name == "dis":
         return DisFlow()
     if name == "none":

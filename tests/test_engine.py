@@ -182,8 +182,8 @@ def test_explicit_latents_override_noise(engine):
 
 def test_bad_frames_raise_clear_errors(engine):
     stream = engine.stream()
-    with pytest.raises(FrameError, match="at least 8"):
-        stream.step(torch.rand(1, 3, 4, 32))
+    with pytest.raises(FrameError, match="at least 16"):
+        stream.step(torch.rand(1, 3, 12, 32))
     with pytest.raises(FrameError, match=r"shape \(1, 3, h, w\)"):
         stream.step(torch.rand(3, 24, 32))
     stream.step(torch.rand(1, 3, 24, 32))
