@@ -20,7 +20,7 @@ def write_frames(folder: Path, count: int, dtype=np.uint8) -> list[str]:
     names = [f"frame{i}.png" for i in (1, 2, 10)][:count]
     peak = np.iinfo(dtype).max
     for name in names:
-        cv2.imwrite(str(folder / name), (rng.random((12, 16, 3)) * peak).astype(dtype))
+        cv2.imwrite(str(folder / name), (rng.random((16, 20, 3)) * peak).astype(dtype))
     return names
 
 
@@ -37,7 +37,7 @@ def test_frames_upscales_a_folder_in_order(tiny_checkpoint: Path, tmp_path: Path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
     for name in names:
         image = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
-        assert image.shape == (48, 64, 3) and image.dtype == np.uint16
+        assert image.shape == (64, 80, 3) and image.dtype == np.uint16
     captured = capsys.readouterr()
     assert f"wrote 3 frames to {tmp_path / 'out'}" in captured.out
     assert "3/3 frames" in captured.err
