@@ -12,7 +12,7 @@ from .errors import CliError
 from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
 from .models import choose_model
 from .pipeline import Pipeline
-from .presets import load_settings
+from .presets import add_preset_arguments, load_settings
 from .probe import probe
 from .progress import Progress
 from .schema import KEYS_BY_NAME, Settings, find_key
@@ -136,8 +136,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("input", metavar="INPUT", help="the source video")
     p.add_argument("output", metavar="OUTPUT", help="the result, .mkv or .mp4")
-    p.add_argument("--preset", metavar="NAME|FILE", help="a bundled preset (see `presets`) or a .toml file")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key")
+    add_preset_arguments(p)
     p.add_argument(
         "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import CliError
-from .presets import load_settings
+from .presets import add_preset_arguments, load_settings
 from .vpy import render_script
 
 
@@ -37,6 +37,5 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "input", metavar="INPUT", nargs="?", help="the source video (only checked; not written in)"
     )
-    p.add_argument("--preset", metavar="NAME|FILE", help="a bundled preset (see `presets`) or a .toml file")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key")
+    add_preset_arguments(p)
     p.set_defaults(func=run_script)

@@ -63,3 +63,13 @@ def describe(name: str) -> str:
     """A preset's one-line description (empty if it has none)."""
     data, _ = read_preset(name)
     return str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
+
+
+def add_preset_arguments(parser) -> None:
+    """The --preset / --set options shared by the commands that take a preset."""
+    parser.add_argument(
+        "--preset", metavar="NAME|FILE", help="a bundled preset (see `presets`) or a .toml file"
+    )
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key"
+    )
