@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -13,12 +15,19 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     convention is what the checkpoint was trained with, so zero flow is deliberately *not* the identity.
     """
     _, _, h, w = image.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=flow.device, dtype=flow.dtype),
-        torch.arange(w, device=flow.device, dtype=flow.dtype),
-        indexing="ij",
-    )
+    xs, ys = pixel_grid(h, w, flow.device, flow.dtype)
     gx = 2 * (xs + flow[:, 0]) / max(w - 1, 1) - 1
     gy = 2 * (ys + flow[:, 1]) / max(h - 1, 1) - 1
     grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@functools.lru_cache(maxsize=8)
+def pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel x and y coordinates (h, w), made once per frame size."""
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=dtype),
+        torch.arange(w, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    return xs, ys
