@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 find_python() {
-  for candidate in python3.13 python3.12; do
+  # Prefer 3.12 (what the pinned wheels are tested with), then any newer Python.
+  for candidate in python3.12 python3.13 python3; do
     if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
       echo "$candidate"; return 0
     fi
   done
   if command -v pyenv >/dev/null 2>&1; then
-    for version in $(pyenv versions --bare | grep -E '^3\.(1[2-9])(\.|$)' | sort -rV); do
+    for version in $(pyenv versions --bare | grep -E '^3\.(1[2-9])(\.|$)' | sort -V); do
       echo "$(pyenv root)/versions/$version/bin/python3"; return 0
     done
   fi
