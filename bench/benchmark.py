@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument(
         "--flow-size", default="320x180", help="LR WxH for the flow-stage comparison (720p out)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat in ABBA order; ratio of per-config medians"
+    )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--workdir", default="/tmp/streamdiffvsr-bench")
     args = parser.parse_args()
@@ -217,7 +220,12 @@ def main() -> None:
     )
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC | {' '.join(sys.argv)}")
     marks = {int(n) for n in args.memory_frames.split(",")} if args.memory_frames else set()
-    results = [run_config(args, c, device, frames, marks if c.name == "ours" else set()) for c in configs]
+    results = []
+    for r in range(args.rounds):  # ABBA order cancels a slow drift of the machine's speed
+        for c in configs if r % 2 == 0 else configs[::-1]:
+            results.append(
+                run_config(args, c, device, frames, marks if c.name == "ours" and r == 0 else set())
+            )
     print_results(results, device)
 
     repeats = 2 if device.type == "cpu" else 10
@@ -253,11 +261,13 @@ def print_results(results: list[Result], device: torch.device) -> None:
         if r.memory_after:
             marks = ", ".join(f"{n} frames: {m:.0f} MiB" for n, m in sorted(r.memory_after.items()))
             print(f"memory {r.config.name}: {marks}")
-    if len(results) == 2:
-        base, ours = results
-        print(
-            f"\nours/baseline steady-state time ratio: {ours.steady / base.steady:.3f} ({base.steady / ours.steady:.2f}x faster)"
-        )
+    if {r.config.name for r in results} == {"baseline", "ours"}:
+        steady = {
+            n: statistics.median(r.steady for r in results if r.config.name == n)
+            for n in ("baseline", "ours")
+        }
+        ratio = steady["ours"] / steady["baseline"]
+        print(f"\nours/baseline steady-state time ratio (medians): {ratio:.3f} ({1 / ratio:.2f}x faster)")
 
 
 if __name__ == "__main__":
