@@ -19,7 +19,11 @@ setup(
         "streamdiffvsr.cli": "scripts",
         "streamdiffvsr.presets": "presets",
     },
-    package_data={"streamdiffvsr.presets": ["*.toml"], "streamdiffvsr.cli": ["*.vpy"]},
+    package_data={
+        "streamdiffvsr": ["models/nano/*", "models/nano/*/*"],
+        "streamdiffvsr.presets": ["*.toml"],
+        "streamdiffvsr.cli": ["*.vpy"],
+    },
     install_requires=[
         "torch>=2.4",
         "torchvision>=0.19",

@@ -54,7 +54,7 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 def _embedded_models() -> dict[str, callable]:
     from .tiny_checkpoint import ensure_tiny_checkpoint
 
-    return {"tiny": ensure_tiny_checkpoint}
+    return {"tiny": ensure_tiny_checkpoint, "nano": lambda: Path(__file__).parent / "models" / "nano"}
 
 
 def resolve_checkpoint(model: str | os.PathLike, *, download: bool = True) -> Path:

@@ -1,0 +1,188 @@
+"""The nano architecture (the official classes at small widths) and a differentiable copy of one stream step.
+
+The networks are the engine's own: diffusers ``UNet2DConditionModel`` (7 input channels) and ``ControlNetModel``
+(from the UNet), ``TemporalAutoencoderTiny`` (latent at HR/4) and the SD x4 ``DDIMScheduler`` (v-prediction,
+trailing spacing: t = 999, 749, 499, 249). ``frame_forward`` mirrors ``StreamDiffVSR.upscale`` with autograd on,
+so what is trained is exactly what the engine runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import save_file
+
+from streamdiffvsr.autoencoder_temporal_tiny import TemporalAutoencoderTiny
+from streamdiffvsr.checkpoint import PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY
+from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
+from streamdiffvsr.tiny_checkpoint import MODEL_INDEX, SD_X4_SCHEDULER
+from streamdiffvsr.warp import warp
+
+EMBED_DIM = 32
+NUM_STEPS = 4
+UNET_CHANNELS = (8, 16, 32)
+CONDITIONING_CHANNELS = (4, 8, 16)
+VAE_CHANNELS = 16
+# All decoder blocks at the latent (LR) grid, where they are cheap; the two upsampling stages are one conv each.
+# The temporal features then all come from the encoder's quarter-resolution blocks (counts line up reversed).
+ENCODER_BLOCKS = (0, 0, 5)
+DECODER_BLOCKS = (5, 0, 0)
+
+
+def build_unet() -> UNet2DConditionModel:
+    n = len(UNET_CHANNELS)
+    # No attention blocks: self-attention over a 320x180 latent is far too slow on a CPU, and cross-attention to
+    # a constant prompt adds nothing a bias cannot do. The prompt embedding is still shipped and passed.
+    return UNet2DConditionModel(
+        sample_size=32,
+        in_channels=7,
+        out_channels=4,
+        block_out_channels=UNET_CHANNELS,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        mid_block_type="UNetMidBlock2D",
+        cross_attention_dim=EMBED_DIM,
+        attention_head_dim=8,
+        norm_num_groups=4,
+    )
+
+
+def build_vae() -> TemporalAutoencoderTiny:
+    return TemporalAutoencoderTiny(
+        encoder_block_out_channels=(VAE_CHANNELS,) * 3,
+        decoder_block_out_channels=(VAE_CHANNELS,) * 3,
+        num_encoder_blocks=ENCODER_BLOCKS,
+        num_decoder_blocks=DECODER_BLOCKS,
+    )
+
+
+def build_controlnet(unet: UNet2DConditionModel) -> ControlNetModel:
+    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=CONDITIONING_CHANNELS)
+
+
+def build_scheduler() -> DDIMScheduler:
+    return DDIMScheduler(**SD_X4_SCHEDULER)
+
+
+def prompt_embeds() -> torch.Tensor:
+    """The nano model has no text encoder: its "empty-prompt embedding" is a fixed zero tensor."""
+    return torch.zeros(1, 77, EMBED_DIM)
+
+
+class NanoModels(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unet = build_unet()
+        self.controlnet = build_controlnet(self.unet)
+        self.vae = build_vae()
+        init_autoencoder(self.vae)
+        self.register_buffer("prompt_embeds", prompt_embeds(), persistent=False)
+        self.scheduler = build_scheduler()
+        self.scheduler.set_timesteps(NUM_STEPS)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        # ControlNet's conditioning embedding is computed once per frame (as the engine does); removed on save.
+        self.conditioning = reuse_conditioning_embedding(self.controlnet)
+
+    def denoise(
+        self, lr: torch.Tensor, noise: torch.Tensor, warped: torch.Tensor | None, steps: int = NUM_STEPS
+    ) -> list[torch.Tensor]:
+        """The DDIM rollout from ``noise`` conditioned on ``lr`` ([-1, 1]); the latent after every step."""
+        emb = self.prompt_embeds.expand(lr.shape[0], -1, -1)
+        z = noise
+        latents = []
+        for t in self.timesteps[:steps]:
+            sample = torch.cat([z, lr], dim=1)
+            down = mid = None
+            if warped is not None:
+                down, mid = self.controlnet(
+                    sample, t, encoder_hidden_states=emb, controlnet_cond=warped, return_dict=False
+                )
+            v = self.unet(
+                sample,
+                t,
+                encoder_hidden_states=emb,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+                return_dict=False,
+            )[0]
+            z = self.scheduler.step(v, t, z, eta=0.0, return_dict=False)[0]
+            latents.append(z)
+        self.conditioning.clear()
+        return latents
+
+    def frame_forward(
+        self, lr: torch.Tensor, noise: torch.Tensor, prev_hr: torch.Tensor | None, flow: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One stream step: LR [-1, 1], previous raw HR output and the flow current -> previous (HR pixels)
+        -> (raw HR output, latents per step)."""
+        warped = features = None
+        if prev_hr is not None:
+            warped = warp(prev_hr, flow)
+            features = self.vae.temporal_features(warped)
+        latents = self.denoise(lr, noise, warped)
+        out = self.vae.decode(latents[-1] / self.vae.config.scaling_factor, features)
+        return out, latents
+
+
+def save_checkpoint(models: NanoModels, root: str | Path, note: str = "") -> Path:
+    """Write the official folder layout (fp32 safetensors) plus the fixed prompt embedding."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    controlnet = models.controlnet
+    wrapper = controlnet.controlnet_cond_embedding
+    controlnet.controlnet_cond_embedding = wrapper.embedding
+    try:
+        models.unet.save_pretrained(root / "unet")
+        controlnet.save_pretrained(root / "controlnet")
+        models.vae.save_pretrained(root / "vae")
+    finally:
+        controlnet.controlnet_cond_embedding = wrapper
+    build_scheduler().save_pretrained(root / "scheduler")
+    save_file({PROMPT_EMBEDS_KEY: prompt_embeds().contiguous()}, root / PROMPT_EMBEDS_FILE)
+    (root / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2) + "\n")
+    if note:
+        (root / "README.md").write_text(note)
+    return root
+
+
+def _identity_init(conv: torch.nn.Conv2d, kernel: torch.Tensor, channels: int, noise: float) -> None:
+    """Shrink the random init and add ``kernel`` on the first ``channels`` diagonal entries (a per-channel
+    filter), so that the layer starts as that filter on those channels."""
+    with torch.no_grad():
+        conv.weight.mul_(noise)
+        for i in range(channels):
+            conv.weight[i, i] += kernel
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
+def init_autoencoder(vae: TemporalAutoencoderTiny) -> None:
+    """Start the autoencoder near "blur, subsample / upsample, blur" on the first three channels.
+
+    The encoder's and the decoder's resampling convs have no activation between them: a chain of linear layers
+    at the default init learns slowly on a CPU budget. This init makes the latent start as the (x + 1) / 2
+    image downscaled 4x (channels 0-2) and the decoder as its upscale; blocks start near identity.
+    """
+    from streamdiffvsr.autoencoder_temporal_tiny import TemporalAutoencoderTinyBlock
+
+    tent = torch.tensor([1.0, 2.0, 1.0])
+    tent = torch.outer(tent, tent) / 16
+    delta = torch.zeros(3, 3)
+    delta[1, 1] = 1
+    for coder in (vae.encoder, vae.decoder):
+        convs = [m for m in coder.layers if isinstance(m, torch.nn.Conv2d)]
+        for conv in convs:
+            channels = min(conv.in_channels, conv.out_channels)
+            resample = conv.stride == (2, 2) or (
+                conv.in_channels == conv.out_channels and coder is vae.decoder
+            )
+            _identity_init(conv, tent if resample else delta, channels, 0.3)
+        for block in coder.layers:
+            if isinstance(block, TemporalAutoencoderTinyBlock):
+                with torch.no_grad():
+                    block.conv[-1].weight.mul_(0.1)
+                    block.conv[-1].bias.zero_()
