@@ -39,6 +39,11 @@ setup(
         "vapoursynth-scenechange",
         "ffmpeg-python>=0.2",
     ],
-    extras_require={"xformers": ["xformers"], "dev": ["pytest>=8", "ruff>=0.6"]},
+    extras_require={
+        "xformers": ["xformers"],
+        "dev": ["pytest>=8", "ruff>=0.6"],
+        # Training and evaluating nano also need Debian's mate-backgrounds photos (apt).
+        "nano": ["scikit-image"],
+    },
     entry_points={"console_scripts": ["streamdiffvsr=streamdiffvsr.cli.main:main"]},
 )

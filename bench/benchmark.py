@@ -1,9 +1,10 @@
 """Benchmark: the official algorithm (baseline) against our default configuration, in one process.
 
-Baseline = what SPEC.md describes: fp32, RAFT-large at output resolution (flow_scale=4), ControlNet conditioning
-embedded at every step. Ours = flow on the LR frames (flow_scale=1), bf16 on CUDA (fp32 on CPU), conditioning
-embedding reused across the steps. Both run the full-size architecture (official configs in bench/configs,
-random weights: speed does not depend on them) on the same synthetic clip, frame by frame through ``Stream``.
+Baseline = what SPEC.md describes: fp32, NCHW, RAFT-large at output resolution (flow_scale=4), ControlNet
+conditioning embedded at every step. Ours = flow on the LR frames (flow_scale=1), bf16 on CUDA (fp32 on CPU),
+networks channels_last, conditioning embedding reused across the steps. Both run the full-size architecture
+(official configs in bench/configs, random weights: speed does not depend on them) on the same synthetic clip,
+frame by frame through ``Stream``.
 
     python bench/benchmark.py --size 64x64 --frames 4          # CPU: full size, a few frames
     python bench/benchmark.py --size 320x180 --frames 12       # GPU: 720p output
@@ -43,6 +44,7 @@ class Config:
     dtype: torch.dtype
     flow_scale: float
     reuse_conditioning: bool
+    channels_last: bool
 
 
 @dataclass
@@ -117,6 +119,11 @@ def make_engine(args, config: Config, device: torch.device) -> StreamDiffVSR:
     else:
         components = full_size_components(device, config.dtype)
         scheduler = DDIMScheduler.from_pretrained(CONFIGS, subfolder="scheduler")
+    # The engine loads networks channels_last; the baseline (the official pipeline) runs them NCHW. Set on
+    # every run: the tiny checkpoint's networks are shared by both configurations.
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    for model in (components.unet, components.controlnet, components.vae):
+        model.to(memory_format=memory_format)
     flow = FlowEstimator(random_raft(device), config.flow_scale, 4)
     return StreamDiffVSR(components, scheduler, flow, reuse_conditioning=config.reuse_conditioning)
 
@@ -208,9 +215,9 @@ def main() -> None:
     device = torch.device(args.device)
     frames = synthetic_clip(args.frames, h, w)
     ours_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    configs = [Config("ours", ours_dtype, 1.0, True)]
+    configs = [Config("ours", ours_dtype, 1.0, True, True)]
     if not args.skip_baseline:
-        configs.insert(0, Config("baseline", torch.float32, 4.0, False))
+        configs.insert(0, Config("baseline", torch.float32, 4.0, False, False))
 
     print(
         f"# {'tiny' if args.tiny else 'full-size'} architecture, {w}x{h} -> {4 * w}x{4 * h}, {args.frames} frames"

@@ -17,6 +17,7 @@ _EXPORTS = {
     "ModelLoadError": "errors",
     "StreamDiffVSRError": "errors",
     "FLOW_BACKENDS": "flow",
+    "FLOW_CHOICES": "flow",
     "Stream": "stream",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -49,6 +50,18 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     if dtype in PRECISIONS:
         return PRECISIONS[dtype]
     raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
+
+
+def default_flow(root: Path) -> str:
+    """The flow backend a checkpoint was made for: model_index.json's "_default_flow", else raft_large."""
+    from .flow import FLOW_BACKENDS
+
+    try:
+        index = json.loads((root / "model_index.json").read_text())
+    except (OSError, ValueError):
+        index = {}
+    flow = index.get("_default_flow", "raft_large")
+    return flow if flow in FLOW_BACKENDS else "raft_large"
 
 
 def _embedded_models() -> dict[str, callable]:
@@ -169,7 +182,8 @@ def load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Com
 def _load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Components:
     def load(cls, subfolder: str) -> torch.nn.Module:
         model = cls.from_pretrained(root, subfolder=subfolder, torch_dtype=dtype)
-        return model.eval().requires_grad_(False).to(device)
+        # channels_last: oneDNN (CPU) and cuDNN (tensor cores) run these convolutions faster in NHWC.
+        return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
     try:
         unet = load(UNet2DConditionModel, "unet")

@@ -11,13 +11,14 @@ import torch
 from .checkpoint import (
     DEFAULT_MODEL,
     Components,
+    default_flow,
     load_components,
     load_scheduler,
     resolve_checkpoint,
     resolve_dtype,
 )
 from .errors import FrameError, ModelLoadError
-from .flow import FLOW_BACKENDS, FlowEstimator, make_flow_backend
+from .flow import AUTO_FLOW, FLOW_CHOICES, FlowEstimator, make_flow_backend
 from .profiling import StageTimer
 from .stream import Stream
 from .warp import warp
@@ -80,7 +81,7 @@ class StreamDiffVSR:
         *,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
-        flow: str = "raft_large",
+        flow: str = AUTO_FLOW,
         flow_weights: str | os.PathLike | None = None,
         flow_scale: float = 1.0,
         num_steps: int = 4,
@@ -90,17 +91,20 @@ class StreamDiffVSR:
     ) -> StreamDiffVSR:
         """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("tiny").
 
-        ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official pipeline
+        ``flow`` "auto" takes the backend the checkpoint was made for (raft_large for the official weights,
+        dis for nano). ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official pipeline
         (flow at output resolution), 1 (default) runs flow on the LR frames at a small fraction of the cost.
         """
-        if flow not in FLOW_BACKENDS:
-            raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_BACKENDS)}")
+        if flow not in FLOW_CHOICES:
+            raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         device = torch.device(device or default_device())
         root = resolve_checkpoint(path_or_repo_id, download=download)
         components = load_components(root, device, resolve_dtype(dtype))
         scheduler = load_scheduler(root, timestep_spacing)
+        if flow == AUTO_FLOW:
+            flow = default_flow(root)
         if flow_weights is None and (root / "flow" / f"{flow}.safetensors").is_file():
             flow_weights = root / "flow" / f"{flow}.safetensors"
         if flow_weights is not None and not os.path.isfile(flow_weights):

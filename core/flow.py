@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from .errors import ModelLoadError
 
 FLOW_BACKENDS = ("raft_large", "raft_small", "dis", "none")
+# "auto": the backend the checkpoint names as its default (model_index.json "_default_flow"), else raft_large.
+AUTO_FLOW = "auto"
+FLOW_CHOICES = (AUTO_FLOW, *FLOW_BACKENDS)
 RAFT_MIN_SIDE = 128
 RAFT_MULTIPLE = 8
 RAFT_UPDATES = 12

@@ -66,10 +66,12 @@ class Stream:
             raise FrameError(f"latents must have shape {noise_shape}, got {tuple(latents.shape)}")
         previous = (self.prev_lr, self.prev_hr) if self.prev_lr is not None else None
         raw = engine.upscale(lr_n, previous, latents)
-        self.prev_lr, self.prev_hr = lr_n, raw
+        # Kept NCHW (the networks run channels_last): the state then has one layout whether it comes from the
+        # live chain or from load_state_dict, so a resumed chain computes bit for bit what the live one would.
+        self.prev_lr, self.prev_hr = lr_n, raw.contiguous()
         self.index += 1
         scale = engine.scale
-        return ((raw[..., : h * scale, : w * scale].float() + 1) / 2).clamp_(0, 1)
+        return ((self.prev_hr[..., : h * scale, : w * scale].float() + 1) / 2).clamp_(0, 1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The stream's state as plain tensors (safetensors-serialisable); empty tensors for a fresh chain."""

@@ -69,12 +69,14 @@ def _models() -> Iterator[tuple[str, str, bool]]:
     from streamdiffvsr import DEFAULT_MODEL, ModelLoadError, resolve_checkpoint
     from streamdiffvsr.checkpoint import cache_dir
 
+    from .models import EMBEDDED_MODEL
+
     try:
         yield "model", f"{DEFAULT_MODEL}: cached at {resolve_checkpoint(DEFAULT_MODEL, download=False)}", True
     except ModelLoadError:
         yield (
             "model",
-            f"{DEFAULT_MODEL}: not cached (run `streamdiffvsr download`); the embedded model runs",
+            f"{DEFAULT_MODEL}: not cached (run `streamdiffvsr download`); the embedded {EMBEDDED_MODEL!r} runs",
             True,
         )
     yield "hf cache", str(constants.HF_HUB_CACHE), True

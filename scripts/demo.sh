@@ -8,5 +8,5 @@ bash scripts/setup.sh
 mkdir -p out
 ffmpeg -v error -y -f lavfi -i testsrc2=size=96x72:rate=24:duration=1 -f lavfi -i sine=frequency=440:duration=1 \
   -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest out/sample.mkv
-.venv/bin/streamdiffvsr encode out/sample.mkv out/sample_4x.mkv --model tiny --preset preview --overwrite "$@"
+.venv/bin/streamdiffvsr encode out/sample.mkv out/sample_4x.mkv --overwrite "$@"
 echo "demo: 4x upscale written to $PWD/out/sample_4x.mkv (input $PWD/out/sample.mkv)"

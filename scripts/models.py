@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# The embedded offline model (built locally, random weights): until a trained one ships, a pipeline check only.
-EMBEDDED_MODEL = "tiny"
-EMBEDDED_NOTE = "random weights: a pipeline check, not an upscale"
+# The embedded offline default: a small checkpoint of the official architecture trained on a CPU (a preview).
+EMBEDDED_MODEL = "nano"
+# What each embedded model is, for the one-line notice.
+EMBEDDED_NOTES = {
+    "nano": "a small CPU-trained preview model, not the official weights",
+    "tiny": "random weights: a pipeline check, not an upscale",
+}
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ def choose_model(requested: str | None) -> ModelChoice:
 
     if requested:
         path = resolve_checkpoint(requested)
-        note = f" ({EMBEDDED_NOTE})" if requested == EMBEDDED_MODEL else ""
+        note = f" ({EMBEDDED_NOTES[requested]})" if requested in EMBEDDED_NOTES else ""
         return ModelChoice(requested, path, f"model: {requested}{note}")
     try:
         path = resolve_checkpoint(DEFAULT_MODEL, download=False)
@@ -34,7 +38,7 @@ def choose_model(requested: str | None) -> ModelChoice:
         return ModelChoice(
             EMBEDDED_MODEL,
             path,
-            f"model: embedded {EMBEDDED_MODEL!r} ({EMBEDDED_NOTE}); "
+            f"model: embedded {EMBEDDED_MODEL!r} ({EMBEDDED_NOTES[EMBEDDED_MODEL]}); "
             f"{DEFAULT_MODEL} is not cached, run `streamdiffvsr download` to use it",
         )
     return ModelChoice(DEFAULT_MODEL, path, f"model: {DEFAULT_MODEL} (cached at {path})")

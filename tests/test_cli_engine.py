@@ -63,7 +63,7 @@ def test_default_model_is_the_official_one_if_cached_else_embedded(monkeypatch: 
     monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", offline)
     choice = models.choose_model(None)
     assert (choice.name, choice.path) == (models.EMBEDDED_MODEL, Path("/cache") / models.EMBEDDED_MODEL)
-    assert "\n" not in choice.notice and "not an upscale" in choice.notice and "download" in choice.notice
+    assert "\n" not in choice.notice and "preview" in choice.notice and "download" in choice.notice
 
     monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", lambda name, download=True: Path("/hub") / name)
     assert models.choose_model(None).name == streamdiffvsr.DEFAULT_MODEL

@@ -62,7 +62,7 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("steps=two", "engine.steps must be an integer from 1 to 50"),
         ("steps=0", "engine.steps must be an integer from 1 to 50"),
         ("flow_scale=9", "engine.flow_scale must be a number from 0.25 to 4"),
-        ("flow=raft", "engine.flow must be one of raft_large, raft_small, dis, none"),
+        ("flow=raft", "engine.flow must be one of auto, raft_large, raft_small, dis, none"),
         ("scene_detect=maybe", "engine.scene_detect must be true or false"),
         ("crf=nan", "encoder.crf must be a number from 0 to 51"),
         ("x265_params=a b", "encoder.x265_params must be x265 parameters"),

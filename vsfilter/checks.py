@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import vapoursynth as vs
 
-from streamdiffvsr import FLOW_BACKENDS, MIN_SIDE, PRECISIONS, SCALE
+from streamdiffvsr import FLOW_CHOICES, MIN_SIDE, PRECISIONS, SCALE
 
 NAME = "stream_diffvsr"
 SUPPORTED_FORMATS = (vs.RGBS, vs.RGBH)
@@ -85,8 +85,8 @@ def check_settings(
         raise error(f"steps must be a positive integer, got {steps!r}")
     if precision is not None and precision not in PRECISIONS:
         raise error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if flow not in FLOW_BACKENDS:
-        raise error(f"flow must be one of {', '.join(FLOW_BACKENDS)}, got {flow!r}")
+    if flow not in FLOW_CHOICES:
+        raise error(f"flow must be one of {', '.join(FLOW_CHOICES)}, got {flow!r}")
     if not 0 < flow_scale <= SCALE:
         raise error(f"flow_scale must be in (0, {SCALE}], got {flow_scale!r}")
     if not 0 < scene_threshold <= 1:

@@ -25,7 +25,7 @@ def stream_diffvsr(
     device_index: int | None = None,
     steps: int = 4,
     precision: str | None = None,
-    flow: str = "raft_large",
+    flow: str = "auto",
     flow_scale: float = 1.0,
     flow_weights: str | os.PathLike | None = None,
     seed: int = 0,
@@ -45,7 +45,8 @@ def stream_diffvsr(
     :param device_index: CUDA device; None picks cuda:0 if available, else the CPU.
     :param steps: DDIM steps per frame (the model was trained for 4).
     :param precision: "fp32", "fp16" or "bf16"; None is bf16 on CUDA, fp32 on the CPU.
-    :param flow: optical flow backend: "raft_large" (official), "raft_small", "dis" (OpenCV, CPU) or "none".
+    :param flow: optical flow backend: "auto" (the one the model was made for: raft_large for the official
+        weights, dis for nano), "raft_large", "raft_small", "dis" (OpenCV, CPU) or "none".
     :param flow_scale: upscale of the LR pair before flow: 4 is the official setting, 1 is far cheaper.
     :param flow_weights: a RAFT state dict to use instead of torchvision's download.
     :param seed: seed of the initial noise (a function of seed and the frame's place in its chain).
