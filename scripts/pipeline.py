@@ -25,7 +25,7 @@ from pathlib import Path
 from .progress import Progress
 
 TAIL_LINES = 15
-FAILURE_GRACE_S = 2.0  # after vspipe fails, how long ffmpeg may take to show whether it failed first
+FAILURE_GRACE_S = 2.0  # after one side fails, how long the other may take to show whether it fails too
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.1
 NOTICE_PREFIX = "streamdiffvsr: "  # lines a script prints with this prefix are relayed to the user
@@ -127,6 +127,24 @@ def _spawn(name: str, args: list[str], stdin, stdout) -> Child:
     return Child(name, proc)
 
 
+_VSPIPE_ERROR = re.compile(r"error|fail|exception|traceback", re.IGNORECASE)
+
+
+def _culprit(vspipe: Child, ffmpeg: Child) -> Child:
+    """Which side's failure to report, once one has failed. The other gets a moment to fail too: a script that
+    fails before its first frame leaves ffmpeg an empty stream (ffmpeg fails as well, but vspipe said why), while
+    an ffmpeg that fails on its own leaves vspipe dying silently on the closed pipe."""
+    for child in (vspipe, ffmpeg):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(FAILURE_GRACE_S)
+    if vspipe.proc.returncode in (None, 0):
+        return ffmpeg
+    if ffmpeg.proc.returncode in (None, 0):
+        return vspipe
+    vspipe.join()  # all of its stderr, to see whether it reported an error of its own
+    return vspipe if any(_VSPIPE_ERROR.search(line) for line in vspipe.tail) else ffmpeg
+
+
 class Pipeline:
     """``vspipe`` (y4m on stdout) feeding ``ffmpeg`` (writing ``partial``), renamed to ``output`` on success."""
 
@@ -170,6 +188,7 @@ class Pipeline:
             failed = self._wait(vspipe, ffmpeg)
             self._flush_notices()
             if failed is not None:
+                failed.join()  # the whole tail of its stderr
                 raise PipelineError(failed.name, failed.status(), list(failed.tail))
             for child in self.children:
                 child.join()
@@ -181,18 +200,13 @@ class Pipeline:
             self.progress.clear()
 
     def _wait(self, vspipe: Child, ffmpeg: Child) -> Child | None:
-        """Wait for both; the side that failed (ffmpeg if it failed, else vspipe), or None if both exited 0."""
+        """Wait for both; the side whose failure explains the run's (see _culprit), or None if both exited 0."""
         while True:
             self._flush_notices()
             self.progress.render()
             v, f = vspipe.proc.poll(), ffmpeg.proc.poll()
-            if f not in (None, 0):
-                return ffmpeg
-            if v not in (None, 0):
-                # ffmpeg may have died first and vspipe only then on the closed pipe: give it a moment to say so.
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    ffmpeg.proc.wait(FAILURE_GRACE_S)
-                return ffmpeg if ffmpeg.proc.returncode not in (None, 0) else vspipe
+            if v not in (None, 0) or f not in (None, 0):
+                return _culprit(vspipe, ffmpeg)
             if v == 0 and f == 0:
                 self.progress.finish()
                 return None

@@ -173,6 +173,20 @@ def test_vspipe_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.Ca
     assert_clean(tmp_path, {"raise.vpy"})
 
 
+def test_script_failing_before_its_first_frame_is_blamed_not_ffmpeg(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ffmpeg fails too (an empty stream), but the cause to show is the script's own error.
+    script = tmp_path / "broken.vpy"
+    script.write_text(PASSTHROUGH_VPY + "raise vs.Error('stream_diffvsr: no RAFT weights; use flow=dis')\n")
+    output = tmp_path / "out.mkv"
+    assert main(["encode", str(clip), str(output), "--vpy", str(script), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
+    assert any("no RAFT weights" in line and line.startswith("  vspipe| ") for line in err)
+    assert_clean(tmp_path, {"broken.vpy"})
+
+
 def test_ffmpeg_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = make_clip(tmp_path / "pcm.mkv", audio_codec="pcm_s16le")  # PCM cannot go into mp4
     script = tmp_path / "pass.vpy"
