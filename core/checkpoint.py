@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from .conditioning_cache import ReusedConditioningEmbedding, reuse_conditioning_embedding
 from .errors import ModelLoadError
+from .flow import FLOW_BACKENDS
 
 DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
 PROMPT_EMBEDS_FILE = "prompt_embeds.safetensors"
@@ -54,8 +55,6 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 
 def default_flow(root: Path) -> str:
     """The flow backend a checkpoint was made for: model_index.json's "_default_flow", else raft_large."""
-    from .flow import FLOW_BACKENDS
-
     try:
         index = json.loads((root / "model_index.json").read_text())
     except (OSError, ValueError):

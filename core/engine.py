@@ -89,11 +89,11 @@ class StreamDiffVSR:
         timestep_spacing: str | None = None,
         download: bool = True,
     ) -> StreamDiffVSR:
-        """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("tiny").
+        """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("nano", "tiny").
 
-        ``flow`` "auto" takes the backend the checkpoint was made for (raft_large for the official weights,
-        dis for nano). ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official pipeline
-        (flow at output resolution), 1 (default) runs flow on the LR frames at a small fraction of the cost.
+        ``flow`` "auto" takes the backend the checkpoint was made for (raft_large for the official weights, dis
+        for nano). ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official
+        pipeline (flow at output resolution), 1 (default) runs flow on the LR frames at a small fraction of the cost.
         """
         if flow not in FLOW_CHOICES:
             raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
