@@ -41,7 +41,7 @@ def stream_diffvsr(
     frame 0), bit-identical whatever order frames are requested in. Output frames carry the source frame's
     props plus ``_StreamDiffVSRAnchor``.
 
-    :param model: checkpoint folder, Hugging Face hub id, or an embedded name ("tiny").
+    :param model: checkpoint folder, Hugging Face hub id, or an embedded name ("nano": trained on a CPU; "tiny": random).
     :param device_index: CUDA device; None picks cuda:0 if available, else the CPU.
     :param steps: DDIM steps per frame (the model was trained for 4).
     :param precision: "fp32", "fp16" or "bf16"; None is bf16 on CUDA, fp32 on the CPU.
