@@ -214,7 +214,7 @@ def stage2(models: NanoModels, data: Patches, steps: int, batch: int, generator:
             mse_sum, n = 0.0, 0
 
 
-TEMPORAL_WEIGHT = 0.5
+TEMPORAL_WEIGHT = 0.5  # of the stage-3 loss between an output and its predecessor warped by the true motion
 _dis = FlowEstimator(DisFlow(), 1.0, SCALE)
 
 
@@ -232,8 +232,9 @@ def stage3(
     rng: np.random.Generator,
     generator: torch.Generator,
 ) -> None:
-    """ControlNet + the autoencoder's temporal path on 3-frame clips; the previous raw output is warped by the
-    known motion (the engine's warp convention), as the engine warps it by the estimated flow."""
+    """ControlNet + the autoencoder's temporal path on 3-frame clips; the previous raw output is warped (the
+    engine's warp convention) by DIS flow on the LR frames, as the engine runs it, and the temporal loss holds
+    each output to its predecessor under the known motion."""
     # The ControlNet starts as a copy of the trained UNet.
     models.controlnet = build_controlnet(models.unet).to(memory_format=torch.channels_last)
     models.conditioning = reuse_conditioning_embedding(models.controlnet)
