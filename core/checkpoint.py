@@ -98,14 +98,15 @@ def _hub_snapshot(repo_id: str, download: bool) -> Path:
         if not download:
             raise ModelLoadError(
                 f"model {repo_id!r} is not in the Hugging Face cache; run `streamdiffvsr download {repo_id}` "
-                "on a machine with network access"
+                'on a machine with network access, or use the embedded preview model "nano"'
             ) from None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS))
     except Exception as exc:
         raise ModelLoadError(
             f"model {repo_id!r} is not in the Hugging Face cache and could not be downloaded ({type(exc).__name__}); "
-            f"run `streamdiffvsr download {repo_id}` with network access, or pass a local checkpoint folder"
+            f"run `streamdiffvsr download {repo_id}` with network access, or pass a local checkpoint folder, "
+            'or use the embedded preview model "nano"'
         ) from None
 
 
