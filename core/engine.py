@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -25,6 +26,46 @@ from .warp import warp
 
 SCALE = 4
 MIN_SIDE = 16
+
+
+def ddim_rollout(
+    unet: torch.nn.Module,
+    controlnet: torch.nn.Module,
+    scheduler,
+    timesteps,
+    lr: torch.Tensor,
+    z: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    warped: torch.Tensor | None = None,
+    before_controlnet: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """The denoising of one frame (SPEC step 6): DDIM (eta 0) from ``z`` over ``timesteps``, the UNet fed
+    ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that warped HR estimate.
+    Shared by the engine and the nano training script (with autograd), so both run the same steps."""
+    for t in timesteps:
+        sample = torch.cat([z, lr], dim=1)
+        down, mid = None, None
+        if warped is not None:
+            if before_controlnet is not None:
+                before_controlnet()
+            down, mid = controlnet(
+                sample,
+                t,
+                encoder_hidden_states=prompt_embeds,
+                controlnet_cond=warped,
+                conditioning_scale=1.0,
+                return_dict=False,
+            )
+        noise_pred = unet(
+            sample,
+            t,
+            encoder_hidden_states=prompt_embeds,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+        z = scheduler.step(noise_pred, t, z, eta=0.0, return_dict=False)[0]
+    return z
 
 
 def default_device() -> str:
@@ -149,32 +190,18 @@ class StreamDiffVSR:
         self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
     ) -> torch.Tensor:
         c = self.components
-        lr = lr.to(c.dtype)
-        z = latents.to(device=self.device, dtype=c.dtype)
-        for t in self.timesteps:
-            sample = torch.cat([z, lr], dim=1)
-            down, mid = None, None
-            if guidance is not None:
-                if not self.reuse_conditioning:
-                    c.conditioning.clear()
-                down, mid = c.controlnet(
-                    sample,
-                    t,
-                    encoder_hidden_states=c.prompt_embeds,
-                    controlnet_cond=guidance.warped,
-                    conditioning_scale=1.0,
-                    return_dict=False,
-                )
-            noise_pred = c.unet(
-                sample,
-                t,
-                encoder_hidden_states=c.prompt_embeds,
-                down_block_additional_residuals=down,
-                mid_block_additional_residual=mid,
-                return_dict=False,
-            )[0]
-            z = self.scheduler.step(noise_pred, t, z, eta=0.0, return_dict=False)[0]
-        return z
+        return ddim_rollout(
+            c.unet,
+            c.controlnet,
+            self.scheduler,
+            self.timesteps,
+            lr.to(c.dtype),
+            latents.to(device=self.device, dtype=c.dtype),
+            c.prompt_embeds,
+            guidance.warped if guidance is not None else None,
+            # The baseline re-embeds the conditioning image at every step, as the official pipeline does.
+            before_controlnet=None if self.reuse_conditioning else c.conditioning.clear,
+        )
 
     def check_frame(self, lr: torch.Tensor) -> None:
         if lr.ndim != 4 or lr.shape[0] != 1 or lr.shape[1] != 3 or not lr.is_floating_point():

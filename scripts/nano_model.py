@@ -1,9 +1,9 @@
-"""The nano architecture (the official classes at small widths) and a differentiable copy of one stream step.
+"""The nano architecture (the official classes at small widths) and one stream step with autograd on.
 
 The networks are the engine's own: diffusers ``UNet2DConditionModel`` (7 input channels) and ``ControlNetModel``
 (from the UNet), ``TemporalAutoencoderTiny`` (latent at HR/4) and the SD x4 ``DDIMScheduler`` (v-prediction,
-trailing spacing: t = 999, 749, 499, 249). ``frame_forward`` mirrors ``StreamDiffVSR.upscale`` with autograd on,
-so what is trained is exactly what the engine runs.
+trailing spacing: t = 999, 749, 499, 249). ``frame_forward`` is ``StreamDiffVSR.upscale``'s sequence (the engine's
+``warp``, temporal features and ``ddim_rollout``) with autograd on, so what is trained is what the engine runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from streamdiffvsr.autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from streamdiffvsr.checkpoint import PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY
 from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
+from streamdiffvsr.engine import ddim_rollout
 from streamdiffvsr.tiny_checkpoint import MODEL_INDEX, SD_X4_SCHEDULER
 from streamdiffvsr.warp import warp
 
@@ -89,45 +90,25 @@ class NanoModels(torch.nn.Module):
         # ControlNet's conditioning embedding is computed once per frame (as the engine does); removed on save.
         self.conditioning = reuse_conditioning_embedding(self.controlnet)
 
-    def denoise(
-        self, lr: torch.Tensor, noise: torch.Tensor, warped: torch.Tensor | None, steps: int = NUM_STEPS
-    ) -> list[torch.Tensor]:
-        """The DDIM rollout from ``noise`` conditioned on ``lr`` ([-1, 1]); the latent after every step."""
+    def denoise(self, lr: torch.Tensor, noise: torch.Tensor, warped: torch.Tensor | None) -> torch.Tensor:
+        """The engine's DDIM rollout from ``noise`` given ``lr`` ([-1, 1]), with autograd: the final latent."""
         emb = self.prompt_embeds.expand(lr.shape[0], -1, -1)
-        z = noise
-        latents = []
-        for t in self.timesteps[:steps]:
-            sample = torch.cat([z, lr], dim=1)
-            down = mid = None
-            if warped is not None:
-                down, mid = self.controlnet(
-                    sample, t, encoder_hidden_states=emb, controlnet_cond=warped, return_dict=False
-                )
-            v = self.unet(
-                sample,
-                t,
-                encoder_hidden_states=emb,
-                down_block_additional_residuals=down,
-                mid_block_additional_residual=mid,
-                return_dict=False,
-            )[0]
-            z = self.scheduler.step(v, t, z, eta=0.0, return_dict=False)[0]
-            latents.append(z)
+        z = ddim_rollout(self.unet, self.controlnet, self.scheduler, self.timesteps, lr, noise, emb, warped)
         self.conditioning.clear()
-        return latents
+        return z
 
     def frame_forward(
         self, lr: torch.Tensor, noise: torch.Tensor, prev_hr: torch.Tensor | None, flow: torch.Tensor | None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One stream step: LR [-1, 1], previous raw HR output and the flow current -> previous (HR pixels)
-        -> (raw HR output, latents per step)."""
+        -> (raw HR output, final latent)."""
         warped = features = None
         if prev_hr is not None:
             warped = warp(prev_hr, flow)
             features = self.vae.temporal_features(warped)
-        latents = self.denoise(lr, noise, warped)
-        out = self.vae.decode(latents[-1] / self.vae.config.scaling_factor, features)
-        return out, latents
+        z = self.denoise(lr, noise, warped)
+        out = self.vae.decode(z / self.vae.config.scaling_factor, features)
+        return out, z
 
 
 def save_checkpoint(models: NanoModels, root: str | Path, note: str = "") -> Path:

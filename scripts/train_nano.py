@@ -180,9 +180,9 @@ def rollout_loss(
     with torch.no_grad():
         z0 = models.vae.encode(target)
     noise = torch.randn(z0.shape, generator=generator)
-    latents = models.denoise(lr, noise, None)
-    out = models.vae.decode(latents[-1])
-    loss = F.l1_loss(out, target) + 0.1 * F.l1_loss(latents[-1], z0)
+    z = models.denoise(lr, noise, None)
+    out = models.vae.decode(z)
+    loss = F.l1_loss(out, target) + 0.1 * F.l1_loss(z, z0)
     return loss, F.mse_loss(out.detach().clamp(-1, 1), target).item() / 4
 
 
@@ -271,8 +271,8 @@ def stage3(
             noise = torch.randn((n, 4, side // 4, side // 4), generator=generator)
             if prev is None:
                 with torch.no_grad():
-                    latents = models.denoise(lr[k], noise, None)
-                out = models.vae.decode(latents[-1])
+                    z = models.denoise(lr[k], noise, None)
+                out = models.vae.decode(z)
             else:
                 out, _ = models.frame_forward(lr[k], noise, prev, est[k])
                 # Temporal consistency with the previous output under the true motion.
