@@ -2,9 +2,9 @@
 
 Baseline = what SPEC.md describes: fp32, NCHW, RAFT-large at output resolution (flow_scale=4), ControlNet
 conditioning embedded at every step. Ours = flow on the LR frames (flow_scale=1), bf16 on CUDA (fp32 on CPU),
-networks channels_last, conditioning embedding reused across the steps. Both run the full-size architecture
-(official configs in bench/configs, random weights: speed does not depend on them) on the same synthetic clip,
-frame by frame through ``Stream``.
+networks channels_last, conditioning embedding reused across the steps, full-resolution convolutions in strips on the
+CPU. Both run the full-size architecture (official configs in bench/configs, random weights: speed does not depend
+on them) on the same synthetic clip, frame by frame through ``Stream``.
 
     python bench/benchmark.py --size 64x64 --frames 4          # CPU: full size, a few frames
     python bench/benchmark.py --size 320x180 --frames 12       # GPU: 720p output
@@ -45,6 +45,7 @@ class Config:
     flow_scale: float
     reuse_conditioning: bool
     channels_last: bool
+    strips: bool
 
 
 @dataclass
@@ -125,7 +126,9 @@ def make_engine(args, config: Config, device: torch.device) -> StreamDiffVSR:
     for model in (components.unet, components.controlnet, components.vae):
         model.to(memory_format=memory_format)
     flow = FlowEstimator(random_raft(device), config.flow_scale, 4)
-    return StreamDiffVSR(components, scheduler, flow, reuse_conditioning=config.reuse_conditioning)
+    return StreamDiffVSR(
+        components, scheduler, flow, reuse_conditioning=config.reuse_conditioning, strips=config.strips
+    )
 
 
 def run_config(
@@ -215,9 +218,9 @@ def main() -> None:
     device = torch.device(args.device)
     frames = synthetic_clip(args.frames, h, w)
     ours_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    configs = [Config("ours", ours_dtype, 1.0, True, True)]
+    configs = [Config("ours", ours_dtype, 1.0, True, True, True)]
     if not args.skip_baseline:
-        configs.insert(0, Config("baseline", torch.float32, 4.0, False, False))
+        configs.insert(0, Config("baseline", torch.float32, 4.0, False, False, False))
 
     print(
         f"# {'tiny' if args.tiny else 'full-size'} architecture, {w}x{h} -> {4 * w}x{4 * h}, {args.frames} frames"

@@ -1,10 +1,11 @@
-"""The engine's memory layout, before and after: networks NCHW (as the official pipeline runs them) against
-channels_last (the engine's default), in one process on one model and the same frames.
+"""The engine's memory layout, step by step: networks NCHW (as the official pipeline runs them), channels_last,
+and channels_last with full-resolution convolutions run in strips (the engine's CPU default; see
+``streamdiffvsr.strips``), in one process on one model and the same frames.
 
     python bench/engine_layout.py                      # nano, 320x180 -> 1280x720, CPU
     python bench/engine_layout.py --model DIR --size 160x90 --device cuda
 
-The two layouts alternate over --rounds; prints s/frame (median over frames, then over rounds) and the ratio.
+The variants alternate over --rounds; prints s/frame (median over frames, then over rounds) and the ratio.
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ import time
 import torch
 
 from streamdiffvsr import StreamDiffVSR
+from streamdiffvsr.strips import default_strip_bytes
 
-LAYOUTS = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
+# name: (network memory layout, strips)
+VARIANTS = {
+    "NCHW": (torch.contiguous_format, False),
+    "channels_last": (torch.channels_last, False),
+    "channels_last + strips": (torch.channels_last, True),
+}
 
 
 def seconds_per_frame(
-    engine: StreamDiffVSR, frames: list[torch.Tensor], layout: torch.memory_format
+    engine: StreamDiffVSR, frames: list[torch.Tensor], layout: torch.memory_format, strips: bool
 ) -> float:
     c = engine.components
     for model in (c.unet, c.controlnet, c.vae):
         model.to(memory_format=layout)
+    engine.strip_bytes = default_strip_bytes(engine.device) if strips else None
     stream = engine.stream()
     stream.step(frames[0])  # frame 0 has no guidance; frame 1 warms the guided path
     stream.step(frames[1])
@@ -54,15 +62,15 @@ def main() -> None:
     torch.manual_seed(0)
     base = torch.rand(1, 3, h + 8, w + 8)
     frames = [base[..., i % 8 : i % 8 + h, :w].contiguous() for i in range(args.frames + 2)]
-    results: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        for name, layout in LAYOUTS.items():
-            results[name].append(seconds_per_frame(engine, frames, layout))
+        for name, variant in VARIANTS.items():
+            results[name].append(seconds_per_frame(engine, frames, *variant))
     print(
         f"# {args.model} {w}x{h} -> {4 * w}x{4 * h}, {args.device}, {args.threads} threads, torch "
         f"{torch.__version__}, {platform.machine()}, {datetime.date.today()}"
     )
-    print("| layout | s/frame (median of rounds) | frames/s | vs NCHW |")
+    print("| variant | s/frame (median of rounds) | frames/s | vs NCHW |")
     print("|---|---|---|---|")
     first = None
     for name, values in results.items():

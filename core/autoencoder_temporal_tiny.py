@@ -15,6 +15,8 @@ from diffusers.models.activations import get_activation
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .strips import run_in_strips
+
 
 class TemporalAutoencoderTinyBlock(nn.Module):
     """Residual conv block whose output can be nudged by the matching block's features of the previous frame."""
@@ -81,10 +83,17 @@ class TemporalEncoderTiny(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers((x + 1) / 2)
 
-    def block_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of every encoder block, in order, for an input fed in as is (no (x+1)/2 rescale)."""
+    def block_features(self, x: torch.Tensor, strip_bytes: int | None = None) -> list[torch.Tensor]:
+        """Outputs of every encoder block, in order, for an input fed in as is (no (x+1)/2 rescale).
+
+        ``strip_bytes``: run the convolutions before the first block in strips of about that size."""
+        layers = list(self.layers)
+        blocks = [i for i, layer in enumerate(layers) if isinstance(layer, TemporalAutoencoderTinyBlock)]
+        if not blocks:
+            return []
+        x = run_in_strips(layers[: blocks[0]], x, strip_bytes)
         features = []
-        for layer in self.layers:
+        for layer in layers[blocks[0] : blocks[-1] + 1]:
             x = layer(x)
             if isinstance(layer, TemporalAutoencoderTinyBlock):
                 features.append(x)
@@ -112,16 +121,21 @@ class TemporalDecoderTiny(nn.Module):
             layers.append(nn.Conv2d(ch, out_channels if last else ch, 3, padding=1, bias=last))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor, previous: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, previous: list[torch.Tensor] | None = None, strip_bytes: int | None = None
+    ) -> torch.Tensor:
         x = torch.tanh(z / 3) * 3
+        layers = list(self.layers)
+        blocks = [i for i, layer in enumerate(layers) if isinstance(layer, TemporalAutoencoderTinyBlock)]
+        tail = blocks[-1] + 1 if blocks else 0
         block_index = 0
-        for layer in self.layers:
+        for layer in layers[:tail]:
             if isinstance(layer, TemporalAutoencoderTinyBlock):
                 x = layer(x, previous[block_index] if previous is not None else None)
                 block_index += 1
             else:
                 x = layer(x)
-        return x * 2 - 1
+        return run_in_strips(layers[tail:], x, strip_bytes) * 2 - 1
 
 
 class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
@@ -177,12 +191,20 @@ class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
         """Image in [-1, 1] -> latent (unscaled)."""
         return self.encoder(image)
 
-    def temporal_features(self, warped_previous: torch.Tensor) -> list[torch.Tensor]:
-        """Encoder block outputs of the warped previous HR estimate, reversed to line up with the decoder blocks."""
-        return self.encoder.block_features(warped_previous)[::-1]
+    def temporal_features(
+        self, warped_previous: torch.Tensor, strip_bytes: int | None = None
+    ) -> list[torch.Tensor]:
+        """Encoder block outputs of the warped previous HR estimate, reversed to line up with the decoder blocks.
+
+        ``strip_bytes`` (here and in ``decode``): run the full-resolution convolutions in horizontal strips of
+        about that many bytes (same result, less memory traffic; see ``strips``); None: whole images."""
+        return self.encoder.block_features(warped_previous, strip_bytes)[::-1]
 
     def decode(
-        self, latents: torch.Tensor, temporal_features: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        temporal_features: list[torch.Tensor] | None = None,
+        strip_bytes: int | None = None,
     ) -> torch.Tensor:
         """Latent -> raw image in about [-1, 1] (not clamped)."""
-        return self.decoder(latents, temporal_features)
+        return self.decoder(latents, temporal_features, strip_bytes)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
+from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 from torch import nn
+
+from .strips import run_in_strips
 
 
 class ReusedConditioningEmbedding(nn.Module):
@@ -24,8 +27,26 @@ class ReusedConditioningEmbedding(nn.Module):
             self._input, self._output = cond, self.embedding(cond)
         return self._output
 
+    def prime(self, cond: torch.Tensor, strip_bytes: int | None) -> None:
+        """Embed ``cond`` now, in strips of about ``strip_bytes`` (see ``strips``), for the calls that follow."""
+        layers = _layer_chain(self.embedding)
+        embedded = run_in_strips(layers, cond, strip_bytes) if layers else self.embedding(cond)
+        self._input, self._output = cond, embedded
+
     def clear(self) -> None:
         self._input = self._output = None
+
+
+def _layer_chain(embedding: nn.Module) -> list[nn.Module] | None:
+    """diffusers' ControlNetConditioningEmbedding as the chain its forward runs: conv_in, SiLU, then each block
+    followed by SiLU, then conv_out. None for any other embedding."""
+    if not isinstance(embedding, ControlNetConditioningEmbedding):
+        return None
+    silu = nn.SiLU()
+    chain = [embedding.conv_in, silu]
+    for block in embedding.blocks:
+        chain += [block, silu]
+    return [*chain, embedding.conv_out]
 
 
 def reuse_conditioning_embedding(controlnet: nn.Module) -> ReusedConditioningEmbedding:
