@@ -42,13 +42,15 @@ def is_local(layer: nn.Module) -> bool:
         )
     if isinstance(layer, nn.Upsample):
         factor = layer.scale_factor
-        return layer.mode == "nearest" and layer.size is None and float(factor) == int(factor)
+        return layer.mode == "nearest" and isinstance(factor, int | float) and float(factor) == int(factor)
     return isinstance(layer, POINTWISE)
 
 
 def run_in_strips(layers: Sequence[nn.Module], x: torch.Tensor, strip_bytes: int | None) -> torch.Tensor:
     """``layers`` applied in order to ``x`` (N, C, H, W), one output strip at a time, each strip's largest
     intermediate about ``strip_bytes``. Whole-image when ``strip_bytes`` is None or a layer is not local."""
+    if not layers:
+        return x
     heights, channels = [x.shape[-2]], [x.shape[1]]
     for layer in layers:
         heights.append(_output_height(layer, heights[-1]))

@@ -41,10 +41,17 @@ def test_strips_equal_the_whole_image(layout, height):
 
 def test_non_local_layers_run_whole():
     layers = [nn.Conv2d(3, 3, 3, padding=1), nn.Upsample(scale_factor=2, mode="bilinear")]
-    assert not is_local(layers[1]) and not is_local(nn.Conv2d(3, 3, 3, padding=0))
+    for layer in (
+        layers[1],
+        nn.Conv2d(3, 3, 3, padding=0),
+        nn.Upsample(scale_factor=1.5),
+        nn.Upsample(size=8),
+    ):
+        assert not is_local(layer)
     x = torch.randn(1, 3, 20, 20)
     with torch.no_grad():
         torch.testing.assert_close(run_in_strips(layers, x, 1), nn.Sequential(*layers)(x))
+        assert run_in_strips([], x, 1) is x
 
 
 def test_engine_output_is_the_same_with_and_without_strips():
