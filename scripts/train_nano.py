@@ -10,7 +10,7 @@ Stages (the paper's, in miniature), all on data made here from photos that packa
 3. the ControlNet (fed the previous output warped by DIS flow on the LR frames, as the engine runs it) and the
    autoencoder's temporal path on 3-frame clips with a temporal-consistency loss under the known motion, the UNet
    frozen.
-Seeded: the same command on the same machine reproduces the checkpoint (about 57 minutes on 2 cores).
+Seeded: the same command on the same machine reproduces the checkpoint (about 70 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--steps1", type=int, default=4000)
     parser.add_argument("--steps2a", type=int, default=1500)
-    parser.add_argument("--steps2", type=int, default=6000)
+    parser.add_argument("--steps2", type=int, default=10000)
     parser.add_argument("--steps3", type=int, default=800)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batch3", type=int, default=8)
