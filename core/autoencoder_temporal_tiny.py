@@ -60,6 +60,11 @@ class TemporalAutoencoderTinyBlock(nn.Module):
         return F.interpolate(mixed, size=current.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def block_positions(layers: list[nn.Module]) -> list[int]:
+    """Indices of the temporal blocks in a coder's layer list (the layers around them are plain convolutions)."""
+    return [i for i, layer in enumerate(layers) if isinstance(layer, TemporalAutoencoderTinyBlock)]
+
+
 class TemporalEncoderTiny(nn.Module):
     def __init__(
         self,
@@ -88,7 +93,7 @@ class TemporalEncoderTiny(nn.Module):
 
         ``strip_bytes``: run the convolutions before the first block in strips of about that size."""
         layers = list(self.layers)
-        blocks = [i for i, layer in enumerate(layers) if isinstance(layer, TemporalAutoencoderTinyBlock)]
+        blocks = block_positions(layers)
         if not blocks:
             return []
         x = run_in_strips(layers[: blocks[0]], x, strip_bytes)
@@ -126,7 +131,7 @@ class TemporalDecoderTiny(nn.Module):
     ) -> torch.Tensor:
         x = torch.tanh(z / 3) * 3
         layers = list(self.layers)
-        blocks = [i for i, layer in enumerate(layers) if isinstance(layer, TemporalAutoencoderTinyBlock)]
+        blocks = block_positions(layers)
         tail = blocks[-1] + 1 if blocks else 0
         block_index = 0
         for layer in layers[:tail]:
