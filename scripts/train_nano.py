@@ -10,7 +10,7 @@ Stages (the paper's, in miniature), all on data made here from photos that packa
 3. the ControlNet (fed the previous output warped by DIS flow on the LR frames, as the engine runs it) and the
    autoencoder's temporal path on 3-frame clips with a temporal-consistency loss under the known motion, the UNet
    frozen.
-Seeded: the same command on the same machine reproduces the checkpoint (about 70 minutes on 2 cores).
+Seeded: the same command on the same machine reproduces the checkpoint (about 67 minutes on 2 cores).
 """
 
 from __future__ import annotations
