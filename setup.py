@@ -36,7 +36,6 @@ setup(
         "opencv-python-headless>=4.8",
         "vapoursynth>=70",
         "vapoursynth-bestsource",
-        "vapoursynth-scenechange",
         "ffmpeg-python>=0.2",
     ],
     extras_require={

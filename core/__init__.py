@@ -7,17 +7,18 @@ from importlib import import_module
 
 _EXPORTS = {
     "TemporalAutoencoderTiny": "autoencoder_temporal_tiny",
-    "DEFAULT_MODEL": "checkpoint",
-    "PRECISIONS": "checkpoint",
     "resolve_checkpoint": "checkpoint",
-    "MIN_SIDE": "engine",
-    "SCALE": "engine",
     "StreamDiffVSR": "engine",
+    "DeviceError": "errors",
     "FrameError": "errors",
     "ModelLoadError": "errors",
     "StreamDiffVSRError": "errors",
-    "FLOW_BACKENDS": "flow",
-    "FLOW_CHOICES": "flow",
+    "DEFAULT_MODEL": "options",
+    "FLOW_BACKENDS": "options",
+    "FLOW_CHOICES": "options",
+    "MIN_SIDE": "options",
+    "PRECISIONS": "options",
+    "SCALE": "options",
     "Stream": "stream",
 }
 

@@ -115,8 +115,10 @@ class TemporalDecoderTiny(nn.Module):
         upsampling_scaling_factor: int,
         act_fn: str,
         upsample_fn: str,
+        latent_magnitude: float,
     ) -> None:
         super().__init__()
+        self.latent_magnitude = latent_magnitude
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], 3, padding=1), get_activation(act_fn)]
         for i, (n, ch) in enumerate(zip(num_blocks, channels, strict=True)):
             last = i == len(num_blocks) - 1
@@ -129,7 +131,7 @@ class TemporalDecoderTiny(nn.Module):
     def forward(
         self, z: torch.Tensor, previous: list[torch.Tensor] | None = None, strip_bytes: int | None = None
     ) -> torch.Tensor:
-        x = torch.tanh(z / 3) * 3
+        x = torch.tanh(z / self.latent_magnitude) * self.latent_magnitude
         layers = list(self.layers)
         blocks = block_positions(layers)
         tail = blocks[-1] + 1 if blocks else 0
@@ -175,6 +177,21 @@ class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
             raise ValueError(
                 "the decoder needs one temporal feature per encoder block: block counts must match"
             )
+        # Keys of diffusers' AutoencoderTiny config that the official file carries: checked, never silently
+        # ignored. latent_shift only concerns AutoencoderTiny's latent (un)scaling for storage, which this model
+        # never does; force_upcast is a pipeline hint (the engine picks the precision).
+        if block_out_channels is not None and not (
+            tuple(block_out_channels)
+            == tuple(encoder_block_out_channels)
+            == tuple(decoder_block_out_channels)
+        ):
+            raise ValueError(
+                "block_out_channels (legacy) must equal the encoder and decoder block_out_channels"
+            )
+        if shift_factor != 0:
+            raise ValueError(
+                f"shift_factor {shift_factor} is not supported (the decoder takes z / scaling_factor)"
+            )
         self.encoder = TemporalEncoderTiny(
             in_channels, latent_channels, tuple(num_encoder_blocks), tuple(encoder_block_out_channels), act_fn
         )
@@ -186,11 +203,8 @@ class TemporalAutoencoderTiny(ModelMixin, ConfigMixin):
             upsampling_scaling_factor,
             act_fn,
             upsample_fn,
+            latent_magnitude,
         )
-
-    @property
-    def downscale_factor(self) -> int:
-        return self.config.upsampling_scaling_factor ** (len(self.config.num_decoder_blocks) - 1)
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Image in [-1, 1] -> latent (unscaled)."""

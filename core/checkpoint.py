@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,40 +17,19 @@ from safetensors.torch import load_file, save_file
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from .conditioning_cache import ReusedConditioningEmbedding, reuse_conditioning_embedding
 from .errors import ModelLoadError
-from .flow import FLOW_BACKENDS
+from .layout import CHECKPOINT_PATTERNS, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
+from .options import FLOW_BACKENDS, PRECISIONS
+from .tiny_checkpoint import ensure_tiny_checkpoint
 
-DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
-PROMPT_EMBEDS_FILE = "prompt_embeds.safetensors"
-PROMPT_EMBEDS_KEY = "prompt_embeds"
-CHECKPOINT_PATTERNS = [
-    "model_index.json",
-    PROMPT_EMBEDS_FILE,
-    "unet/*",
-    "controlnet/*",
-    "vae/*",
-    "scheduler/*",
-    "text_encoder/*",
-    "tokenizer/*",
-    "flow/*",
-]
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 
 
-def cache_dir() -> Path:
-    """Where this package keeps what it builds (embedded models, prompt embeddings)."""
-    base = os.environ.get("STREAMDIFFVSR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "streamdiffvsr"
-    )
-    return Path(base)
-
-
-def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A precision name ("fp32", "fp16", "bf16") or a torch dtype -> the torch dtype."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype in PRECISIONS:
-        return PRECISIONS[dtype]
+    if dtype in DTYPES:
+        return DTYPES[dtype]
     raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
 
 
@@ -63,16 +43,18 @@ def default_flow(root: Path) -> str:
     return flow if flow in FLOW_BACKENDS else "raft_large"
 
 
-def _embedded_models() -> dict[str, callable]:
-    from .tiny_checkpoint import ensure_tiny_checkpoint
-
-    return {"tiny": ensure_tiny_checkpoint, "nano": lambda: Path(__file__).parent / "models" / "nano"}
+# Checkpoints that ship with the package: "nano" (trained on a CPU, see training/) and "tiny" (random weights,
+# built on first use: a pipeline check that loads through exactly the loader a real checkpoint goes through).
+EMBEDDED_MODELS: dict[str, Callable[[], Path]] = {
+    "nano": lambda: Path(__file__).parent / "models" / "nano",
+    "tiny": ensure_tiny_checkpoint,
+}
 
 
 def resolve_checkpoint(model: str | os.PathLike, *, download: bool = True) -> Path:
     """A local checkpoint folder for ``model``: an embedded name, a folder, or a hub id (cached download)."""
     name = os.fspath(model)
-    embedded = _embedded_models()
+    embedded = EMBEDDED_MODELS
     if name in embedded:
         return embedded[name]()
     path = Path(name).expanduser()
@@ -197,7 +179,7 @@ def _load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Co
     return Components(root, unet, controlnet, vae, prompt_embeds, device, dtype)
 
 
-def use_xformers_if_available(*models: torch.nn.Module) -> bool:
+def use_xformers_if_available(*models: torch.nn.Module) -> None:
     """Switch to xformers attention when it is installed and works with this torch; else keep torch's SDPA."""
     try:
         import xformers.ops  # noqa: F401
@@ -207,8 +189,6 @@ def use_xformers_if_available(*models: torch.nn.Module) -> bool:
     except Exception:  # absent, or built for another torch/CUDA: SDPA stays
         for model in models:
             model.set_default_attn_processor()
-        return False
-    return True
 
 
 def load_scheduler(root: Path, timestep_spacing: str | None) -> DDIMScheduler:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import (
-    DEFAULT_MODEL,
     Components,
     default_flow,
     load_components,
@@ -18,15 +17,23 @@ from .checkpoint import (
     resolve_checkpoint,
     resolve_dtype,
 )
-from .errors import FrameError, ModelLoadError
-from .flow import AUTO_FLOW, FLOW_CHOICES, FlowEstimator, make_flow_backend
+from .errors import ModelLoadError
+from .flow import FlowEstimator, make_flow_backend
+from .options import (
+    AUTO_FLOW,
+    DEFAULT_FLOW_SCALE,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+    FLOW_CHOICES,
+    SCALE,
+    default_precision,
+    resolve_device,
+)
 from .profiling import StageTimer
 from .stream import Stream
 from .strips import default_strip_bytes
 from .warp import warp
-
-SCALE = 4
-MIN_SIDE = 16
 
 
 def ddim_rollout(
@@ -69,10 +76,6 @@ def ddim_rollout(
     return z
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @dataclass(frozen=True)
 class TemporalGuidance:
     """What frame t borrows from frame t-1: the warped raw HR estimate and its encoder features."""
@@ -92,8 +95,8 @@ class StreamDiffVSR:
         scheduler,
         flow: FlowEstimator,
         *,
-        num_steps: int = 4,
-        seed: int = 0,
+        num_steps: int = DEFAULT_STEPS,
+        seed: int = DEFAULT_SEED,
         reuse_conditioning: bool = True,
         strips: bool = True,
     ) -> None:
@@ -128,13 +131,16 @@ class StreamDiffVSR:
         dtype: torch.dtype | str | None = None,
         flow: str = AUTO_FLOW,
         flow_weights: str | os.PathLike | None = None,
-        flow_scale: float = 1.0,
-        num_steps: int = 4,
-        seed: int = 0,
+        flow_scale: float = DEFAULT_FLOW_SCALE,
+        num_steps: int = DEFAULT_STEPS,
+        seed: int = DEFAULT_SEED,
         timestep_spacing: str | None = None,
         download: bool = True,
     ) -> StreamDiffVSR:
         """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("nano", "tiny").
+
+        ``device`` None: cuda:0 if CUDA is available, else the CPU; ``dtype`` None: bf16 on CUDA, fp32 on the CPU
+        (``options.resolve_device`` and ``options.default_precision``).
 
         ``flow`` "auto" takes the backend the checkpoint was made for (raft_large for the official weights, dis
         for nano). ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official
@@ -144,9 +150,10 @@ class StreamDiffVSR:
             raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        device = torch.device(device or default_device())
+        device = torch.device(device or resolve_device())
+        dtype = resolve_dtype(dtype or default_precision(device.type))
         root = resolve_checkpoint(path_or_repo_id, download=download)
-        components = load_components(root, device, resolve_dtype(dtype))
+        components = load_components(root, device, dtype)
         scheduler = load_scheduler(root, timestep_spacing)
         if flow == AUTO_FLOW:
             flow = default_flow(root)
@@ -209,12 +216,3 @@ class StreamDiffVSR:
             # The baseline re-embeds the conditioning image at every step, as the official pipeline does.
             before_controlnet=None if self.reuse_conditioning else c.conditioning.clear,
         )
-
-    def check_frame(self, lr: torch.Tensor) -> None:
-        if lr.ndim != 4 or lr.shape[0] != 1 or lr.shape[1] != 3 or not lr.is_floating_point():
-            raise FrameError(
-                f"expected a float RGB frame of shape (1, 3, h, w), got {tuple(lr.shape)} {lr.dtype}"
-            )
-        h, w = lr.shape[-2:]
-        if min(h, w) < MIN_SIDE:
-            raise FrameError(f"frame {w}x{h} is too small: each side must be at least {MIN_SIDE} pixels")

@@ -11,3 +11,7 @@ class ModelLoadError(StreamDiffVSRError):
 
 class FrameError(StreamDiffVSRError):
     """A frame of the wrong shape, size or value range was given to a stream."""
+
+
+class DeviceError(StreamDiffVSRError):
+    """The device asked for does not exist or cannot be used."""

@@ -17,11 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelLoadError
+from .options import FLOW_BACKENDS, FLOW_SCALE_BOUNDS
 
-FLOW_BACKENDS = ("raft_large", "raft_small", "dis", "none")
-# "auto": the backend the checkpoint names as its default (model_index.json "_default_flow"), else raft_large.
-AUTO_FLOW = "auto"
-FLOW_CHOICES = (AUTO_FLOW, *FLOW_BACKENDS)
 RAFT_MIN_SIDE = 128
 RAFT_MULTIPLE = 8
 RAFT_UPDATES = 12
@@ -124,8 +121,8 @@ class FlowEstimator:
     """Flow at output resolution (``upscale`` x the LR size) from a backend run at ``scale`` x the LR size."""
 
     def __init__(self, backend: FlowBackend, scale: float, upscale: int) -> None:
-        if not 0 < scale <= upscale:
-            raise ValueError(f"flow_scale must be in (0, {upscale}], got {scale}")
+        if scale not in FLOW_SCALE_BOUNDS:
+            raise ValueError(f"flow_scale must be in {FLOW_SCALE_BOUNDS.describe()}, got {scale}")
         self.backend = backend
         self.scale = scale
         self.upscale = upscale

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import FrameError
-
-if TYPE_CHECKING:
-    from .engine import StreamDiffVSR
+from .options import MIN_SIDE, SCALE
 
 PAD_MULTIPLE = 4
+
+
+class FrameUpscaler(Protocol):
+    """What a stream needs from the engine (``StreamDiffVSR``): where frames run, and one step of the model."""
+
+    device: torch.device
+    dtype: torch.dtype
+    seed: int
+
+    def upscale(
+        self, lr: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None, latents: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 def initial_noise(seed: int, index: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -32,10 +42,21 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.
     return image
 
 
+def check_frame(lr: torch.Tensor) -> None:
+    """A float RGB frame (1, 3, h, w) with sides of at least MIN_SIDE, or a FrameError saying what it is."""
+    if lr.ndim != 4 or lr.shape[0] != 1 or lr.shape[1] != 3 or not lr.is_floating_point():
+        raise FrameError(
+            f"expected a float RGB frame of shape (1, 3, h, w), got {tuple(lr.shape)} {lr.dtype}"
+        )
+    h, w = lr.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise FrameError(f"frame {w}x{h} is too small: each side must be at least {MIN_SIDE} pixels")
+
+
 class Stream:
     """Stateful 4x upscaler for one video. Holds only what the next step needs, so memory stays constant."""
 
-    def __init__(self, engine: StreamDiffVSR) -> None:
+    def __init__(self, engine: FrameUpscaler) -> None:
         self.engine = engine
         self.reset()
 
@@ -51,7 +72,7 @@ class Stream:
         ``latents`` (1, 4, h', w') overrides the initial noise, where h', w' are h, w rounded up to multiples of 4.
         """
         engine = self.engine
-        engine.check_frame(lr)
+        check_frame(lr)
         h, w = lr.shape[-2:]
         lr_n = pad_to_multiple(lr.to(engine.device, torch.float32) * 2 - 1)
         if self.prev_lr is not None and self.prev_lr.shape != lr_n.shape:
@@ -70,11 +91,11 @@ class Stream:
         # live chain or from load_state_dict, so a resumed chain computes bit for bit what the live one would.
         self.prev_lr, self.prev_hr = lr_n, raw.contiguous()
         self.index += 1
-        scale = engine.scale
-        return ((self.prev_hr[..., : h * scale, : w * scale].float() + 1) / 2).clamp_(0, 1)
+        return ((self.prev_hr[..., : h * SCALE, : w * SCALE].float() + 1) / 2).clamp_(0, 1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The stream's state as plain tensors (safetensors-serialisable); empty tensors for a fresh chain."""
+        """The stream's state as plain tensors (safetensors-serialisable): the frame index, and after the first
+        frame of a chain the previous LR frame and raw HR output (absent for a fresh chain)."""
         state = {"index": torch.tensor([self.index], dtype=torch.int64)}
         if self.prev_lr is not None:
             state["prev_lr"] = self.prev_lr

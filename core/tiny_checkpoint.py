@@ -18,35 +18,10 @@ from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
-from .checkpoint import PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
+from .layout import MODEL_INDEX, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, SD_X4_SCHEDULER, cache_dir
 
 TINY_VERSION = 1
 EMBED_DIM = 32
-
-MODEL_INDEX = {
-    "_class_name": "StreamDiffVSRPipeline",
-    "controlnet": ["diffusers", "ControlNetModel"],
-    "scheduler": ["diffusers", "DDIMScheduler"],
-    "unet": ["diffusers", "UNet2DConditionModel"],
-    "vae": [None, "TemporalAutoencoderTiny"],
-    "text_encoder": [None, None],
-    "tokenizer": [None, None],
-    "safety_checker": [None, None],
-    "feature_extractor": [None, None],
-    "requires_safety_checker": False,
-}
-
-SD_X4_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.0001,
-    "beta_end": 0.02,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "v_prediction",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "timestep_spacing": "trailing",
-}
 
 
 def _tiny_unet() -> UNet2DConditionModel:

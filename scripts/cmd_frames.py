@@ -60,17 +60,13 @@ def write_png(path: Path, rgb: np.ndarray, peak: int) -> None:
 
 
 def engine_options(engine: dict[str, Any]) -> dict[str, Any]:
-    """``StreamDiffVSR.from_pretrained`` keywords from the preset's engine section."""
-    import torch
+    """``StreamDiffVSR.from_pretrained`` keywords from the preset's engine section (the device and precision
+    rules are the engine's own: ``streamdiffvsr.options``)."""
+    from streamdiffvsr.options import resolve_device
 
-    index = engine.get("device_index")
-    device = "cpu"
-    if torch.cuda.is_available():
-        device = f"cuda:{index}" if index is not None else "cuda"
-    precision = engine.get("precision") or ("bf16" if device.startswith("cuda") else "fp32")
     return {
-        "device": device,
-        "dtype": precision,
+        "device": resolve_device(engine.get("device_index")),
+        "dtype": engine.get("precision"),
         "flow": engine["flow"],
         "flow_scale": engine["flow_scale"],
         "flow_weights": engine.get("flow_weights"),

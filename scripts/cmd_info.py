@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from .tools import find_tool, has_libx265, tool_version
 
-REQUIRED_PLUGINS = {"bs": "bestsource (video source)", "scd": "scenechange (scene detection)"}
+REQUIRED_PLUGINS = {"bs": "bestsource (video source)"}
 
 
 def _python() -> Iterator[tuple[str, str, bool]]:
@@ -67,7 +67,7 @@ def _models() -> Iterator[tuple[str, str, bool]]:
     from huggingface_hub import constants
 
     from streamdiffvsr import DEFAULT_MODEL, ModelLoadError, resolve_checkpoint
-    from streamdiffvsr.checkpoint import cache_dir
+    from streamdiffvsr.layout import cache_dir
 
     from .models import EMBEDDED_MODEL
 

@@ -34,11 +34,11 @@ _OUTPUT = re.compile(r"Output (\d+) frames in")
 
 
 class PipelineError(Exception):
-    """One side failed: its name, exit status in words and the last lines of its stderr."""
+    """One side failed: its name, exit status in words (in the message) and the last lines of its stderr."""
 
     def __init__(self, side: str, status: str, tail: list[str]) -> None:
         super().__init__(f"{side} failed ({status}); no output was written")
-        self.side, self.status, self.tail = side, status, tail
+        self.side, self.tail = side, tail
 
 
 def _die_with_parent_fn() -> Callable[[], None] | None:

@@ -14,6 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamdiffvsr.options import (
+    AUTO_FLOW,
+    DEFAULT_FLOW_SCALE,
+    DEFAULT_MAX_CHAIN,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+    FLOW_CHOICES,
+    FLOW_SCALE_BOUNDS,
+    MAX_CHAIN_BOUNDS,
+    PRECISIONS,
+    SCENE_THRESHOLD_BOUNDS,
+    SEED_BOUNDS,
+    SNAPSHOT_INTERVAL_BOUNDS,
+    STEPS_BOUNDS,
+    TIMESTEP_SPACINGS,
+    Bounds,
+)
+
 from .errors import CliError
 
 SECTIONS = ("engine", "encoder")
@@ -56,8 +74,7 @@ class Key:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-    low: float | None = None
-    high: float | None = None
+    bounds: Bounds | None = None
     auto: bool = False  # the word "auto" is accepted and means None (the filter's/encoder's own default)
 
     def allowed(self) -> str:
@@ -72,12 +89,15 @@ class Key:
             text = "x265 parameters as key=value:key=value (e.g. aq-mode=3:no-sao=1)"
         else:
             noun = "an integer" if self.kind == "int" else "a number"
-            if self.low is not None and self.high is not None:
-                text = f"{noun} from {_num(self.low)} to {_num(self.high)}"
-            elif self.low is not None:
-                text = f"{noun} >= {_num(self.low)}"
-            else:
+            b = self.bounds
+            if b is None:
                 text = noun
+            elif b.high is None:
+                text = f"{noun} {'>' if b.low_open else '>='} {_num(b.low)}"
+            elif b.low_open:
+                text = f"{noun} above {_num(b.low)}, up to {_num(b.high)}"
+            else:
+                text = f"{noun} from {_num(b.low)} to {_num(b.high)}"
         return f"{text}, or auto" if self.auto else text
 
     def parse(self, text: str) -> Any:
@@ -113,7 +133,7 @@ class Key:
             ok_type = (int,) if self.kind == "int" else (int, float)
             if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
                 raise self.error(value)
-            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            if self.bounds is not None and value not in self.bounds:
                 raise self.error(value)
             value = float(value) if self.kind == "float" else value
         elif self.kind == "choice":
@@ -134,39 +154,43 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+# The engine keys' choices, ranges and defaults come from streamdiffvsr.options, as the filter's checks do.
 KEYS: tuple[Key, ...] = (
-    Key("engine", "steps", "int", 4, "diffusion steps per frame", low=1, high=50),
+    Key("engine", "steps", "int", DEFAULT_STEPS, "diffusion steps per frame", bounds=STEPS_BOUNDS),
     Key("engine", "precision", "choice", None, "network precision (auto: bf16 on CUDA, fp32 on CPU)",
-        choices=("fp32", "fp16", "bf16"), auto=True),
-    Key("engine", "flow", "choice", "auto", "optical flow backend (auto: the model's own, raft_large for the official)",
-        choices=("auto", "raft_large", "raft_small", "dis", "none")),
-    Key("engine", "flow_scale", "float", 1.0, "LR upscale factor before flow (4 = official, 1 = cheap)",
-        low=0.25, high=4),
+        choices=PRECISIONS, auto=True),
+    Key("engine", "flow", "choice", AUTO_FLOW, "optical flow backend (auto: the model's own, raft_large for the official)",
+        choices=FLOW_CHOICES),
+    Key("engine", "flow_scale", "float", DEFAULT_FLOW_SCALE, "LR upscale factor before flow (4 = official, 1 = cheap)",
+        bounds=FLOW_SCALE_BOUNDS),
     Key("engine", "flow_weights", "path", None, "RAFT state dict file (default: torchvision's weights)"),
-    Key("engine", "seed", "int", 0, "seed of the per-frame initial noise", low=0, high=2**63 - 1),
+    Key("engine", "seed", "int", DEFAULT_SEED, "seed of the per-frame initial noise", bounds=SEED_BOUNDS),
     Key("engine", "scene_detect", "bool", True, "restart the temporal chain at scene changes"),
-    Key("engine", "scene_threshold", "float", None, "scene cut threshold (mean abs gray difference)", low=0.01, high=1,
-        auto=True),
-    Key("engine", "max_chain", "int", 0, "restart the temporal chain every N frames (0 = never)", low=0),
-    Key("engine", "checkpoint_interval", "int", None, "frames between stream state checkpoints (seeking)",
-        low=1, auto=True),
+    Key("engine", "scene_threshold", "float", None, "scene cut threshold (mean abs gray difference)",
+        bounds=SCENE_THRESHOLD_BOUNDS, auto=True),
+    Key("engine", "max_chain", "int", DEFAULT_MAX_CHAIN, "restart the temporal chain every N frames (0 = never)",
+        bounds=MAX_CHAIN_BOUNDS),
+    Key("engine", "snapshot_interval", "int", None, "frames between snapshots of the stream state (seeking)",
+        bounds=SNAPSHOT_INTERVAL_BOUNDS, auto=True),
     Key("engine", "timestep_spacing", "choice", None, "DDIM timestep spacing (auto: the checkpoint's)",
-        choices=("leading", "trailing", "linspace"), auto=True),
-    Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", low=0, auto=True),
-    Key("encoder", "crf", "float", 20.0, "x265 constant rate factor (lower = better, bigger)", low=0, high=51),
+        choices=TIMESTEP_SPACINGS, auto=True),
+    Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", bounds=Bounds(0), auto=True),
+    Key("encoder", "crf", "float", 20.0, "x265 constant rate factor (lower = better, bigger)", bounds=Bounds(0, 51)),
     Key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X265_PRESETS),
     Key("encoder", "tune", "choice", None, "x265 tune (auto: none)",
         choices=("psnr", "ssim", "grain", "fastdecode", "zerolatency", "animation"), auto=True),
     Key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
     Key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
 )  # fmt: skip
+# Former key names, still accepted in presets and --set.
+ALIASES = {"checkpoint_interval": "snapshot_interval"}
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 
 
 def find_key(name: str) -> Key:
     """A key by bare name (``steps``) or dotted name (``engine.steps``)."""
     section, _, bare = name.rpartition(".")
-    key = KEYS_BY_NAME.get(bare)
+    key = KEYS_BY_NAME.get(ALIASES.get(bare, bare))
     if key is None or (section and section != key.section):
         raise CliError(f"unknown key {name!r}; known keys: {', '.join(k.name for k in KEYS)}")
     return key
@@ -205,12 +229,12 @@ def validate_preset(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         if not isinstance(table, Mapping):
             raise CliError(f"{source}: {top} must be a table ([{top}])")
         for name, value in table.items():
-            key = KEYS_BY_NAME.get(name)
+            key = KEYS_BY_NAME.get(ALIASES.get(name, name))
             if key is None or key.section != top:
                 known = ", ".join(k.name for k in KEYS if k.section == top)
                 raise CliError(f"{source}: unknown key {top}.{name}; [{top}] keys: {known}")
             try:
-                values[name] = key.check(value)
+                values[key.name] = key.check(value)
             except CliError as exc:
                 raise CliError(f"{source}: {exc}") from None
     return values

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything vs-streamdiffvsr needs in ./.venv: Python 3.12+, the package and its dependencies
-# (torch, VapourSynth R7x+ with vspipe, bestsource, scenechange), and ffmpeg with libx265.
+# (torch, VapourSynth R7x+ with vspipe, bestsource), and ffmpeg with libx265.
 # Idempotent: a second run only checks. Usage: bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

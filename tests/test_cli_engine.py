@@ -89,7 +89,6 @@ def test_info_reports_the_tools(capsys) -> None:
         "vapoursynth",
         "vspipe",
         "  bs",
-        "  scd",
         "ffmpeg",
         "  libx265",
         "model",

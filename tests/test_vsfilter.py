@@ -169,7 +169,7 @@ def test_any_order_bit_identical(
     tiny_checkpoint: Path, reference: list[np.ndarray], threads, num_threads: int, order: str, mode: str
 ) -> None:
     threads(num_threads)
-    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=3)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=3)
     frames = ORDERS[order]
     if mode == "sync":
         results = [out.get_frame(n) for n in frames]
@@ -180,21 +180,21 @@ def test_any_order_bit_identical(
         np.testing.assert_array_equal(to_array(frame), reference[n], err_msg=f"frame {n} ({order}, {mode})")
 
 
-def test_bounded_checkpoints_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray], threads) -> None:
+def test_bounded_snapshots_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray], threads) -> None:
     threads(2)
-    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=2)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=2)
     server = frame_server(out)
-    server.checkpoints.budget = 0  # keep only the minimum number
+    server.snapshots.budget = 0  # keep only the minimum number
     order = random.Random(7).choices(range(12), k=16)
     results = [future.result() for future in [out.get_frame_async(n) for n in order]]
     for n, frame in zip(order, results, strict=True):
         np.testing.assert_array_equal(to_array(frame), reference[n])
-    assert len(server.checkpoints.entries) <= 2
+    assert len(server.snapshots.entries) <= 2
 
 
 def test_seek_after_first_pass_costs_at_most_interval(tiny_checkpoint: Path) -> None:
     interval = 3
-    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, checkpoint_interval=interval)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=interval)
     server = frame_server(out)
     first = [to_array(out.get_frame(n)) for n in range(len(SCENE))]
     assert server.steps_run == len(SCENE)
@@ -221,7 +221,7 @@ def test_cached_repeat_costs_nothing(tiny_checkpoint: Path) -> None:
 def test_detected_cut_resets_chain(tiny_checkpoint: Path) -> None:
     a, b = pattern(5, 0), pattern(5, 1, start=20)
     expected = fresh_stream(tiny_checkpoint, a) + fresh_stream(tiny_checkpoint, b)
-    out = filtered(numpy_clip(np.concatenate([a, b])), tiny_checkpoint, outputs=1, checkpoint_interval=2)
+    out = filtered(numpy_clip(np.concatenate([a, b])), tiny_checkpoint, outputs=1, snapshot_interval=2)
     for n in [9, 5, 4, 6, 0, 7, 3, 8, 1, 2]:
         frame = out.get_frame(n)
         assert frame.props[ANCHOR_PROP] == (5 if n >= 5 else 0), n
@@ -330,7 +330,8 @@ def test_missing_model_and_bad_settings(tmp_path: Path) -> None:
     raises(r"flow_scale must be in \(0, 4\]", clip, flow_scale=5.0)
     raises(r"scene_threshold must be in", clip, scene_threshold=0)
     raises(r"max_chain must be", clip, max_chain=-1)
-    raises(r"checkpoint_interval must be", clip, checkpoint_interval=0)
+    raises(r"snapshot_interval must be", clip, snapshot_interval=0)
+    raises(r"checkpoint_interval must be", clip, checkpoint_interval=0)  # the former name still works
 
 
 # --- memory -------------------------------------------------------------------------------------------------
@@ -350,7 +351,7 @@ def test_memory_flat_over_hundreds_of_frames(tiny_checkpoint: Path) -> None:
     src = core.std.Loop(base, times=frames // 4)
     out = filtered(src, tiny_checkpoint, flow="none", scene_detect=False)
     server = frame_server(out)
-    server.checkpoints.budget = 0  # only the minimum: the test sees checkpoints taken and evicted throughout
+    server.snapshots.budget = 0  # only the minimum: the test sees snapshots taken and evicted throughout
     samples = {}
     for n in range(frames):
         out.get_frame(n)
@@ -366,4 +367,4 @@ def test_memory_flat_over_hundreds_of_frames(tiny_checkpoint: Path) -> None:
     growth = second - first
     assert growth < 12 << 20, f"RSS peak grew by {growth / 2**20:.1f} MiB over {frames - half} frames"
     assert len(server.outputs.entries) <= server.outputs.capacity
-    assert len(server.checkpoints.entries) <= 2
+    assert len(server.snapshots.entries) <= 2

@@ -4,48 +4,44 @@ from __future__ import annotations
 
 import vapoursynth as vs
 
-from streamdiffvsr import FLOW_CHOICES, MIN_SIDE, PRECISIONS, SCALE
+from streamdiffvsr.errors import DeviceError
+from streamdiffvsr.options import (
+    FLOW_CHOICES,
+    FLOW_SCALE_BOUNDS,
+    MATRIX_NAMES,
+    MIN_SIDE,
+    PRECISIONS,
+    SCENE_THRESHOLD_BOUNDS,
+    SNAPSHOT_INTERVAL_BOUNDS,
+    STEPS_BOUNDS,
+    guess_matrix,
+)
+from streamdiffvsr.options import resolve_device as _resolve_device
 
 NAME = "stream_diffvsr"
 SUPPORTED_FORMATS = (vs.RGBS, vs.RGBH)
-
-# Values of the _Matrix frame prop (ITU-T H.273) and their names for resize's matrix_in_s.
-MATRIX_NAMES = {
-    0: "rgb",
-    1: "709",
-    4: "fcc",
-    5: "470bg",
-    6: "170m",
-    7: "240m",
-    8: "ycgco",
-    9: "2020ncl",
-    10: "2020cl",
-    12: "chromancl",
-    13: "chromacl",
-    14: "ictcp",
-}
 
 
 def error(message: str) -> vs.Error:
     return vs.Error(f"{NAME}: {message}")
 
 
-def guess_matrix(clip: vs.VideoNode) -> str:
-    """The YUV matrix name for ``clip``: its first frame's ``_Matrix`` prop, else 709 for HD and 170m for SD."""
+def clip_matrix(clip: vs.VideoNode) -> str:
+    """The YUV matrix name for ``clip``: its first frame's ``_Matrix`` prop, else ``options.guess_matrix``."""
     try:
         value = clip.get_frame(0).props.get("_Matrix")
     except vs.Error:
         value = None
     if isinstance(value, int) and value in MATRIX_NAMES and value != 0:
         return MATRIX_NAMES[value]
-    return "709" if clip.width > 1024 or clip.height > 576 else "170m"
+    return MATRIX_NAMES[guess_matrix(clip.width, clip.height)]
 
 
 def conversion_hint(clip: vs.VideoNode) -> str:
     """The exact resize call that turns ``clip`` into RGBS."""
     fmt = clip.format
     if fmt.color_family == vs.YUV:
-        return f'core.resize.Bicubic(clip, format=vs.RGBS, matrix_in_s="{guess_matrix(clip)}")'
+        return f'core.resize.Bicubic(clip, format=vs.RGBS, matrix_in_s="{clip_matrix(clip)}")'
     return "core.resize.Bicubic(clip, format=vs.RGBS)"
 
 
@@ -78,42 +74,31 @@ def check_settings(
     flow_scale: float,
     scene_threshold: float,
     max_chain: int,
-    checkpoint_interval: int,
+    snapshot_interval: int,
+    interval_name: str = "snapshot_interval",
 ) -> None:
-    """Flat checks of the plain-value settings."""
-    if not isinstance(steps, int) or steps < 1:
-        raise error(f"steps must be a positive integer, got {steps!r}")
+    """Flat checks of the plain-value settings, against the ranges in ``streamdiffvsr.options``."""
+    if not isinstance(steps, int) or steps not in STEPS_BOUNDS:
+        raise error(f"steps must be a positive integer, at most {STEPS_BOUNDS.high:g}, got {steps!r}")
     if precision is not None and precision not in PRECISIONS:
         raise error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if flow not in FLOW_CHOICES:
         raise error(f"flow must be one of {', '.join(FLOW_CHOICES)}, got {flow!r}")
-    if not 0 < flow_scale <= SCALE:
-        raise error(f"flow_scale must be in (0, {SCALE}], got {flow_scale!r}")
-    if not 0 < scene_threshold <= 1:
-        raise error(f"scene_threshold must be in (0, 1], got {scene_threshold!r}")
+    if flow_scale not in FLOW_SCALE_BOUNDS:
+        raise error(f"flow_scale must be in {FLOW_SCALE_BOUNDS.describe()}, got {flow_scale!r}")
+    if scene_threshold not in SCENE_THRESHOLD_BOUNDS:
+        raise error(
+            f"scene_threshold must be in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
+        )
     if not isinstance(max_chain, int) or max_chain < 0:
         raise error(f"max_chain must be 0 (off) or a positive number of frames, got {max_chain!r}")
-    if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
-        raise error(f"checkpoint_interval must be a positive number of frames, got {checkpoint_interval!r}")
+    if not isinstance(snapshot_interval, int) or snapshot_interval not in SNAPSHOT_INTERVAL_BOUNDS:
+        raise error(f"{interval_name} must be a positive number of frames, got {snapshot_interval!r}")
 
 
 def resolve_device(device_index: int | None) -> str:
-    """None -> cuda:0 if CUDA is available, else cpu; an index -> that CUDA device, which must exist."""
-    import torch
-
-    if device_index is None:
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device_index, int) or isinstance(device_index, bool):
-        raise error(f"device_index must be an integer or None, got {device_index!r}")
-    if not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise error(
-            f"device_index={device_index} asks for a CUDA device, but CUDA is not available "
-            f"(torch {torch.__version__}, {build}); leave device_index=None to run on the CPU"
-        )
-    count = torch.cuda.device_count()
-    if not 0 <= device_index < count:
-        raise error(
-            f"device_index={device_index} is out of range: there are {count} CUDA device(s) (0..{count - 1})"
-        )
-    return f"cuda:{device_index}"
+    """``options.resolve_device``, its errors as ``vs.Error``."""
+    try:
+        return _resolve_device(device_index)
+    except DeviceError as exc:
+        raise error(str(exc)) from None

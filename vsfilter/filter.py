@@ -8,32 +8,43 @@ import weakref
 import torch
 import vapoursynth as vs
 
-from streamdiffvsr import DEFAULT_MODEL, SCALE, StreamDiffVSR, StreamDiffVSRError
+from streamdiffvsr import StreamDiffVSR, StreamDiffVSRError
+from streamdiffvsr.options import (
+    AUTO_FLOW,
+    DEFAULT_FLOW_SCALE,
+    DEFAULT_MAX_CHAIN,
+    DEFAULT_MODEL,
+    DEFAULT_SCENE_THRESHOLD,
+    DEFAULT_SEED,
+    DEFAULT_SNAPSHOT_INTERVAL,
+    DEFAULT_STEPS,
+    SCALE,
+    default_precision,
+)
 
 from .checks import check_clip, check_settings, error, resolve_device
 from .scenes import SceneCuts
 from .server import FrameServer, output_cache_size
 
 ANCHOR_PROP = "_StreamDiffVSRAnchor"
-DEFAULT_SCENE_THRESHOLD = 0.1
-DEFAULT_CHECKPOINT_INTERVAL = 16
 
 
 def stream_diffvsr(
     clip: vs.VideoNode,
     model: str | os.PathLike = DEFAULT_MODEL,
     device_index: int | None = None,
-    steps: int = 4,
+    steps: int = DEFAULT_STEPS,
     precision: str | None = None,
-    flow: str = "auto",
-    flow_scale: float = 1.0,
+    flow: str = AUTO_FLOW,
+    flow_scale: float = DEFAULT_FLOW_SCALE,
     flow_weights: str | os.PathLike | None = None,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     scene_detect: bool = True,
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
-    max_chain: int = 0,
-    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    max_chain: int = DEFAULT_MAX_CHAIN,
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
     timestep_spacing: str | None = None,
+    checkpoint_interval: int | None = None,
 ) -> vs.VideoNode:
     """Stream-DiffVSR 4x super-resolution of an RGBS/RGBH clip.
 
@@ -53,10 +64,15 @@ def stream_diffvsr(
     :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
     :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
     :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
-    :param checkpoint_interval: frames between host-memory state checkpoints of a chain (seek cost).
+    :param snapshot_interval: frames between host-memory snapshots of a chain's stream state (a seek after the
+        first pass costs at most this many steps).
     :param timestep_spacing: override the scheduler's timestep spacing ("leading", "trailing", ...).
+    :param checkpoint_interval: the former name of ``snapshot_interval`` (still accepted).
     """
     clip = check_clip(clip)
+    interval_name = "snapshot_interval"
+    if checkpoint_interval is not None:
+        snapshot_interval, interval_name = checkpoint_interval, "checkpoint_interval"
     check_settings(
         steps=steps,
         precision=precision,
@@ -64,11 +80,11 @@ def stream_diffvsr(
         flow_scale=flow_scale,
         scene_threshold=scene_threshold,
         max_chain=max_chain,
-        checkpoint_interval=checkpoint_interval,
+        snapshot_interval=snapshot_interval,
+        interval_name=interval_name,
     )
     device = resolve_device(device_index)
-    if precision is None:
-        precision = "bf16" if device.startswith("cuda") else "fp32"
+    precision = precision or default_precision(device)
     try:
         engine = StreamDiffVSR.from_pretrained(
             model,
@@ -91,7 +107,7 @@ def stream_diffvsr(
         clip,
         SceneCuts(clip, scene_detect, scene_threshold),
         max_chain=max_chain,
-        checkpoint_interval=checkpoint_interval,
+        snapshot_interval=snapshot_interval,
         output_frames=output_cache_size(width * height * 3 * 4, core.num_threads),
     )
 

@@ -2,9 +2,9 @@
 order frames are asked for in.
 
 One live stream is kept for the next frame of its chain. Any other request restarts from the best known
-point: the live stream if it is behind the frame in the same chain, else the latest host checkpoint of that
-chain at or before the frame (taken every ``checkpoint_interval`` frames of a chain, LRU-bounded by bytes),
-else the anchor itself. The last few outputs are kept (LRU) for repeated and out-of-order requests.
+point: the live stream if it is behind the frame in the same chain, else the latest host-memory snapshot of
+that chain's stream state at or before the frame (taken every ``snapshot_interval`` frames of a chain,
+LRU-bounded by bytes), else the anchor itself. The last few outputs are kept (LRU) for repeated and out-of-order requests.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from streamdiffvsr import SCALE, Stream, StreamDiffVSR
 from .convert import FrameReader, host_buffer, write_frame
 from .scenes import SceneCuts, chain_anchor
 
-CHECKPOINT_BUDGET = 1 << 30  # bytes of host memory for stream checkpoints
-MIN_CHECKPOINTS = 2
-MAX_CHECKPOINTS = 256
+SNAPSHOT_BUDGET = 1 << 30  # bytes of host memory for stream-state snapshots
+MIN_SNAPSHOTS = 2
+MAX_SNAPSHOTS = 256
 OUTPUT_BUDGET = 256 << 20  # bytes of host memory for recent outputs
 MAX_OUTPUTS = 64
 
@@ -47,18 +47,18 @@ class Chain:
 
 
 @dataclass
-class Checkpoint:
+class Snapshot:
     chain: Chain
     state: dict[str, torch.Tensor]
     nbytes: int
 
 
-class CheckpointStore:
+class SnapshotStore:
     """Host-memory copies of stream states keyed by the next frame they produce; LRU, bounded in bytes."""
 
-    def __init__(self, budget: int = CHECKPOINT_BUDGET) -> None:
+    def __init__(self, budget: int = SNAPSHOT_BUDGET) -> None:
         self.budget = budget
-        self.entries: OrderedDict[int, Checkpoint] = OrderedDict()
+        self.entries: OrderedDict[int, Snapshot] = OrderedDict()
         self.nbytes = 0
 
     def __contains__(self, pos: int) -> bool:
@@ -69,28 +69,28 @@ class CheckpointStore:
         nbytes = sum(t.numel() * t.element_size() for t in state.values())
         if chain.pos in self.entries:
             self.nbytes -= self.entries.pop(chain.pos).nbytes
-        self.entries[chain.pos] = Checkpoint(Chain(chain.scene, chain.anchor, chain.pos), state, nbytes)
+        self.entries[chain.pos] = Snapshot(Chain(chain.scene, chain.anchor, chain.pos), state, nbytes)
         self.nbytes += nbytes
-        while len(self.entries) > MAX_CHECKPOINTS or (
-            len(self.entries) > MIN_CHECKPOINTS and self.nbytes > self.budget
+        while len(self.entries) > MAX_SNAPSHOTS or (
+            len(self.entries) > MIN_SNAPSHOTS and self.nbytes > self.budget
         ):
             self.nbytes -= self.entries.popitem(last=False)[1].nbytes
 
-    def latest(self, anchor: int, n: int) -> Checkpoint | None:
-        """The checkpoint of the chain starting at ``anchor`` closest before (or at) frame n."""
+    def latest(self, anchor: int, n: int) -> Snapshot | None:
+        """The snapshot of the chain starting at ``anchor`` closest before (or at) frame n."""
         best = None
-        for ckpt in self.entries.values():
-            c = ckpt.chain
+        for snap in self.entries.values():
+            c = snap.chain
             if c.anchor == anchor and c.pos <= n and (best is None or c.pos > best.chain.pos):
-                best = ckpt
+                best = snap
         if best is not None:
             self.entries.move_to_end(best.chain.pos)
         return best
 
     def scene_of(self, k: int) -> int | None:
-        for ckpt in self.entries.values():
-            if ckpt.chain.knows(k):
-                return ckpt.chain.scene
+        for snap in self.entries.values():
+            if snap.chain.knows(k):
+                return snap.chain.scene
         return None
 
 
@@ -136,17 +136,17 @@ class FrameServer:
         scenes: SceneCuts,
         *,
         max_chain: int,
-        checkpoint_interval: int,
+        snapshot_interval: int,
         output_frames: int,
     ) -> None:
         self.engine = engine
         self.clip = clip
         self.scenes = scenes
         self.max_chain = max_chain
-        self.interval = checkpoint_interval
+        self.interval = snapshot_interval
         self.reader = FrameReader(clip.width, clip.height, engine.device)
         self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), engine.device)
-        self.checkpoints = CheckpointStore()
+        self.snapshots = SnapshotStore()
         self.stream = engine.stream()
         self.live: Chain | None = None
         self.lock = threading.Lock()
@@ -171,8 +171,8 @@ class FrameServer:
         image = None
         try:
             for k in range(live.pos, n + 1):
-                if k > anchor and (k - anchor) % self.interval == 0 and k not in self.checkpoints:
-                    self.checkpoints.save(self.stream, live)
+                if k > anchor and (k - anchor) % self.interval == 0 and k not in self.snapshots:
+                    self.snapshots.save(self.stream, live)
                 frame = source if k == n else self.clip.get_frame(k)
                 result = self.stream.step(self.reader(frame))
                 self.steps_run += 1
@@ -199,20 +199,20 @@ class FrameServer:
         if self.live is not None and self.live.knows(k):
             return self.live.scene
         scene = self.outputs.scene_of(k)
-        return scene if scene is not None else self.checkpoints.scene_of(k)
+        return scene if scene is not None else self.snapshots.scene_of(k)
 
     def _seek(self, scene: int, anchor: int, n: int) -> None:
         """Make the live stream the best available start for frame n of the chain beginning at ``anchor``."""
         live = self.live
         live_pos = live.pos if live is not None and live.anchor == anchor and live.pos <= n else None
-        ckpt = self.checkpoints.latest(anchor, n)
-        if live_pos is not None and (ckpt is None or ckpt.chain.pos <= live_pos):
+        snap = self.snapshots.latest(anchor, n)
+        if live_pos is not None and (snap is None or snap.chain.pos <= live_pos):
             return
-        if live is not None and live.pos > live.anchor and live.pos not in self.checkpoints:
-            self.checkpoints.save(self.stream, live)  # park it: a later request may want to go on from here
-        if ckpt is not None:
-            self.stream.load_state_dict(ckpt.state)
-            self.live = Chain(ckpt.chain.scene, anchor, ckpt.chain.pos)
+        if live is not None and live.pos > live.anchor and live.pos not in self.snapshots:
+            self.snapshots.save(self.stream, live)  # park it: a later request may want to go on from here
+        if snap is not None:
+            self.stream.load_state_dict(snap.state)
+            self.live = Chain(snap.chain.scene, anchor, snap.chain.pos)
         else:
             self.stream.reset()
             self.live = Chain(scene, anchor, anchor)
