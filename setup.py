@@ -12,12 +12,19 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.12",
-    packages=["streamdiffvsr", "streamdiffvsr.vsfilter", "streamdiffvsr.cli", "streamdiffvsr.presets"],
+    packages=[
+        "streamdiffvsr",
+        "streamdiffvsr.vsfilter",
+        "streamdiffvsr.cli",
+        "streamdiffvsr.presets",
+        "streamdiffvsr.training",
+    ],
     package_dir={
         "streamdiffvsr": "core",
         "streamdiffvsr.vsfilter": "vsfilter",
         "streamdiffvsr.cli": "scripts",
         "streamdiffvsr.presets": "presets",
+        "streamdiffvsr.training": "training",
     },
     package_data={
         "streamdiffvsr": ["models/nano/*", "models/nano/*/*"],
@@ -41,7 +48,7 @@ setup(
     extras_require={
         "xformers": ["xformers"],
         "dev": ["pytest>=8", "ruff>=0.6"],
-        # Training and evaluating nano also need Debian's mate-backgrounds photos (apt).
+        # streamdiffvsr.training (train_nano, eval_nano) also needs Debian's photos: apt-get install mate-backgrounds.
         "nano": ["scikit-image"],
     },
     entry_points={"console_scripts": ["streamdiffvsr=streamdiffvsr.cli.main:main"]},

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from streamdiffvsr import StreamDiffVSR
-from streamdiffvsr.cli.nano_data import bicubic_up, make_clip, psnr_y, read_rgb
 from streamdiffvsr.flow import DisFlow
+from streamdiffvsr.training.nano_data import bicubic_up, make_clip, psnr_y, read_rgb
 
 PHOTO = Path(__file__).parent / "data" / "nano_heldout_astronaut.png"
 MARGIN_DB = 1.0

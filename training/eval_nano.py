@@ -1,6 +1,6 @@
 """Evaluate the nano checkpoint on held-out clips and print a markdown table.
 
-    python -m streamdiffvsr.cli.eval_nano [--model nano] [--flow auto]
+    python -m streamdiffvsr.training.eval_nano [--model nano] [--flow auto]
 
 Held-out photos (never seen in training) are turned into clips by a moving crop window with known motion
 (pan, zoom, small rotation); LR = bicubic 4x downscale, 8-bit. Reported, Y channel with the borders cropped:
@@ -19,7 +19,8 @@ import time
 import numpy as np
 import torch
 
-from streamdiffvsr.cli.nano_data import (
+from streamdiffvsr.engine import StreamDiffVSR
+from streamdiffvsr.training.nano_data import (
     HELDOUT_PHOTOS,
     bicubic_up,
     load_photo,
@@ -28,7 +29,6 @@ from streamdiffvsr.cli.nano_data import (
     ssim_y,
     warp_error,
 )
-from streamdiffvsr.engine import StreamDiffVSR
 
 EVAL_H, EVAL_W = 224, 320  # HR window; LR 56x80
 FRAMES = 8

@@ -1,6 +1,6 @@
 """Train the "nano" Stream-DiffVSR checkpoint on the CPU: the official architecture at small widths.
 
-    python -m streamdiffvsr.cli.train_nano --out DIR
+    python -m streamdiffvsr.training.train_nano --out DIR
 
 Stages (the paper's, in miniature), all on data made here from photos that packages ship (see nano_data):
 1. the autoencoder on HR patches (reconstruction, latent channels 0-2 held to the LR frame);
@@ -24,7 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamdiffvsr.cli.nano_data import (
+from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
+from streamdiffvsr.engine import SCALE
+from streamdiffvsr.flow import DisFlow, FlowEstimator
+from streamdiffvsr.training.nano_data import (
     TRAIN_PHOTOS,
     Window,
     bicubic_up,
@@ -35,15 +38,12 @@ from streamdiffvsr.cli.nano_data import (
     psnr_y,
     render,
 )
-from streamdiffvsr.cli.nano_model import NanoModels, build_controlnet, save_checkpoint
-from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
-from streamdiffvsr.engine import SCALE
-from streamdiffvsr.flow import DisFlow, FlowEstimator
+from streamdiffvsr.training.nano_model import NanoModels, build_controlnet, save_checkpoint
 
 NOTE = """# nano: a small Stream-DiffVSR checkpoint trained on a CPU
 
 The official architecture (UNet2DConditionModel with 7 input channels, ControlNetModel, TemporalAutoencoderTiny,
-DDIM v-prediction with 4 trailing steps) at small widths, trained by `python -m streamdiffvsr.cli.train_nano`
+DDIM v-prediction with 4 trailing steps) at small widths, trained by `python -m streamdiffvsr.training.train_nano`
 on clips made from photos shipped by scikit-image and Debian's mate-backgrounds (bicubic 4x degradation).
 A preview model for machines without the official weights. Trained with DIS flow on the LR frames, which
 `flow="auto"` picks for it (model_index.json "_default_flow"; no RAFT weights needed).
