@@ -132,9 +132,10 @@ class Components:
     """The networks of one checkpoint on one device and dtype (shared by every engine that asks for them).
 
     ``lock`` serialises frames of different engines that share these networks (one device runs one at a time).
+    ``root`` is the checkpoint folder, None for networks built in memory (the nano training).
     """
 
-    root: Path
+    root: Path | None
     unet: UNet2DConditionModel
     controlnet: ControlNetModel
     vae: TemporalAutoencoderTiny

@@ -48,8 +48,7 @@ def ddim_rollout(
     before_controlnet: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """The denoising of one frame (SPEC step 6): DDIM (eta 0) from ``z`` over ``timesteps``, the UNet fed
-    ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that warped HR estimate.
-    Shared by the engine and the nano training script (with autograd), so both run the same steps."""
+    ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that warped HR estimate."""
     for t in timesteps:
         sample = torch.cat([z, lr], dim=1)
         down, mid = None, None
@@ -181,28 +180,40 @@ class StreamDiffVSR:
         (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped."""
         with self.components.lock:
             guidance = self.temporal_guidance(lr, *previous) if previous is not None else None
-            with self._stage("denoise"):
-                z = self.denoise(lr, latents, guidance)
-            self.components.conditioning.clear()
-            vae = self.components.vae
-            with self._stage("decode"):
-                features = guidance.features if guidance else None
-                return vae.decode(z / vae.config.scaling_factor, features, self.strip_bytes)
+            return self.generate(lr, latents, guidance)
 
     def temporal_guidance(
         self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor
     ) -> TemporalGuidance:
         with self._stage("flow"):
             flow = self.flow(lr, prev_lr)
+        return self.warped_guidance(prev_hr, flow)
+
+    # The methods below follow the caller's autograd mode and take batches: the nano training runs them with
+    # gradients on (training/), so what is trained is what the engine runs.
+
+    def warped_guidance(self, prev_hr: torch.Tensor, flow: torch.Tensor) -> TemporalGuidance:
+        """The guidance from the previous raw HR output and the flow current -> previous (HR pixels)."""
         with self._stage("guidance"):
             warped = warp(prev_hr.to(self.dtype), flow)
             if self.reuse_conditioning:
                 self.components.conditioning.prime(warped, self.strip_bytes)
             return TemporalGuidance(warped, self.components.vae.temporal_features(warped, self.strip_bytes))
 
+    def generate(
+        self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
+    ) -> torch.Tensor:
+        """Denoise ``latents`` given ``lr`` (and the guidance) and decode: the raw HR output."""
+        with self._stage("denoise"):
+            z = self.denoise(lr, latents, guidance)
+        self.components.conditioning.clear()
+        with self._stage("decode"):
+            return self.decode(z, guidance)
+
     def denoise(
         self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
     ) -> torch.Tensor:
+        """The DDIM rollout from ``latents``: the final latent."""
         c = self.components
         return ddim_rollout(
             c.unet,
@@ -211,8 +222,14 @@ class StreamDiffVSR:
             self.timesteps,
             lr.to(c.dtype),
             latents.to(device=self.device, dtype=c.dtype),
-            c.prompt_embeds,
+            c.prompt_embeds.expand(lr.shape[0], -1, -1),
             guidance.warped if guidance is not None else None,
             # The baseline re-embeds the conditioning image at every step, as the official pipeline does.
             before_controlnet=None if self.reuse_conditioning else c.conditioning.clear,
         )
+
+    def decode(self, z: torch.Tensor, guidance: TemporalGuidance | None) -> torch.Tensor:
+        """Final latent (and the guidance's encoder features) -> raw HR output, about [-1, 1], unclamped."""
+        vae = self.components.vae
+        features = guidance.features if guidance is not None else None
+        return vae.decode(z / vae.config.scaling_factor, features, self.strip_bytes)

@@ -2,8 +2,9 @@
 
 The networks are the engine's own: diffusers ``UNet2DConditionModel`` (7 input channels) and ``ControlNetModel``
 (from the UNet), ``TemporalAutoencoderTiny`` (latent at HR/4) and the SD x4 ``DDIMScheduler`` (v-prediction,
-trailing spacing: t = 999, 749, 499, 249). ``frame_forward`` is ``StreamDiffVSR.upscale``'s sequence (the engine's
-``warp``, temporal features and ``ddim_rollout``) with autograd on, so what is trained is what the engine runs.
+trailing spacing: t = 999, 749, 499, 249). ``NanoModels.engine`` is a ``StreamDiffVSR`` around the networks being
+trained: training runs the engine's own guidance, denoising and decoding with autograd on, so what is trained is
+what the engine runs.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from streamdiffvsr.autoencoder_temporal_tiny import TemporalAutoencoderTiny
-from streamdiffvsr.checkpoint import PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY
-from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
-from streamdiffvsr.engine import ddim_rollout
-from streamdiffvsr.tiny_checkpoint import MODEL_INDEX, SD_X4_SCHEDULER
-from streamdiffvsr.warp import warp
+from streamdiffvsr.checkpoint import Components
+from streamdiffvsr.engine import StreamDiffVSR
+from streamdiffvsr.flow import DisFlow, FlowEstimator
+from streamdiffvsr.layout import MODEL_INDEX, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, SD_X4_SCHEDULER
+from streamdiffvsr.options import SCALE
 
 EMBED_DIM = 32
 NUM_STEPS = 4
@@ -77,6 +78,9 @@ def prompt_embeds() -> torch.Tensor:
 
 
 class NanoModels(torch.nn.Module):
+    """The networks being trained, and ``engine``: the engine that runs them (CPU, fp32, DIS flow on the LR
+    frames, whole images)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.unet = build_unet()
@@ -85,30 +89,20 @@ class NanoModels(torch.nn.Module):
         init_autoencoder(self.vae)
         self.register_buffer("prompt_embeds", prompt_embeds(), persistent=False)
         self.scheduler = build_scheduler()
-        self.scheduler.set_timesteps(NUM_STEPS)
-        self.timesteps = [int(t) for t in self.scheduler.timesteps]
-        # ControlNet's conditioning embedding is computed once per frame (as the engine does); removed on save.
-        self.conditioning = reuse_conditioning_embedding(self.controlnet)
+        self.engine = self._engine()
+        self.timesteps = [int(t) for t in self.engine.timesteps]
 
-    def denoise(self, lr: torch.Tensor, noise: torch.Tensor, warped: torch.Tensor | None) -> torch.Tensor:
-        """The engine's DDIM rollout from ``noise`` given ``lr`` ([-1, 1]), with autograd: the final latent."""
-        emb = self.prompt_embeds.expand(lr.shape[0], -1, -1)
-        z = ddim_rollout(self.unet, self.controlnet, self.scheduler, self.timesteps, lr, noise, emb, warped)
-        self.conditioning.clear()
-        return z
+    def _engine(self) -> StreamDiffVSR:
+        components = Components(
+            None, self.unet, self.controlnet, self.vae, self.prompt_embeds, torch.device("cpu"), torch.float32
+        )
+        flow = FlowEstimator(DisFlow(), 1.0, SCALE)
+        return StreamDiffVSR(components, self.scheduler, flow, num_steps=NUM_STEPS, strips=False)
 
-    def frame_forward(
-        self, lr: torch.Tensor, noise: torch.Tensor, prev_hr: torch.Tensor | None, flow: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One stream step: LR [-1, 1], previous raw HR output and the flow current -> previous (HR pixels)
-        -> (raw HR output, final latent)."""
-        warped = features = None
-        if prev_hr is not None:
-            warped = warp(prev_hr, flow)
-            features = self.vae.temporal_features(warped)
-        z = self.denoise(lr, noise, warped)
-        out = self.vae.decode(z / self.vae.config.scaling_factor, features)
-        return out, z
+    def restart_controlnet(self) -> None:
+        """A new ControlNet, copied from the current UNet (the start of stage 3)."""
+        self.controlnet = build_controlnet(self.unet).to(memory_format=torch.channels_last)
+        self.engine = self._engine()
 
 
 def save_checkpoint(models: NanoModels, root: str | Path, note: str = "") -> Path:

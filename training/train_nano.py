@@ -24,9 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamdiffvsr.conditioning_cache import reuse_conditioning_embedding
-from streamdiffvsr.engine import SCALE
-from streamdiffvsr.flow import DisFlow, FlowEstimator
+from streamdiffvsr.flow import FlowEstimator
 from streamdiffvsr.training.nano_data import (
     TRAIN_PHOTOS,
     Window,
@@ -38,7 +36,7 @@ from streamdiffvsr.training.nano_data import (
     psnr_y,
     render,
 )
-from streamdiffvsr.training.nano_model import NanoModels, build_controlnet, save_checkpoint
+from streamdiffvsr.training.nano_model import NanoModels, save_checkpoint
 
 NOTE = """# nano: a small Stream-DiffVSR checkpoint trained on a CPU
 
@@ -180,8 +178,8 @@ def rollout_loss(
     with torch.no_grad():
         z0 = models.vae.encode(target)
     noise = torch.randn(z0.shape, generator=generator)
-    z = models.denoise(lr, noise, None)
-    out = models.vae.decode(z)
+    z = models.engine.denoise(lr, noise, None)
+    out = models.engine.decode(z, None)
     loss = F.l1_loss(out, target) + 0.1 * F.l1_loss(z, z0)
     return loss, F.mse_loss(out.detach().clamp(-1, 1), target).item() / 4
 
@@ -215,12 +213,11 @@ def stage2(models: NanoModels, data: Patches, steps: int, batch: int, generator:
 
 
 TEMPORAL_WEIGHT = 0.5  # of the stage-3 loss between an output and its predecessor warped by the true motion
-_dis = FlowEstimator(DisFlow(), 1.0, SCALE)
 
 
-def estimated_flow(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """DIS flow (current -> previous, HR pixels) per clip of a batch of LR frames in [-1, 1]."""
-    return torch.cat([_dis(c[None], p[None]) for c, p in zip(current, previous, strict=True)])
+def estimated_flow(flow: FlowEstimator, current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """The engine's flow (current -> previous, HR pixels) per clip of a batch of LR frames in [-1, 1]."""
+    return torch.cat([flow(c[None], p[None]) for c, p in zip(current, previous, strict=True)])
 
 
 def stage3(
@@ -235,10 +232,9 @@ def stage3(
     """ControlNet + the autoencoder's temporal path on 3-frame clips; the previous raw output is warped (the
     engine's warp convention) by DIS flow on the LR frames, as the engine runs it, and the temporal loss holds
     each output to its predecessor under the known motion."""
-    # The ControlNet starts as a copy of the trained UNet.
-    models.controlnet = build_controlnet(models.unet).to(memory_format=torch.channels_last)
-    models.conditioning = reuse_conditioning_embedding(models.controlnet)
+    models.restart_controlnet()
     models.unet.requires_grad_(False)
+    engine = models.engine
     temporal = [
         p for name, p in models.vae.decoder.named_parameters() if "temporal" in name or "alpha" in name
     ]
@@ -263,7 +259,7 @@ def stage3(
         lr = [torch.cat([c.lr[k] for c in clips]) * 2 - 1 for k in range(frames)]
         # The ControlNet is fed the previous output warped by DIS flow on the LR frames, as the engine runs it
         # (errors included); the temporal loss below uses the exact motion.
-        est = [None] + [estimated_flow(lr[k], lr[k - 1]) for k in range(1, frames)]
+        est = [None] + [estimated_flow(engine.flow, lr[k], lr[k - 1]) for k in range(1, frames)]
         flows = [None] + [torch.cat([c.flows[k] for c in clips]) for k in range(1, frames)]
         loss = 0.0
         prev = None
@@ -271,10 +267,10 @@ def stage3(
             noise = torch.randn((n, 4, side // 4, side // 4), generator=generator)
             if prev is None:
                 with torch.no_grad():
-                    z = models.denoise(lr[k], noise, None)
-                out = models.vae.decode(z)
+                    z = engine.denoise(lr[k], noise, None)
+                out = engine.decode(z, None)
             else:
-                out, _ = models.frame_forward(lr[k], noise, prev, est[k])
+                out = engine.generate(lr[k], noise, engine.warped_guidance(prev, est[k]))
                 # Temporal consistency with the previous output under the true motion.
                 warped, valid = exact_warp(prev, flows[k])
                 loss = loss + TEMPORAL_WEIGHT * ((out - warped).abs() * valid).mean()
@@ -308,9 +304,9 @@ def report(models: NanoModels, photos: list[torch.Tensor], seed: int) -> None:
         for k in range(3):
             lr = clip.lr[k] * 2 - 1
             noise = torch.randn((1, 4, *lr.shape[-2:]), generator=torch.Generator().manual_seed(k))
-            flow = estimated_flow(lr, clip.lr[k - 1] * 2 - 1) if k else None
-            out, _ = models.frame_forward(lr, noise, prev, flow)
-            single, _ = models.frame_forward(lr, noise, None, None)
+            previous = (clip.lr[k - 1] * 2 - 1, prev) if k else None
+            out = models.engine.upscale(lr, previous, noise)
+            single = models.engine.upscale(lr, None, noise)
             prev = out
             ours.append(psnr_y((out + 1) / 2, clip.hr[k]))
             fbf.append(psnr_y((single + 1) / 2, clip.hr[k]))
@@ -351,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         state = torch.load(args.resume, weights_only=False)
         done = state["stage"]
         if done >= 3:
-            models.controlnet = build_controlnet(models.unet).to(memory_format=torch.channels_last)
-            models.conditioning = reuse_conditioning_embedding(models.controlnet)
+            models.restart_controlnet()
         models.load_state_dict(state["models"])
         rng.bit_generator.state = state["rng"]
         generator.set_state(state["generator"])
