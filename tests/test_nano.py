@@ -15,7 +15,7 @@ import torch
 
 from streamdiffvsr import StreamDiffVSR
 from streamdiffvsr.flow import DisFlow
-from streamdiffvsr.training.nano_data import bicubic_up, make_clip, psnr_y, read_rgb
+from streamdiffvsr.training.nano_data import bicubic_up, load_photo, make_clip, psnr_y, read_rgb
 
 PHOTO = Path(__file__).parent / "data" / "nano_heldout_astronaut.png"
 MARGIN_DB = 1.0
@@ -64,3 +64,12 @@ def test_nano_frame_zero_matches_a_fresh_stream(nano: StreamDiffVSR, clip) -> No
         a = nano.stream().step(clip.lr[0])
         b = nano.stream().step(clip.lr[0])
     assert torch.equal(a, b)
+
+
+def test_a_missing_photo_folder_is_one_line_naming_the_package(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        load_photo("mate:nature/Aqua.jpg", tmp_path)
+    message = str(exc.value)
+    assert str(tmp_path / "nature" / "Aqua.jpg") in message
+    assert "apt-get install mate-backgrounds" in message and "--photos" in message
+    assert "\n" not in message

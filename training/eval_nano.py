@@ -15,6 +15,7 @@ import argparse
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ import torch
 from streamdiffvsr.engine import StreamDiffVSR
 from streamdiffvsr.training.nano_data import (
     HELDOUT_PHOTOS,
+    MATE_DIR,
+    PHOTOS_HELP,
     bicubic_up,
     load_photo,
     make_clip,
@@ -47,13 +50,13 @@ def run_stream(
     return outs
 
 
-def quality(engine: StreamDiffVSR, seed: int) -> dict[str, dict[str, float]]:
+def quality(engine: StreamDiffVSR, seed: int, mate_dir: Path) -> dict[str, dict[str, float]]:
     rng = np.random.default_rng(seed)
     scores: dict[str, dict[str, list[float]]] = {
         m: {"psnr": [], "ssim": [], "warp": []} for m in ("stream", "frames", "bicubic", "gt")
     }
     for name in HELDOUT_PHOTOS:
-        photo = load_photo(name)
+        photo = load_photo(name, mate_dir)
         for _ in range(CLIPS_PER_PHOTO):
             clip = make_clip(photo, rng, EVAL_H, EVAL_W, FRAMES)
             outputs = {
@@ -71,12 +74,12 @@ def quality(engine: StreamDiffVSR, seed: int) -> dict[str, dict[str, float]]:
     return {m: {k: float(np.mean(v)) for k, v in s.items()} for m, s in scores.items()}
 
 
-def speed(engine: StreamDiffVSR, threads: int, frames: int = 12) -> tuple[float, float]:
+def speed(engine: StreamDiffVSR, threads: int, mate_dir: Path, frames: int = 12) -> tuple[float, float]:
     """(frames/s from the median wall time per frame, CPU seconds per frame) streaming 320x180 -> 1280x720,
     after two warm-up frames (frame 0 has no guidance)."""
     torch.set_num_threads(threads)
     rng = np.random.default_rng(1)
-    photo = load_photo(HELDOUT_PHOTOS[0])
+    photo = load_photo(HELDOUT_PHOTOS[0], mate_dir)
     photo = torch.nn.functional.interpolate(photo[None], scale_factor=3, mode="bicubic")[0].clamp(0, 1)
     clip = make_clip(photo, rng, 720, 1280, frames + 2)
     stream = engine.stream()
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="nano")
     parser.add_argument("--flow", default="auto")
+    parser.add_argument("--photos", type=Path, default=MATE_DIR, help=PHOTOS_HELP)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the speed run (default 2)")
     parser.add_argument("--no-speed", action="store_true")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     engine = StreamDiffVSR.from_pretrained(args.model, device="cpu", flow=args.flow)
-    q = quality(engine, args.seed)
+    q = quality(engine, args.seed, args.photos)
     n_clips = len(HELDOUT_PHOTOS) * CLIPS_PER_PHOTO
     print(
         f"Held-out: {len(HELDOUT_PHOTOS)} photos x {CLIPS_PER_PHOTO} clips x {FRAMES} frames, "
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| torch threads | frames/s (1 / median wall s per frame) | CPU s/frame |")
         print("|---|---|---|")
         for threads in sorted({1, args.threads}):
-            fps, cpu = speed(engine, threads)
+            fps, cpu = speed(engine, threads, args.photos)
             print(f"| {threads} | {fps:.2f} | {cpu:.2f} |")
     return 0
 

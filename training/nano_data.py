@@ -1,6 +1,7 @@
 """Data and metrics for the nano checkpoint: photos, moving-window clips with known motion, PSNR/SSIM/warp error.
 
-Photos come from packages (scikit-image's bundled images, Debian's mate-backgrounds); nothing is downloaded.
+Photos come from packages (scikit-image's bundled images, Debian's mate-backgrounds, whose folder is a parameter:
+``--photos``); nothing is downloaded.
 A clip is made by moving a crop window (pan, zoom, small rotation) over one photo, so the motion between any two
 frames is known exactly. LR frames are the bicubic 4x downscale (antialiased) quantised to 8 bits.
 Only torch/numpy/cv2 are imported here: the test uses these helpers on a committed PNG without scikit-image.
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 SCALE = 4
+# Where Debian's mate-backgrounds puts its wallpapers: the default of --photos.
 MATE_DIR = Path("/usr/share/backgrounds/mate")
 
 # Whole photos, split once: the held-out ones are never seen in training.
@@ -52,10 +54,11 @@ HELDOUT_PHOTOS = [
 # The wallpapers are large, soft (bokeh) JPEGs: downscaled (antialiased) so that the HR ground truth has detail.
 MAX_SIDE = 640
 
-DATA_HELP = (
-    "the nano photos come from packages: `pip install scikit-image` (or `pip install -e .[nano]`) and "
-    "`apt-get install mate-backgrounds`"
+PHOTOS_HELP = (
+    f"folder of Debian's mate-backgrounds wallpapers (apt-get install mate-backgrounds; default {MATE_DIR})"
 )
+MATE_HELP = "`apt-get install mate-backgrounds`, or pass --photos with the folder that holds its nature/ and abstract/"
+SKIMAGE_HELP = "`pip install scikit-image` (or `pip install -e .[nano]`)"
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:
@@ -74,24 +77,31 @@ def read_rgb(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
 
 
-def photo_path(name: str) -> Path:
+def photo_path(name: str, mate_dir: Path = MATE_DIR) -> Path:
+    """The file of a photo named "mate:REL" (under ``mate_dir``) or "skimage:REL" (scikit-image's data)."""
     source, rel = name.split(":", 1)
     if source == "mate":
-        return MATE_DIR / rel
+        path = Path(mate_dir) / rel
+        if not path.is_file():
+            raise SystemExit(f"photo {path} is missing (Debian's mate-backgrounds wallpapers): {MATE_HELP}")
+        return path
     if source == "skimage":
         try:
             import skimage.data
         except ImportError as exc:
-            raise SystemExit(f"scikit-image is missing: {DATA_HELP}") from exc
-        return Path(skimage.data.__file__).parent / rel
+            raise SystemExit(
+                f"scikit-image (which ships some of the nano photos) is missing: {SKIMAGE_HELP}"
+            ) from exc
+        path = Path(skimage.data.__file__).parent / rel
+        if not path.is_file():
+            raise SystemExit(f"photo {path} is missing from scikit-image: {SKIMAGE_HELP}")
+        return path
     raise ValueError(name)
 
 
-def load_photo(name: str) -> torch.Tensor:
-    path = photo_path(name)
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: {DATA_HELP}")
-    image = read_rgb(path)
+def load_photo(name: str, mate_dir: Path = MATE_DIR) -> torch.Tensor:
+    """A named photo (see ``photo_path``) as (3, H, W) in [0, 1], downscaled to at most MAX_SIDE."""
+    image = read_rgb(photo_path(name, mate_dir))
     h, w = image.shape[-2:]
     if max(h, w) > MAX_SIDE:
         factor = MAX_SIDE / max(h, w)

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 from streamdiffvsr.flow import FlowEstimator
 from streamdiffvsr.training.nano_data import (
+    MATE_DIR,
+    PHOTOS_HELP,
     TRAIN_PHOTOS,
     Window,
     bicubic_up,
@@ -319,6 +321,7 @@ def report(models: NanoModels, photos: list[torch.Tensor], seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
+    parser.add_argument("--photos", type=Path, default=MATE_DIR, help=PHOTOS_HELP)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--steps1", type=int, default=4000)
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     log(f"loading {len(TRAIN_PHOTOS)} training photos")
-    photos = [load_photo(name) for name in TRAIN_PHOTOS]
+    photos = [load_photo(name, args.photos) for name in TRAIN_PHOTOS]
     data = Patches(photos, args.patch, rng)
     models = NanoModels().to(memory_format=torch.channels_last)
     args.out.mkdir(parents=True, exist_ok=True)
