@@ -1,4 +1,4 @@
-"""The nano architecture (the official classes at small widths) and one stream step with autograd on.
+"""The nano architecture (the official classes at small widths) and the engine that runs it while it trains.
 
 The networks are the engine's own: diffusers ``UNet2DConditionModel`` (7 input channels) and ``ControlNetModel``
 (from the UNet), ``TemporalAutoencoderTiny`` (latent at HR/4) and the SD x4 ``DDIMScheduler`` (v-prediction,
