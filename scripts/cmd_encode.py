@@ -49,6 +49,23 @@ def check_output(output: Path, source: Path, overwrite: bool) -> None:
             raise CliError(f"OUTPUT {output} exists; pass --overwrite to replace it")
 
 
+MIN_FREE_BYTES = 64 << 10  # below this the output folder is full for any video
+
+
+def check_output_folder(folder: Path) -> None:
+    """OUTPUT's folder must take a new file and have some free space, checked before any encoding."""
+    try:
+        fd, probe_path = tempfile.mkstemp(prefix=".streamdiffvsr-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe_path)
+    except OSError as exc:
+        raise CliError(f"cannot write in the folder of OUTPUT ({folder}): {exc.strerror or exc}") from None
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise CliError(f"the folder of OUTPUT ({folder}) is full ({free // 1024} KiB free); make room first")
+
+
 def check_range(start: int | None, end: int | None) -> None:
     if start is not None and start < 0:
         raise CliError(f"--start must be >= 0 (got {start})")
@@ -81,6 +98,7 @@ def run_encode(args: argparse.Namespace) -> int:
     check_input(source)
     muxer = container_for(output)
     check_output(output, source, args.overwrite)
+    check_output_folder(output.parent)
     check_range(args.start, args.end)
     user_vpy = Path(args.vpy) if args.vpy else None
     if user_vpy is not None and not user_vpy.is_file():
@@ -122,7 +140,7 @@ def run_encode(args: argparse.Namespace) -> int:
             script = Path(scratch) / "upscale.vpy"
             script.write_text(render_script(settings), encoding="utf-8")
         vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
-        Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify).run()
+        Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
     print(f"wrote {output.absolute()}", flush=True)
     return 0
 

@@ -2,7 +2,9 @@
 
 Both children run in their own sessions (a Ctrl-C reaches only us, and we stop them in order) and, on Linux,
 die with us if we are killed outright. The output is written to ``partial`` and renamed to ``output`` only when
-both exit 0; on any failure or interruption both are stopped and ``partial`` is removed.
+both exit 0 and ffprobe reads ``partial`` whole with the frame count vspipe sent (ffmpeg can exit 0 on a full
+disk); on any failure or interruption both are stopped and ``partial`` is removed, so OUTPUT is never replaced
+by an unverified file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .progress import Progress
+from .verify import IncompleteVideo, verify_frames
 
 TAIL_LINES = 15
 FAILURE_GRACE_S = 2.0  # after one side fails, how long the other may take to show whether it fails too
@@ -156,12 +159,15 @@ class Pipeline:
         output: Path,
         progress: Progress,
         notify: Callable[[str], None],
+        ffprobe: str,
     ) -> None:
         self.vspipe_args, self.ffmpeg_args = vspipe_args, ffmpeg_args
         self.partial, self.output = partial, output
         self.progress, self.notify = progress, notify
+        self.ffprobe = ffprobe
         self.children: list[Child] = []
         self.notices: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.frames_sent: int | None = None  # from vspipe's closing "Output N frames in ..." line
 
     def _vspipe_line(self, line: str) -> bool:
         if line.startswith(NOTICE_PREFIX):
@@ -171,7 +177,8 @@ class Pipeline:
             self.progress.update(int(match[1]), int(match[2]))
             return True
         if match := _OUTPUT.search(line):
-            self.progress.update(int(match[1]))
+            self.frames_sent = int(match[1])
+            self.progress.update(self.frames_sent)
         return False
 
     def run(self) -> None:
@@ -192,6 +199,7 @@ class Pipeline:
                 raise PipelineError(failed.name, failed.status(), list(failed.tail))
             for child in self.children:
                 child.join()
+            self._verify(ffmpeg)
             os.replace(self.partial, self.output)
         except BaseException:
             self._cleanup()
@@ -212,6 +220,17 @@ class Pipeline:
                 return None
             time.sleep(POLL_S)
 
+    def _verify(self, ffmpeg: Child) -> None:
+        """Raise PipelineError unless ``partial`` holds every frame vspipe sent (blamed on ffmpeg, with its tail:
+        on a full disk that is where "No space left on device" is)."""
+        if self.frames_sent is None:
+            raise PipelineError("vspipe", "exit status 0 without its closing frame count", [])
+        try:
+            verify_frames(self.partial, self.ffprobe, self.frames_sent)
+        except IncompleteVideo as exc:
+            status = f"exit status 0, but the file is incomplete: {exc}"
+            raise PipelineError(ffmpeg.name, status, list(ffmpeg.tail)) from None
+
     def _flush_notices(self) -> None:
         while not self.notices.empty():
             self.progress.clear()
@@ -225,7 +244,7 @@ class Pipeline:
                 child.stop()
             for child in self.children:
                 child.join()
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # never hide the failure being reported behind this one
                 self.partial.unlink()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
