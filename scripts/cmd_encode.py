@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
 from .models import choose_model
 from .pipeline import Pipeline
 from .presets import add_preset_arguments, load_settings
-from .probe import probe
+from .probe import SourceInfo, frame_duration_range, probe
 from .progress import Progress
 from .schema import KEYS_BY_NAME, Settings, find_key
 from .tools import require_encode_tools
@@ -73,6 +74,67 @@ def check_range(start: int | None, end: int | None) -> None:
         raise CliError(f"--end must be >= --start (got --start {start or 0} --end {end})")
 
 
+def check_range_in_source(info: SourceInfo, start: int | None, end: int | None) -> None:
+    """--start/--end must name frames INPUT has (vspipe's own complaint would come after indexing)."""
+    count = info.frame_count
+    if count is None:
+        return
+    for option, value in (("--start", start), ("--end", end)):
+        if value is not None and value >= count:
+            raise CliError(
+                f"{option} {value} is beyond the end of INPUT: it has {count} frames (0 to {count - 1})"
+            )
+
+
+def check_constant_rate(source: Path, info: SourceInfo) -> None:
+    """Refuse a variable frame rate: y4m carries one rate, so the encode would re-time the video off its audio."""
+    durations = frame_duration_range(info)
+    if durations is None:
+        return
+    shortest, longest = (f"{float(d) * 1000:.1f}" for d in durations)
+    rate = info.r_frame_rate or info.fps
+    command = f"ffmpeg -i {shlex.quote(str(source))} -fps_mode cfr -r {rate} -c:v libx264 -crf 10 -c:a copy -c:s copy CFR.mkv"
+    raise CliError(
+        f"INPUT has a variable frame rate (frames last {shortest} to {longest} ms), which the encode cannot "
+        f"keep; make it constant first, e.g. `{command}`, and encode CFR.mkv"
+    )
+
+
+def odd_size_notice(info: SourceInfo) -> str | None:
+    """VapourSynth cannot hold an odd size in subsampled YUV, so the source reader drops the last column/row:
+    say so rather than crop silently."""
+    fmt = info.pix_fmt or ""
+    drop_w = info.width % 2 if fmt.startswith(("yuv420", "yuvj420", "yuv422", "yuvj422", "nv")) else 0
+    drop_h = info.height % 2 if fmt.startswith(("yuv420", "yuvj420", "nv12", "nv21")) else 0
+    if not (drop_w or drop_h):
+        return None
+    width, height = info.width - drop_w, info.height - drop_h
+    dropped = " and ".join(side for side, drop in (("last column", drop_w), ("last row", drop_h)) if drop)
+    return (
+        f"INPUT is {info.width}x{info.height} {fmt}, odd for its subsampled chroma: VapourSynth reads it as "
+        f"{width}x{height} ({dropped} dropped)"
+    )
+
+
+def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:
+    """The time range of frames start..end for audio and subtitles, from the frames' own timestamps."""
+    if start is None and end is None:
+        return None
+    start = start or 0
+    times = info.timestamps
+    if not times:
+        duration = (end - start + 1) / info.fps if end is not None else None
+        return Trim(float(start / info.fps), None if duration is None else float(duration))
+    stop = None
+    if end is not None:
+        stop = (
+            times[end + 1]
+            if end + 1 < len(times)
+            else times[-1] + (times[-1] - times[0]) / (len(times) - 1 or 1)
+        )
+    return Trim(float(times[start]), None if stop is None else float(stop - times[start]))
+
+
 def check_flow_weights(settings: Settings) -> str | None:
     path = settings["flow_weights"]
     if path is None:
@@ -106,6 +168,10 @@ def run_encode(args: argparse.Namespace) -> int:
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools()
     info = probe(source, tools.ffprobe)
+    check_constant_rate(source, info)
+    check_range_in_source(info, args.start, args.end)
+    if notice := odd_size_notice(info):
+        notify(notice)
 
     vpy_args = {"src": str(source.absolute())}
     if user_vpy is None or args.model:
@@ -117,11 +183,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):
         notify(f"--vpy: the filter options come from your script; ignoring --set {', '.join(ignored)}")
 
-    trim = None
-    if args.start is not None or args.end is not None:
-        start = args.start or 0
-        duration = (args.end - start + 1) / info.fps if args.end is not None else None
-        trim = Trim(float(start / info.fps), None if duration is None else float(duration))
+    trim = source_trim(info, args.start, args.end)
     partial = partial_path(output)
     ffmpeg_args = ffmpeg_command(
         tools.ffmpeg,

@@ -130,7 +130,8 @@ def _spawn(name: str, args: list[str], stdin, stdout) -> Child:
     return Child(name, proc)
 
 
-_VSPIPE_ERROR = re.compile(r"error|fail|exception|traceback", re.IGNORECASE)
+# Python's and VapourSynth's own error lines (e.g. "Trim: invalid first frame specified (beyond clip end)").
+_VSPIPE_ERROR = re.compile(r"error|fail|exception|traceback|invalid|beyond", re.IGNORECASE)
 
 
 def _culprit(vspipe: Child, ffmpeg: Child) -> Child:

@@ -1,12 +1,13 @@
-"""What the encoder needs to know about the input, read with ffprobe: frame rate, time base, colour tags."""
+"""What the encoder needs to know about the input, read with ffprobe: size, frame rate and timestamps, colour
+tags and HDR metadata, language/title tags."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import ffmpeg
 
 from .errors import CliError
 
@@ -15,7 +16,7 @@ UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """The first video stream of the input: its rate, time base, colour tags and language/title tags."""
+    """The first video stream of the input."""
 
     fps: Fraction
     time_base: Fraction | None
@@ -23,11 +24,34 @@ class SourceInfo:
     color_transfer: str | None
     language: str | None = None
     title: str | None = None
+    width: int = 0
+    height: int = 0
+    pix_fmt: str | None = None
+    color_space: str | None = None
+    # Presentation times of the frames in order, in seconds from the first (empty when ffprobe gives none).
+    timestamps: tuple[Fraction, ...] = ()
+    r_frame_rate: Fraction | None = None
+
+    @property
+    def frame_count(self) -> int | None:
+        return len(self.timestamps) or None
 
 
 def ffmpeg_url(path: Path) -> str:
     """An absolute ``file:`` URL: a name starting with '-' or holding ':' is never taken as an option/protocol."""
     return "file:" + str(path.absolute())
+
+
+def run_ffprobe(ffprobe: str, args: list[str], path: Path) -> subprocess.CompletedProcess[str]:
+    """``ffprobe -v error ARGS file:PATH``; output decoded so that any file name (even non-UTF-8) survives."""
+    return subprocess.run(
+        [ffprobe, "-v", "error", *args, ffmpeg_url(path)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        timeout=3600,
+        check=False,
+    )
 
 
 def _fraction(text: str | None) -> Fraction | None:
@@ -42,27 +66,62 @@ def _tag(value: str | None) -> str | None:
     return None if value in UNSPECIFIED else value
 
 
+def _ffprobe_json(path: Path, ffprobe: str, args: list[str]) -> dict:
+    try:
+        result = run_ffprobe(ffprobe, [*args, "-of", "json"], path)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CliError(f"cannot run ffprobe ({exc})") from None
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise CliError(f"cannot read {path} as a video: {lines[-1] if lines else 'ffprobe failed'}")
+    return json.loads(result.stdout or "{}")
+
+
+def _timestamps(path: Path, ffprobe: str, time_base: Fraction | None) -> tuple[Fraction, ...]:
+    """Every video packet's pts in presentation order, in seconds from the first (a demux, no decoding)."""
+    packets = _ffprobe_json(path, ffprobe, ["-select_streams", "v:0", "-show_entries", "packet=pts"])
+    ticks = sorted(
+        int(p["pts"]) for p in packets.get("packets", []) if str(p.get("pts", "")).lstrip("-").isdigit()
+    )
+    if time_base is None or not ticks:
+        return ()
+    return tuple((tick - ticks[0]) * time_base for tick in ticks)
+
+
 def probe(path: Path, ffprobe: str) -> SourceInfo:
     """Probe ``path``; an unreadable or video-less file is a one-line CliError with ffprobe's reason."""
-    try:
-        info = ffmpeg.probe(ffmpeg_url(path), cmd=ffprobe)
-    except ffmpeg.Error as exc:
-        lines = exc.stderr.decode(errors="replace").strip().splitlines()
-        reason = lines[-1] if lines else "ffprobe failed"
-        raise CliError(f"cannot read {path} as a video: {reason}") from None
-    except OSError as exc:
-        raise CliError(f"cannot run ffprobe ({exc})") from None
-    streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    info = _ffprobe_json(path, ffprobe, ["-show_streams"])
+    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None:
         raise CliError(f"{path} has no video stream")
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
     tags = {key.lower(): value for key, value in video.get("tags", {}).items()}
+    time_base = _fraction(video.get("time_base"))
     return SourceInfo(
         fps=fps,
-        time_base=_fraction(video.get("time_base")),
+        time_base=time_base,
         color_primaries=_tag(video.get("color_primaries")),
         color_transfer=_tag(video.get("color_transfer")),
         language=_tag(tags.get("language")),
         title=tags.get("title") or None,
+        width=int(video.get("width") or 0),
+        height=int(video.get("height") or 0),
+        pix_fmt=video.get("pix_fmt"),
+        color_space=_tag(video.get("color_space")),
+        timestamps=_timestamps(path, ffprobe, time_base),
+        r_frame_rate=_fraction(video.get("r_frame_rate")),
     )
+
+
+def frame_duration_range(info: SourceInfo) -> tuple[Fraction, Fraction] | None:
+    """The shortest and longest frame duration if they differ by more than timestamp rounding (variable
+    frame rate), else None. Rounding: one tick of the time base (Matroska's 1 ms makes 23.976 fps 41/42 ms)."""
+    times = info.timestamps
+    if len(times) < 3 or info.time_base is None:
+        return None
+    durations = [b - a for a, b in zip(times, times[1:], strict=False)]
+    mean = (times[-1] - times[0]) / len(durations)
+    slack = info.time_base + mean / 100
+    if all(abs(d - mean) <= slack for d in durations):
+        return None
+    return min(durations), max(durations)

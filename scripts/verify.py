@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .probe import ffmpeg_url
+from .probe import run_ffprobe
 
 
 class IncompleteVideo(Exception):
@@ -18,14 +18,21 @@ class IncompleteVideo(Exception):
 
 def count_frames(path: Path, ffprobe: str) -> int:
     """The number of packets of the first video stream, read to the end; IncompleteVideo if ffprobe errs."""
-    command = [ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets"]
-    command += ["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", ffmpeg_url(path)]
+    args = [
+        "-select_streams",
+        "v:0",
+        "-count_packets",
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+    ]
     try:
-        result = subprocess.run(command, capture_output=True, timeout=3600, check=False)
+        result = run_ffprobe(ffprobe, args, path)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise IncompleteVideo(f"ffprobe could not check it ({exc})") from None
-    errors = result.stderr.decode(errors="replace").strip().splitlines()
-    count = result.stdout.decode(errors="replace").strip().rstrip(",")
+    errors = result.stderr.strip().splitlines()
+    count = result.stdout.strip().rstrip(",")
     if result.returncode != 0 or errors or not count.isdigit():
         reason = errors[-1] if errors else f"ffprobe exit status {result.returncode}"
         raise IncompleteVideo(f"ffprobe cannot read it whole ({reason})")

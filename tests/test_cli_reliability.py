@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.cli.main import main
+from streamdiffvsr.cli.probe import frame_duration_range
+from streamdiffvsr.cli.probe import probe as read_source
 
-from .test_cli_encode import make_clip
+from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg, make_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 
@@ -53,6 +56,13 @@ def fill(folder: Path, leave: int) -> None:
     """Write a filler file so that about ``leave`` bytes stay free in ``folder``."""
     stats = os.statvfs(folder)
     (folder / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - leave))
+
+
+@pytest.fixture(scope="module")
+def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
+    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
+    return script
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +107,62 @@ def test_read_only_output_folder_is_refused_up_front(clip: Path, tmp_path: Path,
             err
             == f"streamdiffvsr: error: cannot write in the folder of OUTPUT ({folder}): Read-only file system\n"
         )
+
+
+def test_variable_frame_rate_is_refused_with_the_command_that_fixes_it(
+    tmp_path: Path, passthrough: Path, capsys
+) -> None:
+    vfr = tmp_path / "vfr.mkv"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=1",
+        "-vf", "select='lt(t,0.5)+not(mod(n,3))'", "-fps_mode", "vfr", "-c:v", "libx264", str(vfr),
+    )  # fmt: skip
+    assert encode(vfr, tmp_path / "out.mkv", "--vpy", passthrough) == 2
+    err = capsys.readouterr().err
+    assert "INPUT has a variable frame rate (frames last 41.0 to 125.0 ms)" in err and err.count("\n") == 1
+    command = err.split("`")[1]
+    assert command.startswith("ffmpeg -i ") and " -fps_mode cfr -r 24 " in command
+    subprocess.run(
+        [*shlex.split(command.replace("CFR.mkv", str(tmp_path / "cfr.mkv"))), "-v", "error"], check=True
+    )
+    assert frame_duration_range(read_source(tmp_path / "cfr.mkv", "ffprobe")) is None
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_odd_yuv420_size_is_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
+    odd = tmp_path / "odd.mkv"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=33x25:rate=24:duration=0.125",
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        "yuv420p",
+        str(odd),
+    )
+    assert encode(odd, tmp_path / "out.mkv", "--vpy", passthrough) == 0
+    assert (
+        "streamdiffvsr: INPUT is 33x25 yuv420p, odd for its subsampled chroma: VapourSynth reads it as 32x24 "
+        "(last column and last row dropped)\n" in capsys.readouterr().err
+    )
+
+
+def test_range_beyond_the_clip_is_refused_up_front(
+    clip: Path, tmp_path: Path, passthrough: Path, capsys
+) -> None:
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough, "--start", "8") == 2
+    err = capsys.readouterr().err
+    assert err == "streamdiffvsr: error: --start 8 is beyond the end of INPUT: it has 8 frames (0 to 7)\n"
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough, "--end", "20") == 2
+    assert "--end 20 is beyond the end of INPUT" in capsys.readouterr().err
+
+
+def test_vapoursynth_range_error_is_blamed_on_vspipe(clip: Path, tmp_path: Path, capsys) -> None:
+    script = tmp_path / "short.vpy"  # a script whose clip is shorter than INPUT
+    script.write_text(PASSTHROUGH_VPY + "clip[:3].set_output()\n")
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", script, "--start", "5") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
+    assert any("beyond clip end" in line and line.startswith("  vspipe| ") for line in err)
