@@ -51,15 +51,27 @@ def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) 
     }
     if encoder.get("tune"):
         options["tune"] = encoder["tune"]
-    # x265 logs to stderr by itself: keep its info lines out of the error tail (the user's params come after).
-    options["x265-params"] = ":".join(filter(None, ["log-level=warning", encoder.get("x265_params")]))
-    if tag_colour:  # the generated script outputs BT.709 limited range; primaries/transfer pass through
-        options.update(colorspace="bt709", color_range="tv")
+    params = ["log-level=warning"]  # x265 logs to stderr by itself: keep its info lines out of the error tail
+    if (
+        tag_colour
+    ):  # what the generated script outputs: limited range, the source's matrix, primaries, transfer
+        options.update(colorspace=output_matrix(info), color_range="tv")
         if info.color_primaries:
             options["color_primaries"] = info.color_primaries
         if info.color_transfer:
             options["color_trc"] = info.color_transfer
+        if info.master_display:
+            params.append(f"master-display={info.master_display}")
+        if info.max_cll:
+            params.append(f"max-cll={info.max_cll}")
+    options["x265-params"] = ":".join(filter(None, [*params, encoder.get("x265_params")]))  # the user's last
     return options
+
+
+def output_matrix(info: SourceInfo) -> str:
+    """The matrix the generated script outputs: the source's own if tagged (an HDR10 source stays BT.2020
+    non-constant luminance), else BT.709. template.vpy makes the same choice from the _Matrix prop."""
+    return info.color_space if info.color_space not in (None, "gbr") else "bt709"
 
 
 def ffmpeg_command(

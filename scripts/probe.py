@@ -31,6 +31,9 @@ class SourceInfo:
     # Presentation times of the frames in order, in seconds from the first (empty when ffprobe gives none).
     timestamps: tuple[Fraction, ...] = ()
     r_frame_rate: Fraction | None = None
+    # HDR10 static metadata in x265's syntax (master-display, max-cll), from the stream or its first frame.
+    master_display: str | None = None
+    max_cll: str | None = None
 
     @property
     def frame_count(self) -> int | None:
@@ -88,6 +91,41 @@ def _timestamps(path: Path, ffprobe: str, time_base: Fraction | None) -> tuple[F
     return tuple((tick - ticks[0]) * time_base for tick in ticks)
 
 
+def _master_display(data: dict) -> str:
+    """ffprobe's mastering display metadata as x265's G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min): chromaticities in
+    units of 1/50000, luminance in 1/10000 cd/m2."""
+
+    def units(key: str, scale: int) -> int:
+        return round(Fraction(data[key]) * scale)
+
+    xy = "".join(
+        f"{label}({units(f'{name}_x', 50000)},{units(f'{name}_y', 50000)})"
+        for label, name in (("G", "green"), ("B", "blue"), ("R", "red"), ("WP", "white_point"))
+    )
+    return f"{xy}L({units('max_luminance', 10000)},{units('min_luminance', 10000)})"
+
+
+def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, str | None]:
+    """(master-display, max-cll) from the stream's side data, else from its first frame's (one decode)."""
+    side_data = list(video.get("side_data_list", []))
+    if video.get("color_transfer") in ("smpte2084", "arib-std-b67"):
+        first = _ffprobe_json(
+            path,
+            ffprobe,
+            ["-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames"],
+        )
+        for frame in first.get("frames", [])[:1]:
+            side_data += frame.get("side_data_list", [])
+    master = cll = None
+    for data in side_data:
+        kind = data.get("side_data_type")
+        if kind == "Mastering display metadata" and master is None and "max_luminance" in data:
+            master = _master_display(data)
+        elif kind == "Content light level metadata" and cll is None and "max_content" in data:
+            cll = f"{int(data['max_content'])},{int(data['max_average'])}"
+    return master, cll
+
+
 def probe(path: Path, ffprobe: str) -> SourceInfo:
     """Probe ``path``; an unreadable or video-less file is a one-line CliError with ffprobe's reason."""
     info = _ffprobe_json(path, ffprobe, ["-show_streams"])
@@ -97,6 +135,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
     tags = {key.lower(): value for key, value in video.get("tags", {}).items()}
     time_base = _fraction(video.get("time_base"))
+    master_display, max_cll = _hdr_metadata(path, ffprobe, video)
     return SourceInfo(
         fps=fps,
         time_base=time_base,
@@ -110,6 +149,8 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         color_space=_tag(video.get("color_space")),
         timestamps=_timestamps(path, ffprobe, time_base),
         r_frame_rate=_fraction(video.get("r_frame_rate")),
+        master_display=master_display,
+        max_cll=max_cll,
     )
 
 

@@ -4,6 +4,7 @@ awkward sources. Real vspipe/ffmpeg; most cases use a passthrough script instead
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -17,7 +18,7 @@ from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.probe import frame_duration_range
 from streamdiffvsr.cli.probe import probe as read_source
 
-from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg, make_clip
+from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg, make_clip, probe, streams
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 
@@ -166,3 +167,37 @@ def test_vapoursynth_range_error_is_blamed_on_vspipe(clip: Path, tmp_path: Path,
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
     assert any("beyond clip end" in line and line.startswith("  vspipe| ") for line in err)
+
+
+HDR10_X265 = (
+    "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:max-cll=1000,400:"
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+)
+
+
+def hdr_side_data(path: Path) -> list[dict]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames",
+         "-of", "json", str(path)],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    kinds = ("Mastering display metadata", "Content light level metadata")
+    return [d for d in json.loads(out)["frames"][0]["side_data_list"] if d["side_data_type"] in kinds]
+
+
+def test_hdr10_keeps_matrix_and_static_metadata(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    source = tmp_path / "hdr.mkv"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.125", "-pix_fmt", "yuv420p10le",
+        "-c:v", "libx265", "-x265-params", f"log-level=error:{HDR10_X265}",
+        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", str(source),
+    )  # fmt: skip
+    output = tmp_path / "out.mkv"
+    assert encode(source, output, "--model", tiny_checkpoint, *CHEAP) == 0
+    (video,) = streams(probe(output), "video")
+    assert (video["color_space"], video["color_primaries"], video["color_transfer"]) == (
+        "bt2020nc",
+        "bt2020",
+        "smpte2084",
+    )
+    assert hdr_side_data(output) == hdr_side_data(source) != []
