@@ -192,6 +192,18 @@ def test_bounded_snapshots_still_exact(tiny_checkpoint: Path, reference: list[np
     assert len(server.snapshots.entries) <= 2
 
 
+def test_thinned_snapshots_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
+    """With interval 1 the 12-frame chain is thinned (snapshots 4+ frames back kept at 2x spacing): seeks back
+    anywhere stay exact and cost no more than the distance to the kept snapshot before them."""
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=1)
+    server = frame_server(out)
+    for n in range(len(SCENE)):
+        out.get_frame(n)
+    assert sorted(server.snapshots.entries) == [2, 4, 6, 8, 9, 10, 11]  # 1, 3, 5, 7 thinned out
+    for n in random.Random(11).sample(range(len(SCENE)), 8):
+        np.testing.assert_array_equal(to_array(out.get_frame(n)), reference[n], err_msg=f"frame {n}")
+
+
 def test_seek_after_first_pass_costs_at_most_interval(tiny_checkpoint: Path) -> None:
     interval = 3
     out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=interval)

@@ -76,3 +76,60 @@ def test_vspipe_requests_and_threads_exact(tiny_checkpoint: Path, tmp_path: Path
     for n in range(FRAMES):
         expected = stream.step(torch.from_numpy(data[n])[None])[0].numpy()
         np.testing.assert_array_equal(got[n], expected, err_msg=f"frame {n}")
+
+
+SOAK_FRAMES, SOAK_EARLY = 1000, 100
+SOAK_SCRIPT = """
+import sys
+import numpy as np
+import vapoursynth as vs
+from streamdiffvsr.vsfilter import frame_server, stream_diffvsr
+
+core = vs.core
+rng = np.random.default_rng(0)
+data = rng.random((4, 3, 16, 16), dtype=np.float32)
+blank = core.std.BlankClip(format=vs.RGBS, width=16, height=16, length=4, keep=True)
+
+def make(n, f):
+    out = f.copy()
+    for plane in range(3):
+        np.copyto(np.asarray(out[plane]), data[n, plane])
+    return out
+
+src = core.std.Loop(core.std.ModifyFrame(blank, blank, make), times=int(frames) // 4)
+clip = stream_diffvsr(src, model=model, flow="none", steps=1, scene_detect=False, snapshot_interval=2)
+server = frame_server(clip)
+
+def rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+def report(n, f):
+    if n + 1 in (int(early), int(frames)):
+        print(f"after {n + 1}: rss {rss_bytes()} snapshots {len(server.snapshots.entries)}", file=sys.stderr)
+    return f
+
+core.std.ModifyFrame(clip, clip, report).set_output()
+"""
+
+
+@pytest.mark.skipif(not VSPIPE.exists(), reason="needs vspipe beside the Python executable")
+def test_linear_encode_runs_in_flat_memory(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """1000 frames in order through vspipe: the stream-state snapshots must not pile up (they did, up to their
+    1 GiB budget, though a linear encode never seeks back to them)."""
+    (tmp_path / "soak.vpy").write_text(SOAK_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [str(VSPIPE), "--requests", "1", "soak.vpy", "-", "--arg", f"model={tiny_checkpoint}",
+         "--arg", f"frames={SOAK_FRAMES}", "--arg", f"early={SOAK_EARLY}"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    samples = {}
+    for line in run.stderr.splitlines():
+        if line.startswith("after "):
+            words = line.split()
+            samples[int(words[1].rstrip(":"))] = (int(words[3]), int(words[5]))
+    (early_rss, early_snaps), (late_rss, late_snaps) = samples[SOAK_EARLY], samples[SOAK_FRAMES]
+    assert late_rss <= early_rss * 1.05, f"RSS {early_rss / 2**20:.0f} -> {late_rss / 2**20:.0f} MiB"
+    assert late_snaps <= 2 * early_snaps, f"snapshots {early_snaps} -> {late_snaps}"

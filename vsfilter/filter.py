@@ -64,8 +64,9 @@ def stream_diffvsr(
     :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
     :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
     :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
-    :param snapshot_interval: frames between host-memory snapshots of a chain's stream state (a seek after the
-        first pass costs at most this many steps).
+    :param snapshot_interval: frames between host-memory snapshots of a chain's stream state (a seek to a frame
+        already passed costs at most this many steps near the newest frame, about a quarter of the distance
+        further back; only the last few chains keep snapshots, so a linear encode runs in flat memory).
     :param timestep_spacing: override the scheduler's timestep spacing ("leading", "trailing", ...).
     :param checkpoint_interval: the former name of ``snapshot_interval`` (still accepted).
     """

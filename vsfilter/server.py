@@ -3,8 +3,14 @@ order frames are asked for in.
 
 One live stream is kept for the next frame of its chain. Any other request restarts from the best known
 point: the live stream if it is behind the frame in the same chain, else the latest host-memory snapshot of
-that chain's stream state at or before the frame (taken every ``snapshot_interval`` frames of a chain,
-LRU-bounded by bytes), else the anchor itself. The last few outputs are kept (LRU) for repeated and out-of-order requests.
+that chain's stream state at or before the frame, else the anchor itself. The last few outputs are kept (LRU)
+for repeated and out-of-order requests.
+
+Snapshots are taken every ``snapshot_interval`` frames of a chain but kept only where a seek can still use them
+cheaply, so a long linear encode runs in flat memory: the snapshots of the chain in use and the few chains used
+before it, thinned with distance (the newest ``RECENT_PER_SPACING`` at the interval, the ones behind them at
+twice it, and so on: O(log n) per chain, and a seek d frames back costs at most about d / RECENT_PER_SPACING +
+interval steps), and never more than ``SNAPSHOT_BUDGET`` bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .scenes import SceneCuts, chain_anchor
 SNAPSHOT_BUDGET = 1 << 30  # bytes of host memory for stream-state snapshots
 MIN_SNAPSHOTS = 2
 MAX_SNAPSHOTS = 256
+RECENT_PER_SPACING = 4  # snapshots kept at each spacing (interval, 2x, 4x, ...) behind a chain's newest one
+KEPT_CHAINS = 3  # the chain in use and the two chains used before it
 OUTPUT_BUDGET = 256 << 20  # bytes of host memory for recent outputs
 MAX_OUTPUTS = 64
 
@@ -54,11 +62,14 @@ class Snapshot:
 
 
 class SnapshotStore:
-    """Host-memory copies of stream states keyed by the next frame they produce; LRU, bounded in bytes."""
+    """Host-memory copies of stream states keyed by the next frame they produce; thinned with distance, only
+    for the last few chains used, LRU-bounded in bytes."""
 
-    def __init__(self, budget: int = SNAPSHOT_BUDGET) -> None:
+    def __init__(self, interval: int, budget: int = SNAPSHOT_BUDGET) -> None:
+        self.interval = interval
         self.budget = budget
         self.entries: OrderedDict[int, Snapshot] = OrderedDict()
+        self.chains: OrderedDict[int, None] = OrderedDict()  # anchors, least recently used first
         self.nbytes = 0
 
     def __contains__(self, pos: int) -> bool:
@@ -68,13 +79,39 @@ class SnapshotStore:
         state = {key: value.to("cpu", copy=True) for key, value in stream.state_dict().items()}
         nbytes = sum(t.numel() * t.element_size() for t in state.values())
         if chain.pos in self.entries:
-            self.nbytes -= self.entries.pop(chain.pos).nbytes
+            self._drop(chain.pos)
         self.entries[chain.pos] = Snapshot(Chain(chain.scene, chain.anchor, chain.pos), state, nbytes)
         self.nbytes += nbytes
+        self._use_chain(chain.anchor)
+        self._thin(chain)
         while len(self.entries) > MAX_SNAPSHOTS or (
             len(self.entries) > MIN_SNAPSHOTS and self.nbytes > self.budget
         ):
-            self.nbytes -= self.entries.popitem(last=False)[1].nbytes
+            self._drop(next(iter(self.entries)))
+
+    def _drop(self, pos: int) -> None:
+        self.nbytes -= self.entries.pop(pos).nbytes
+
+    def _use_chain(self, anchor: int) -> None:
+        """Mark the chain at ``anchor`` as the latest used; forget the snapshots of chains used before the last
+        KEPT_CHAINS (a linear encode never goes back to them)."""
+        self.chains[anchor] = None
+        self.chains.move_to_end(anchor)
+        while len(self.chains) > KEPT_CHAINS:
+            old, _ = self.chains.popitem(last=False)
+            for pos in [pos for pos, snap in self.entries.items() if snap.chain.anchor == old]:
+                self._drop(pos)
+
+    def _thin(self, newest: Chain) -> None:
+        """Keep a snapshot of ``newest``'s chain d frames behind it only on the grid of its spacing level: the
+        interval doubles every RECENT_PER_SPACING snapshots back. A dropped one would be dropped later too."""
+        for pos, snap in list(self.entries.items()):
+            behind = newest.pos - pos
+            if snap.chain.anchor != newest.anchor or behind <= 0:
+                continue
+            level = (behind // (RECENT_PER_SPACING * self.interval) + 1).bit_length() - 1
+            if level and (pos - newest.anchor) % (self.interval << level):
+                self._drop(pos)
 
     def latest(self, anchor: int, n: int) -> Snapshot | None:
         """The snapshot of the chain starting at ``anchor`` closest before (or at) frame n."""
@@ -85,6 +122,7 @@ class SnapshotStore:
                 best = snap
         if best is not None:
             self.entries.move_to_end(best.chain.pos)
+            self._use_chain(anchor)
         return best
 
     def scene_of(self, k: int) -> int | None:
@@ -146,7 +184,7 @@ class FrameServer:
         self.interval = snapshot_interval
         self.reader = FrameReader(clip.width, clip.height, engine.device)
         self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), engine.device)
-        self.snapshots = SnapshotStore()
+        self.snapshots = SnapshotStore(snapshot_interval)
         self.stream = engine.stream()
         self.live: Chain | None = None
         self.lock = threading.Lock()
