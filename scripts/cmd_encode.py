@@ -17,7 +17,7 @@ from .presets import add_preset_arguments, load_settings
 from .probe import SourceInfo, frame_duration_range, probe
 from .progress import Progress
 from .schema import KEYS_BY_NAME, Settings, find_key
-from .tools import require_encode_tools
+from .tools import require_encode_tools, x265_param_errors
 from .vpy import render_script, vspipe_command
 
 
@@ -135,6 +135,11 @@ def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | 
     return Trim(float(times[start]), None if stop is None else float(stop - times[start]))
 
 
+def check_x265_params(ffmpeg: str, params: str | None) -> None:
+    if params and (errors := x265_param_errors(ffmpeg, params)):
+        raise CliError(f"encoder.x265_params {params!r}: {'; '.join(errors)} (see `x265 --fullhelp`)")
+
+
 def check_flow_weights(settings: Settings) -> str | None:
     path = settings["flow_weights"]
     if path is None:
@@ -167,6 +172,7 @@ def run_encode(args: argparse.Namespace) -> int:
         raise CliError(f"--vpy {user_vpy} is not a file")
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools()
+    check_x265_params(tools.ffmpeg, settings["x265_params"])
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,21 @@ def has_libx265(ffmpeg: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return any(line.split()[1:2] == ["libx265"] for line in out.splitlines())
+
+
+_LIBX265_COMPLAINT = re.compile(r"^\[libx265 @ [^\]]*\] (.*?)\.?$")
+
+
+def x265_param_errors(ffmpeg: str, params: str) -> list[str]:
+    """What libx265 says about ``params`` (unknown options, invalid values) when it opens with them; ffmpeg
+    only warns about these and encodes without them, so a finished encode would hide the mistake."""
+    command = [ffmpeg, "-hide_banner", "-v", "warning", "-f", "lavfi", "-i", "color=s=256x256:d=0.04"]
+    command += ["-c:v", "libx265", "-x265-params", f"log-level=error:{params}", "-f", "null", "-"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"cannot run {ffmpeg} to check them ({exc})"]
+    return [match[1] for line in result.stderr.splitlines() if (match := _LIBX265_COMPLAINT.match(line))]
 
 
 def tool_version(path: str, flag: str = "-version") -> str:

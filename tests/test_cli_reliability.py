@@ -201,3 +201,15 @@ def test_hdr10_keeps_matrix_and_static_metadata(tiny_checkpoint: Path, tmp_path:
         "smpte2084",
     )
     assert hdr_side_data(output) == hdr_side_data(source) != []
+
+
+def test_invalid_x265_params_are_refused_up_front(
+    clip: Path, tmp_path: Path, passthrough: Path, capsys
+) -> None:
+    params = "aq-mode=banana:bogus=1"  # ffmpeg only warns about these and encodes without them
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough, "--set", f"x265_params={params}") == 2
+    assert capsys.readouterr().err == (
+        f"streamdiffvsr: error: encoder.x265_params '{params}': Invalid value for aq-mode: banana; "
+        "Unknown option: bogus (see `x265 --fullhelp`)\n"
+    )
+    assert not (tmp_path / "out.mkv").exists()
