@@ -43,7 +43,6 @@ setup(
         "opencv-python-headless>=4.8",
         "vapoursynth>=70",
         "vapoursynth-bestsource",
-        "ffmpeg-python>=0.2",
     ],
     extras_require={
         "xformers": ["xformers"],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 import tempfile
 from pathlib import Path
 
+from .console import notify, printable
 from .errors import CliError
 from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
 from .models import choose_model
@@ -19,11 +19,6 @@ from .progress import Progress
 from .schema import KEYS_BY_NAME, Settings, find_key
 from .tools import require_encode_tools, x265_param_errors
 from .vpy import render_script, vspipe_command
-
-
-def notify(message: str) -> None:
-    """A one-line notice on stderr."""
-    print(f"streamdiffvsr: {message}", file=sys.stderr, flush=True)
 
 
 def check_input(path: Path) -> None:
@@ -209,7 +204,7 @@ def run_encode(args: argparse.Namespace) -> int:
             script.write_text(render_script(settings), encoding="utf-8")
         vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
         Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
-    print(f"wrote {output.absolute()}", flush=True)
+    print(printable(f"wrote {output.absolute()}"), flush=True)
     return 0
 
 

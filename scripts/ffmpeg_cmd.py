@@ -1,4 +1,4 @@
-"""The ffmpeg argument list (built with ffmpeg-python, run without a shell): y4m on stdin -> libx265.
+"""The ffmpeg argument list (run without a shell): y4m on stdin -> libx265.
 
 Video comes from the pipe; audio, subtitles, chapters and metadata come from the original input.
 """
@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import ffmpeg
 
 from .errors import CliError
 from .probe import SourceInfo, ffmpeg_url
@@ -85,13 +83,13 @@ def ffmpeg_command(
     tag_colour: bool = True,
 ) -> list[str]:
     """ffmpeg reading y4m from stdin and ``source`` for the other streams, writing ``target`` as ``muxer``."""
-    video = ffmpeg.input("pipe:0", f="yuv4mpegpipe")
-    source_args: dict[str, Any] = {}
+    command = [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
+    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0"]
     if trim is not None:
-        source_args["ss"] = f"{trim.start:.6f}"
+        command += ["-ss", f"{trim.start:.6f}"]
         if trim.duration is not None:
-            source_args["t"] = f"{trim.duration:.6f}"
-    original = ffmpeg.input(ffmpeg_url(source), **source_args)
+            command += ["-t", f"{trim.duration:.6f}"]
+    command += ["-i", ffmpeg_url(source), "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
     options = _video_options(encoder, info, tag_colour)
     options.update(
         {
@@ -112,6 +110,7 @@ def ffmpeg_command(
         options.update({"tag:v": "hvc1", "movflags": "+faststart"})
         if _exact_timescale(info):
             options["video_track_timescale"] = str(info.time_base.denominator)
-    stream = ffmpeg.output(video["v:0"], original["a?"], original["s?"], ffmpeg_url(target), **options)
-    stream = stream.global_args("-hide_banner", "-nostats", "-loglevel", "warning")
-    return stream.compile(cmd=ffmpeg_path, overwrite_output=True)
+    for name, value in options.items():
+        command += [f"-{name}", str(value)]
+    # Paths are plain str (a non-UTF-8 name arrives with surrogate escapes, and subprocess restores its bytes).
+    return [*command, ffmpeg_url(target)]

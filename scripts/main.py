@@ -11,6 +11,7 @@ from typing import NoReturn
 from streamdiffvsr.errors import StreamDiffVSRError
 
 from . import cmd_download, cmd_encode, cmd_frames, cmd_info, cmd_presets, cmd_script
+from .console import printable
 from .errors import CliError
 from .pipeline import PipelineError
 
@@ -38,10 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def one_line(message: object) -> str:
-    return str(message).replace("\r", "\\r").replace("\n", "\\n")
-
-
 def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -53,15 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CliError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)
         return exc.exit_code
     except StreamDiffVSRError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)
         return 2
     except PipelineError as exc:
         for line in exc.tail:
             print(f"  {exc.side}| {line}", file=sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -18,7 +18,7 @@ from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.probe import frame_duration_range
 from streamdiffvsr.cli.probe import probe as read_source
 
-from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg, make_clip, probe, streams
+from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg, make_clip, probe, streams
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 
@@ -213,3 +213,18 @@ def test_invalid_x265_params_are_refused_up_front(
         "Unknown option: bogus (see `x265 --fullhelp`)\n"
     )
     assert not (tmp_path / "out.mkv").exists()
+
+
+def test_non_utf8_file_names_work(clip: Path, tmp_path: Path, passthrough: Path) -> None:
+    folder = os.fsencode(tmp_path)
+    source, output = folder + b"/caf\xe9.mkv", folder + b"/out caf\xe9.mp4"  # legal Linux names, not UTF-8
+    shutil.copy(clip, source)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as on a terminal with a UTF-8 locale
+    result = subprocess.run(
+        [str(CLI), "encode", source, output, "--vpy", str(passthrough), "--quiet"],
+        capture_output=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert result.stdout == b"wrote " + folder + b"/out caf\\xe9.mp4\n"
+    assert os.path.getsize(output) > 0
