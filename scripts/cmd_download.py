@@ -12,14 +12,16 @@ FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
 
 def run_download(args: argparse.Namespace) -> int:
     from streamdiffvsr import DEFAULT_MODEL, resolve_checkpoint
-    from streamdiffvsr.checkpoint import load_prompt_embeds
+    from streamdiffvsr.checkpoint import default_flow, load_prompt_embeds
     from streamdiffvsr.flow import make_flow_backend
+    from streamdiffvsr.options import AUTO_FLOW
 
     model = args.model or DEFAULT_MODEL
     root = resolve_checkpoint(model)
     load_prompt_embeds(root)
     print(f"{model}: weights and prompt embedding ready at {root}")
-    for flow in dict.fromkeys(args.flow or ["raft_large"]):
+    flows = [default_flow(root) if flow == AUTO_FLOW else flow for flow in args.flow or ["raft_large"]]
+    for flow in dict.fromkeys(flows):
         if flow in ("dis", "none") or (root / "flow" / f"{flow}.safetensors").is_file():
             continue
         make_flow_backend(flow, None, "cpu")
@@ -39,6 +41,6 @@ def add_parser(subparsers) -> None:
         "--flow",
         action="append",
         choices=FLOW_CHOICES,
-        help="flow weights to fetch too (default: raft_large)",
+        help="flow weights to fetch too (default: raft_large; auto: the model's own)",
     )
     p.set_defaults(func=run_download)

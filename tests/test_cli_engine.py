@@ -74,6 +74,11 @@ def test_download_prepares_a_local_checkpoint(tiny_checkpoint: Path, capsys) -> 
     assert f"ready at {tiny_checkpoint}" in capsys.readouterr().out
 
 
+def test_download_flow_auto_is_the_models_own(capsys) -> None:
+    assert main(["download", "nano", "--flow", "auto"]) == 0  # nano's own flow is dis: nothing to fetch
+    assert capsys.readouterr().out.splitlines()[-1].startswith("nano: weights and prompt embedding ready at ")
+
+
 def test_download_of_an_uncached_model_offline_is_one_line(capsys) -> None:
     assert main(["download", "nobody/no-such-model"]) == 2
     err = capsys.readouterr().err
