@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
@@ -96,17 +97,24 @@ def load_prompt_embeds(root: Path) -> torch.Tensor:
     """The empty-prompt embedding: from ``prompt_embeds.safetensors`` if shipped, else computed once and cached."""
     shipped = root / PROMPT_EMBEDS_FILE
     if shipped.is_file():
-        return load_file(shipped)[PROMPT_EMBEDS_KEY]
+        return _read_prompt_embeds(shipped, "the checkpoint is damaged: download or copy it again")
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
     cached = cache_dir() / "prompt_embeds" / f"{digest}.safetensors"
     if cached.is_file():
-        return load_file(cached)[PROMPT_EMBEDS_KEY]
+        return _read_prompt_embeds(cached, "delete it to have it computed again")
     embeds = encode_empty_prompt(root)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".{os.getpid()}.tmp")
     save_file({PROMPT_EMBEDS_KEY: embeds.contiguous()}, tmp)
     os.replace(tmp, cached)
     return embeds
+
+
+def _read_prompt_embeds(path: Path, fix: str) -> torch.Tensor:
+    try:
+        return load_file(path)[PROMPT_EMBEDS_KEY]
+    except (OSError, KeyError, SafetensorError) as exc:
+        raise ModelLoadError(f"cannot read the prompt embedding {path} ({exc}); {fix}") from None
 
 
 def encode_empty_prompt(root: Path) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import random
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +322,49 @@ def test_too_small() -> None:
         core.std.BlankClip(format=vs.RGBS, width=7, height=32),
     )
     raises(f"at least {MIN_SIDE}", core.std.BlankClip(format=vs.RGBS, width=32, height=MIN_SIDE - 1))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("seed", -5, "seed must be a non-negative integer"),
+        ("seed", 1.5, "seed must be a non-negative integer"),
+        ("flow_scale", "2", "flow_scale must be a number in"),
+        ("scene_threshold", None, "scene_threshold must be a number in"),
+        ("scene_detect", "no", "scene_detect must be True or False"),
+        ("steps", True, "steps must be a positive integer"),
+        ("timestep_spacing", "bogus", "timestep_spacing must be None or one of"),
+    ],
+)
+def test_wrong_type_or_sign_fails_at_the_call(option: str, value: object, message: str) -> None:
+    raises(
+        f"{message}.*got {re.escape(repr(value))}",
+        core.std.BlankClip(format=vs.RGBS, width=32, height=32),
+        **{option: value},
+    )
+
+
+def test_wrong_scene_prop_type_names_the_prop_and_frame() -> None:
+    clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=3)
+    marked = clip[:2] + core.std.SetFrameProps(clip[2], _SceneChangePrev="yes")
+    out = stream_diffvsr(marked, model="tiny", **FAST)
+    with pytest.raises(
+        vs.Error, match="source frame 2 has _SceneChangePrev='yes'; it must be the integer 0 or 1"
+    ):
+        out.get_frame(2)
+
+
+def test_truncated_prompt_embedding_fails_at_the_call(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_checkpoint, damaged)
+    embeds = damaged / "prompt_embeds.safetensors"
+    embeds.write_bytes(embeds.read_bytes()[:100])
+    clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    with pytest.raises(
+        vs.Error,
+        match=f"cannot read the prompt embedding {re.escape(str(embeds))} .*download or copy it again",
+    ):
+        stream_diffvsr(clip, model=str(damaged), **FAST)
 
 
 def test_device_index() -> None:

@@ -12,8 +12,10 @@ from streamdiffvsr.options import (
     MIN_SIDE,
     PRECISIONS,
     SCENE_THRESHOLD_BOUNDS,
+    SEED_BOUNDS,
     SNAPSHOT_INTERVAL_BOUNDS,
     STEPS_BOUNDS,
+    TIMESTEP_SPACINGS,
     guess_matrix,
 )
 from streamdiffvsr.options import resolve_device as _resolve_device
@@ -66,34 +68,54 @@ def check_clip(clip: object) -> vs.VideoNode:
     return clip
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_settings(
     *,
     steps: int,
     precision: str | None,
     flow: str,
     flow_scale: float,
+    seed: int,
+    scene_detect: bool,
     scene_threshold: float,
     max_chain: int,
     snapshot_interval: int,
+    timestep_spacing: str | None,
     interval_name: str = "snapshot_interval",
 ) -> None:
-    """Flat checks of the plain-value settings, against the ranges in ``streamdiffvsr.options``."""
-    if not isinstance(steps, int) or steps not in STEPS_BOUNDS:
+    """Types and ranges of the plain-value settings, against ``streamdiffvsr.options``, checked at the call
+    (not at the first frame)."""
+    if not _is_int(steps) or steps not in STEPS_BOUNDS:
         raise error(f"steps must be a positive integer, at most {STEPS_BOUNDS.high:g}, got {steps!r}")
     if precision is not None and precision not in PRECISIONS:
         raise error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if flow not in FLOW_CHOICES:
         raise error(f"flow must be one of {', '.join(FLOW_CHOICES)}, got {flow!r}")
-    if flow_scale not in FLOW_SCALE_BOUNDS:
-        raise error(f"flow_scale must be in {FLOW_SCALE_BOUNDS.describe()}, got {flow_scale!r}")
-    if scene_threshold not in SCENE_THRESHOLD_BOUNDS:
+    if not _is_number(flow_scale) or flow_scale not in FLOW_SCALE_BOUNDS:
+        raise error(f"flow_scale must be a number in {FLOW_SCALE_BOUNDS.describe()}, got {flow_scale!r}")
+    if not _is_int(seed) or seed not in SEED_BOUNDS:
+        raise error(f"seed must be a non-negative integer (below 2**63), got {seed!r}")
+    if not isinstance(scene_detect, bool) and scene_detect not in (0, 1):
+        raise error(f"scene_detect must be True or False, got {scene_detect!r}")
+    if not _is_number(scene_threshold) or scene_threshold not in SCENE_THRESHOLD_BOUNDS:
         raise error(
-            f"scene_threshold must be in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
+            f"scene_threshold must be a number in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
         )
-    if not isinstance(max_chain, int) or max_chain < 0:
+    if not _is_int(max_chain) or max_chain < 0:
         raise error(f"max_chain must be 0 (off) or a positive number of frames, got {max_chain!r}")
-    if not isinstance(snapshot_interval, int) or snapshot_interval not in SNAPSHOT_INTERVAL_BOUNDS:
+    if not _is_int(snapshot_interval) or snapshot_interval not in SNAPSHOT_INTERVAL_BOUNDS:
         raise error(f"{interval_name} must be a positive number of frames, got {snapshot_interval!r}")
+    if timestep_spacing is not None and timestep_spacing not in TIMESTEP_SPACINGS:
+        raise error(
+            f"timestep_spacing must be None or one of {', '.join(TIMESTEP_SPACINGS)}, got {timestep_spacing!r}"
+        )
 
 
 def resolve_device(device_index: int | None) -> str:

@@ -79,9 +79,12 @@ def stream_diffvsr(
         precision=precision,
         flow=flow,
         flow_scale=flow_scale,
+        seed=seed,
+        scene_detect=scene_detect,
         scene_threshold=scene_threshold,
         max_chain=max_chain,
         snapshot_interval=snapshot_interval,
+        timestep_spacing=timestep_spacing,
         interval_name=interval_name,
     )
     device = resolve_device(device_index)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import vapoursynth as vs
 
+from streamdiffvsr.errors import FrameError
+
 SCENE_PROP = "_SceneChangePrev"
 DIFF_PROP = "_StreamDiffVSRSceneDiff"
 DETECT_MAX_WIDTH = 128
@@ -39,7 +41,9 @@ class SceneCuts:
             frame = self.clip.get_frame(k)
         flag = frame.props.get(SCENE_PROP)
         if flag is not None:
-            return int(flag) == 1
+            if isinstance(flag, bool) or not isinstance(flag, int):
+                raise FrameError(f"source frame {k} has {SCENE_PROP}={flag!r}; it must be the integer 0 or 1")
+            return flag == 1
         if self.detect is None:
             return False
         return float(self.detect.get_frame(k).props[DIFF_PROP]) > self.threshold
