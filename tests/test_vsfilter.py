@@ -329,8 +329,8 @@ def test_too_small() -> None:
     [
         ("seed", -5, "seed must be a non-negative integer"),
         ("seed", 1.5, "seed must be a non-negative integer"),
-        ("flow_scale", "2", "flow_scale must be a number in"),
-        ("scene_threshold", None, "scene_threshold must be a number in"),
+        ("flow_scale", "2", "flow_scale must be in"),
+        ("scene_threshold", None, "scene_threshold must be in"),
         ("scene_detect", "no", "scene_detect must be True or False"),
         ("steps", True, "steps must be a positive integer"),
         ("timestep_spacing", "bogus", "timestep_spacing must be None or one of"),

@@ -99,14 +99,14 @@ def check_settings(
     if flow not in FLOW_CHOICES:
         raise error(f"flow must be one of {', '.join(FLOW_CHOICES)}, got {flow!r}")
     if not _is_number(flow_scale) or flow_scale not in FLOW_SCALE_BOUNDS:
-        raise error(f"flow_scale must be a number in {FLOW_SCALE_BOUNDS.describe()}, got {flow_scale!r}")
+        raise error(f"flow_scale must be in {FLOW_SCALE_BOUNDS.describe()}, got {flow_scale!r}")
     if not _is_int(seed) or seed not in SEED_BOUNDS:
         raise error(f"seed must be a non-negative integer (below 2**63), got {seed!r}")
     if not isinstance(scene_detect, bool) and scene_detect not in (0, 1):
         raise error(f"scene_detect must be True or False, got {scene_detect!r}")
     if not _is_number(scene_threshold) or scene_threshold not in SCENE_THRESHOLD_BOUNDS:
         raise error(
-            f"scene_threshold must be a number in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
+            f"scene_threshold must be in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
         )
     if not _is_int(max_chain) or max_chain < 0:
         raise error(f"max_chain must be 0 (off) or a positive number of frames, got {max_chain!r}")
