@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import CliError
-from .presets import DEFAULT_PRESET, bundled_presets, describe
+from .presets import DEFAULT_PRESET, bundled_presets, describe, load_settings, preset_text
 from .schema import KEYS
 
 
@@ -23,12 +22,12 @@ def run_presets(args: argparse.Namespace) -> int:
             print(f"{key.section}.{key.name:<20} {key.allowed()}; default {_format_default(key.default)}")
             print(f"{'':28} {key.help}")
         return 0
-    names = bundled_presets()
-    if args.name:
-        if args.name not in names:
-            raise CliError(f"unknown preset {args.name!r}; choose one of {', '.join(names)}")
-        print(names[args.name], end="")
+    if args.name:  # a bundled preset or a file, checked like --preset would check it
+        text, _ = preset_text(args.name)
+        load_settings(args.name)
+        print(text, end="")
         return 0
+    names = bundled_presets()
     labels = {name: name + (" (default)" if name == DEFAULT_PRESET else "") for name in names}
     width = max(map(len, labels.values()))
     for name, label in labels.items():
@@ -41,6 +40,8 @@ def add_parser(subparsers) -> None:
         "presets",
         help="list the bundled presets (NAME: print one, to copy and edit; --keys: what a preset can set)",
     )
-    p.add_argument("name", metavar="NAME", nargs="?", help="print this preset's TOML")
+    p.add_argument(
+        "name", metavar="NAME|FILE", nargs="?", help="print this preset's TOML (a file: once checked)"
+    )
     p.add_argument("--keys", action="store_true", help="list every key with its allowed values and default")
     p.set_defaults(func=run_presets)

@@ -29,8 +29,8 @@ def _is_file_reference(name: str) -> bool:
     return name.endswith(".toml") or "/" in name
 
 
-def read_preset(name: str) -> tuple[dict[str, Any], str]:
-    """The parsed TOML of a bundled preset (by name) or of a file, and a label for messages."""
+def preset_text(name: str) -> tuple[str, str]:
+    """The TOML text of a bundled preset (by name) or of a file, and a label for messages."""
     if _is_file_reference(name):
         path = Path(name).expanduser()
         try:
@@ -47,6 +47,12 @@ def read_preset(name: str) -> tuple[dict[str, Any], str]:
                 f"unknown preset {name!r}; choose one of {', '.join(presets)}, or give a .toml file"
             )
         text, label = presets[name], name
+    return text, label
+
+
+def read_preset(name: str) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of a bundled preset (by name) or of a file, and a label for messages."""
+    text, label = preset_text(name)
     try:
         return tomllib.loads(text), label
     except tomllib.TOMLDecodeError as exc:

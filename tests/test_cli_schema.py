@@ -34,6 +34,18 @@ def test_presets_command_lists_one_line_each(capsys: pytest.CaptureFixture[str])
     assert "engine.steps" in capsys.readouterr().out
 
 
+def test_presets_command_prints_a_preset_file_like_a_bundled_one(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('description = "mine"\n[engine]\nsteps = 2\n')
+    assert main(["presets", str(path)]) == 0
+    assert capsys.readouterr().out == path.read_text()
+    path.write_text("[engine]\nsteps = 0\n")  # checked as --preset would check it
+    assert main(["presets", str(path)]) == 2
+    assert "engine.steps must be an integer from 1 to 50 (got 0)" in capsys.readouterr().err
+    assert main(["presets", "ultra"]) == 2
+    assert "unknown preset 'ultra'" in capsys.readouterr().err
+
+
 def test_set_overrides_are_typed_by_the_schema() -> None:
     settings = load_settings(
         "quality",
