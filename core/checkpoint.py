@@ -19,7 +19,7 @@ from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from .conditioning_cache import ReusedConditioningEmbedding, reuse_conditioning_embedding
 from .errors import ModelLoadError
 from .layout import CHECKPOINT_PATTERNS, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
-from .options import FLOW_BACKENDS, PRECISIONS
+from .options import AUTO_FLOW, FLOW_BACKENDS, PRECISIONS
 from .tiny_checkpoint import ensure_tiny_checkpoint
 
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
@@ -42,6 +42,20 @@ def default_flow(root: Path) -> str:
         index = {}
     flow = index.get("_default_flow", "raft_large")
     return flow if flow in FLOW_BACKENDS else "raft_large"
+
+
+def resolve_flow(
+    root: Path, flow: str, flow_weights: str | os.PathLike | None = None
+) -> tuple[str, Path | None]:
+    """The flow backend for the checkpoint at ``root`` ("auto": its own) and its weights file: ``flow_weights``
+    if given, else the checkpoint's ``flow/<backend>.safetensors`` if it ships one, else None (for RAFT:
+    torchvision's pretrained weights)."""
+    if flow == AUTO_FLOW:
+        flow = default_flow(root)
+    if flow_weights is not None:
+        return flow, Path(flow_weights)
+    shipped = root / "flow" / f"{flow}.safetensors"
+    return flow, shipped if shipped.is_file() else None
 
 
 # Checkpoints that ship with the package: "nano" (trained on a CPU, see training/) and "tiny" (random weights,

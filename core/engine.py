@@ -11,11 +11,11 @@ import torch
 
 from .checkpoint import (
     Components,
-    default_flow,
     load_components,
     load_scheduler,
     resolve_checkpoint,
     resolve_dtype,
+    resolve_flow,
 )
 from .errors import ModelLoadError
 from .flow import FlowEstimator, make_flow_backend
@@ -154,10 +154,7 @@ class StreamDiffVSR:
         root = resolve_checkpoint(path_or_repo_id, download=download)
         components = load_components(root, device, dtype)
         scheduler = load_scheduler(root, timestep_spacing)
-        if flow == AUTO_FLOW:
-            flow = default_flow(root)
-        if flow_weights is None and (root / "flow" / f"{flow}.safetensors").is_file():
-            flow_weights = root / "flow" / f"{flow}.safetensors"
+        flow, flow_weights = resolve_flow(root, flow, flow_weights)
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
         estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -39,6 +40,28 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def pretrained_raft_file(variant: str) -> Path:
+    """torchvision's pretrained weights of ``variant`` in the torch hub cache, downloaded (quietly) if missing;
+    a ModelLoadError if they are not there and cannot be downloaded."""
+    from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
+
+    url = {"raft_large": Raft_Large_Weights, "raft_small": Raft_Small_Weights}[variant].DEFAULT.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the name ends in the first hex digits of the file's sha256
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix=path.stem.rpartition("-")[2], progress=False
+        )
+    except Exception as exc:  # urllib and hash errors come in several types
+        raise ModelLoadError(
+            f"torchvision's pretrained {variant} weights are not cached and cannot be downloaded ({exc}); "
+            f"pass flow_weights=PATH to a {variant} state dict, or use flow='dis'"
+        ) from None
+    return path
+
+
 class RaftFlow:
     """torchvision RAFT in float32; pads (replicate) to >= 128 and a multiple of 8, crops the field back."""
 
@@ -46,22 +69,9 @@ class RaftFlow:
         from torchvision.models.optical_flow import raft_large, raft_small
 
         build = {"raft_large": raft_large, "raft_small": raft_small}[variant]
-        if weights is None:
-            model = self._pretrained(variant, build)
-        else:
-            model = build(weights=None)
-            model.load_state_dict(load_state_dict_file(weights))
+        model = build(weights=None)
+        model.load_state_dict(load_state_dict_file(weights or pretrained_raft_file(variant)))
         self.model = model.eval().requires_grad_(False).to(device=device, dtype=torch.float32)
-
-    @staticmethod
-    def _pretrained(variant: str, build) -> torch.nn.Module:
-        try:
-            return build(weights="DEFAULT")
-        except Exception as exc:  # torchvision raises several types on a failed download
-            raise ModelLoadError(
-                f"could not get torchvision's pretrained {variant} weights ({exc}); "
-                f"pass flow_weights=PATH to a {variant} state dict, or use flow='dis'"
-            ) from exc
 
     @torch.inference_mode()
     def __call__(self, current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:

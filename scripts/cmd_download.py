@@ -12,19 +12,17 @@ FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
 
 def run_download(args: argparse.Namespace) -> int:
     from streamdiffvsr import DEFAULT_MODEL, resolve_checkpoint
-    from streamdiffvsr.checkpoint import default_flow, load_prompt_embeds
-    from streamdiffvsr.flow import make_flow_backend
-    from streamdiffvsr.options import AUTO_FLOW
+    from streamdiffvsr.checkpoint import load_prompt_embeds, resolve_flow
+    from streamdiffvsr.flow import pretrained_raft_file
 
     model = args.model or DEFAULT_MODEL
     root = resolve_checkpoint(model)
     load_prompt_embeds(root)
     print(f"{model}: weights and prompt embedding ready at {root}")
-    flows = [default_flow(root) if flow == AUTO_FLOW else flow for flow in args.flow or ["raft_large"]]
-    for flow in dict.fromkeys(flows):
-        if flow in ("dis", "none") or (root / "flow" / f"{flow}.safetensors").is_file():
+    for flow, weights in dict.fromkeys(resolve_flow(root, flow) for flow in args.flow or ["raft_large"]):
+        if flow in ("dis", "none") or weights is not None:
             continue
-        make_flow_backend(flow, None, "cpu")
+        pretrained_raft_file(flow)
         print(f"{flow}: torchvision's pretrained weights ready")
     return 0
 

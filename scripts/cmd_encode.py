@@ -135,6 +135,25 @@ def check_x265_params(ffmpeg: str, params: str | None) -> None:
         raise CliError(f"encoder.x265_params {params!r}: {'; '.join(errors)} (see `x265 --fullhelp`)")
 
 
+def check_flow_available(flow: str, model_root: Path, flow_weights: str | None) -> None:
+    """RAFT's weights must be at hand before vspipe starts (else the script fails after indexing the source)."""
+    from streamdiffvsr import ModelLoadError
+    from streamdiffvsr.checkpoint import resolve_flow
+    from streamdiffvsr.flow import pretrained_raft_file
+
+    flow, weights = resolve_flow(model_root, flow, flow_weights)
+    if flow not in ("raft_large", "raft_small") or weights is not None:
+        return
+    try:
+        pretrained_raft_file(flow)
+    except ModelLoadError:
+        raise CliError(
+            f"flow {flow} needs torchvision's pretrained weights, which are not cached and cannot be downloaded "
+            f"here; run `streamdiffvsr download --flow {flow}` where there is network, or pass "
+            "--set engine.flow_weights=FILE, or use --set engine.flow=dis"
+        ) from None
+
+
 def check_flow_weights(settings: Settings) -> str | None:
     path = settings["flow_weights"]
     if path is None:
@@ -179,6 +198,8 @@ def run_encode(args: argparse.Namespace) -> int:
         choice = choose_model(args.model)
         notify(choice.notice)
         vpy_args["model"] = str(choice.path)
+        if user_vpy is None:
+            check_flow_available(settings["flow"], choice.path, flow_weights)
     if flow_weights is not None:
         vpy_args["flow_weights"] = flow_weights
     if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):

@@ -228,3 +228,17 @@ def test_non_utf8_file_names_work(clip: Path, tmp_path: Path, passthrough: Path)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert result.stdout == b"wrote " + folder + b"/out caf\\xe9.mp4\n"
     assert os.path.getsize(output) > 0
+
+
+def test_missing_raft_weights_are_reported_before_vspipe_starts(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached; no network here
+    assert encode(clip, tmp_path / "out.mkv", "--model", "nano", "--preset", "fast") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        "streamdiffvsr: error: flow raft_small needs torchvision's pretrained weights, which are not cached and "
+        "cannot be downloaded here; run `streamdiffvsr download --flow raft_small` where there is network, or "
+        "pass --set engine.flow_weights=FILE, or use --set engine.flow=dis"
+    )
+    assert not (tmp_path / "out.mkv").exists()
