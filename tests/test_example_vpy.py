@@ -55,3 +55,40 @@ def test_example_vpy_through_vspipe_and_x265(tiny_checkpoint: Path, tmp_path: Pa
     assert (stream["width"], stream["height"]) == (4 * WIDTH, 4 * HEIGHT)
     assert int(stream["nb_read_frames"]) == FRAMES
     assert stream["pix_fmt"] == "yuv420p10le"
+
+
+def test_relative_src_is_taken_from_where_vspipe_runs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The README's hand-run command with a relative src: vspipe runs the script in its own folder, but
+    the user means the folder of their shell."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={WIDTH}x{HEIGHT}:rate=10",
+         "-frames:v", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "input.mkv")],
+        check=True,
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PWD": str(tmp_path),
+    }  # as a shell sets it
+
+    def info(src: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(VSPIPE),
+            "--info",
+            str(SCRIPT),
+            "--arg",
+            f"src={src}",
+            "--arg",
+            f"model={tiny_checkpoint}",
+        ]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    found = info("input.mkv")
+    assert found.returncode == 0, found.stderr
+    assert f"Width: {4 * WIDTH}" in found.stdout
+    missing = info("nothere.mkv")
+    assert missing.returncode != 0
+    assert f"--arg src=nothere.mkv: no such file in {tmp_path} or {SCRIPT.parent}; pass an absolute path" in (
+        missing.stderr
+    )
