@@ -90,11 +90,10 @@ def run_frames(args: argparse.Namespace) -> int:
         clash = next((out_dir / f.name for f in files if (out_dir / f.name).exists()), None)
         if clash is not None:
             raise CliError(f"{clash} exists; pass --overwrite to replace the frames in OUT_DIR")
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     import torch
 
-    from streamdiffvsr import StreamDiffVSR
+    from streamdiffvsr import StreamDiffVSR, StreamDiffVSRError
 
     choice = choose_model(args.model)
     print(f"streamdiffvsr: {choice.notice}", file=sys.stderr, flush=True)
@@ -108,7 +107,11 @@ def run_frames(args: argparse.Namespace) -> int:
         if (max_chain and stream.index >= max_chain) or (size is not None and rgb.shape != size):
             stream.reset()
         size = rgb.shape
-        hr = stream.step(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+        try:
+            hr = stream.step(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+        except StreamDiffVSRError as exc:
+            raise CliError(f"{path}: {exc}") from None
+        out_dir.mkdir(parents=True, exist_ok=True)  # only once there is a frame to put in it
         write_png(out_dir / path.name, hr[0].permute(1, 2, 0).cpu().numpy(), peak)
         progress.update(done + 1, len(files))
         progress.render()

@@ -46,6 +46,18 @@ def test_frames_upscales_a_folder_in_order(tiny_checkpoint: Path, tmp_path: Path
     assert "pass --overwrite" in capsys.readouterr().err
 
 
+def test_frames_too_small_names_the_file_and_leaves_no_out_dir(
+    tiny_checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    args = ["frames", str(tmp_path / "in"), str(tmp_path / "out" / "deeper"), "--model", str(tiny_checkpoint)]
+    assert main([*args, "--set", "flow=dis", "--set", "steps=1", "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"streamdiffvsr: error: {tmp_path / 'in' / 'a.png'}: ") and "8x8" in err[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_frames_rejects_an_empty_folder(tmp_path: Path, capsys) -> None:
     (tmp_path / "in").mkdir()
     assert main(["frames", str(tmp_path / "in"), str(tmp_path / "out")]) == 2
