@@ -12,6 +12,7 @@ from .console import notify, printable
 from .errors import CliError
 from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
 from .models import choose_model
+from .partials import partial_path, remove_dead_leftovers
 from .pipeline import Pipeline
 from .presets import add_preset_arguments, load_settings
 from .probe import SourceInfo, frame_duration_range, probe
@@ -163,11 +164,6 @@ def check_flow_weights(settings: Settings) -> str | None:
     return str(Path(path).expanduser().absolute())
 
 
-def partial_path(output: Path) -> Path:
-    """The temporary name beside OUTPUT (same extension, hidden, unique to this process)."""
-    return output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-
-
 def _ignored_engine_overrides(settings: Settings) -> list[str]:
     names = (find_key(item.partition("=")[0].strip()).name for item in settings.overrides)
     return [name for name in names if KEYS_BY_NAME[name].section == "engine"]
@@ -180,6 +176,8 @@ def run_encode(args: argparse.Namespace) -> int:
     muxer = container_for(output)
     check_output(output, source, args.overwrite)
     check_output_folder(output.parent)
+    if removed := remove_dead_leftovers(output):
+        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     check_range(args.start, args.end)
     user_vpy = Path(args.vpy) if args.vpy else None
     if user_vpy is not None and not user_vpy.is_file():
@@ -218,13 +216,15 @@ def run_encode(args: argparse.Namespace) -> int:
         tag_colour=user_vpy is None,
     )
     progress = Progress(enabled=not args.quiet)
-    with tempfile.TemporaryDirectory(prefix="streamdiffvsr-") as scratch:
-        script = user_vpy
-        if script is None:
-            script = Path(scratch) / "upscale.vpy"
+    script = user_vpy or partial_path(output, ".vpy")  # the generated one: hidden beside OUTPUT while it runs
+    try:
+        if user_vpy is None:
             script.write_text(render_script(settings), encoding="utf-8")
         vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
         Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
+    finally:
+        if user_vpy is None:
+            script.unlink(missing_ok=True)
     print(printable(f"wrote {output.absolute()}"), flush=True)
     return 0
 

@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +243,41 @@ def test_missing_raft_weights_are_reported_before_vspipe_starts(
         "pass --set engine.flow_weights=FILE, or use --set engine.flow=dis"
     )
     assert not (tmp_path / "out.mkv").exists()
+
+
+SLOW_VPY = """\
+import time
+import vapoursynth as vs
+core = vs.core
+clip = core.std.BlankClip(width=64, height=48, format=vs.YUV420P10, length=100000, fpsnum=24)
+def slow(n, f):
+    time.sleep(0.05)
+    return f
+core.std.ModifyFrame(clip, clip, slow).set_output()
+"""
+
+
+def test_a_later_run_removes_what_a_killed_run_left(
+    clip: Path, tmp_path: Path, passthrough: Path, capsys
+) -> None:
+    script = tmp_path / "slow.vpy"
+    script.write_text(SLOW_VPY)
+    output = tmp_path / "out.mkv"
+    killed = subprocess.Popen([str(CLI), "encode", str(clip), str(output), "--vpy", str(script), "--quiet"])
+    partial = tmp_path / f".out.partial-{killed.pid}.mkv"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed.kill()
+    killed.wait()
+    assert partial.exists()  # SIGKILL leaves it: nothing can clean up then
+    (tmp_path / f".out.partial-{killed.pid}.vpy").write_text("# the generated script of the killed run")
+    with subprocess.Popen(["sleep", "60"]) as alive:
+        running = tmp_path / f".out.partial-{alive.pid}.mkv"  # a run still going: not ours to touch
+        running.write_bytes(b"in progress")
+        try:
+            assert encode(clip, output, "--vpy", passthrough) == 0
+        finally:
+            alive.kill()
+    assert f"removed what an interrupted run left: .out.partial-{killed.pid}" in capsys.readouterr().err
+    assert {p.name for p in tmp_path.iterdir()} == {"slow.vpy", "out.mkv", running.name}

@@ -1,0 +1,39 @@
+"""The hidden files a run keeps beside OUTPUT until it ends (``.NAME.partial-PID.ext``: the encode in
+progress and the generated script), and the cleanup of those a killed run (its PID gone) left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+
+def partial_path(output: Path, suffix: str | None = None, pid: int | None = None) -> Path:
+    """The hidden name beside OUTPUT for this process (``suffix`` defaults to OUTPUT's own extension)."""
+    pid = os.getpid() if pid is None else pid
+    return output.with_name(f".{output.stem}.partial-{pid}{output.suffix if suffix is None else suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_dead_leftovers(output: Path) -> list[Path]:
+    """Remove the partial files of OUTPUT whose run is dead (never a live run's); returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(output.stem)}\.partial-(\d+)\.[^.]+")
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in output.parent.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and int(match[1]) != os.getpid() and not _alive(int(match[1])) and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
