@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 from .console import notify, printable
@@ -113,22 +114,21 @@ def odd_size_notice(info: SourceInfo) -> str | None:
 
 
 def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:
-    """The time range of frames start..end for audio and subtitles, from the frames' own timestamps."""
-    if start is None and end is None:
+    """The time range of frames start..end (all frames by default) for audio and subtitles, from the frames'
+    own timestamps: the audio of a file whose video starts late is cut to the video's first frame too."""
+    if start is None and end is None and not info.video_start:
         return None
     start = start or 0
-    times = info.timestamps
-    if not times:
-        duration = (end - start + 1) / info.fps if end is not None else None
-        return Trim(float(start / info.fps), None if duration is None else float(duration))
+    times = info.timestamps or tuple(Fraction(k, 1) / info.fps for k in range((end or start) + 2))
     stop = None
     if end is not None:
         stop = (
             times[end + 1]
             if end + 1 < len(times)
-            else times[-1] + (times[-1] - times[0]) / (len(times) - 1 or 1)
+            else times[-1] + (times[-1] - times[0]) / max(len(times) - 1, 1)
         )
-    return Trim(float(times[start]), None if stop is None else float(stop - times[start]))
+    begin = info.video_start + times[start]
+    return Trim(float(begin), None if stop is None else float(stop - times[start]))
 
 
 def check_x265_params(ffmpeg: str, params: str | None) -> None:

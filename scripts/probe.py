@@ -30,6 +30,9 @@ class SourceInfo:
     color_space: str | None = None
     # Presentation times of the frames in order, in seconds from the first (empty when ffprobe gives none).
     timestamps: tuple[Fraction, ...] = ()
+    # Seconds from the file's start (where ffmpeg's input -ss counts from) to the first video frame: > 0 when
+    # audio starts first.
+    video_start: Fraction = Fraction(0)
     r_frame_rate: Fraction | None = None
     # HDR10 static metadata in x265's syntax (master-display, max-cll), from the stream or its first frame.
     master_display: str | None = None
@@ -63,6 +66,13 @@ def _fraction(text: str | None) -> Fraction | None:
     except (ValueError, ZeroDivisionError):
         return None
     return value if value else None
+
+
+def _seconds(text: str | None) -> Fraction:
+    try:
+        return Fraction(text) if text else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
 
 
 def _tag(value: str | None) -> str | None:
@@ -128,7 +138,7 @@ def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, st
 
 def probe(path: Path, ffprobe: str) -> SourceInfo:
     """Probe ``path``; an unreadable or video-less file is a one-line CliError with ffprobe's reason."""
-    info = _ffprobe_json(path, ffprobe, ["-show_streams"])
+    info = _ffprobe_json(path, ffprobe, ["-show_streams", "-show_format"])
     video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None:
         raise CliError(f"{path} has no video stream")
@@ -136,6 +146,8 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
     tags = {key.lower(): value for key, value in video.get("tags", {}).items()}
     time_base = _fraction(video.get("time_base"))
     master_display, max_cll = _hdr_metadata(path, ffprobe, video)
+    file_start = _seconds(info.get("format", {}).get("start_time"))
+    video_start = max(Fraction(0), _seconds(video.get("start_time")) - file_start)
     return SourceInfo(
         fps=fps,
         time_base=time_base,
@@ -151,6 +163,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         r_frame_rate=_fraction(video.get("r_frame_rate")),
         master_display=master_display,
         max_cll=max_cll,
+        video_start=video_start,
     )
 
 

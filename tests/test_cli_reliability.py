@@ -281,3 +281,26 @@ def test_a_later_run_removes_what_a_killed_run_left(
             alive.kill()
     assert f"removed what an interrupted run left: .out.partial-{killed.pid}" in capsys.readouterr().err
     assert {p.name for p in tmp_path.iterdir()} == {"slow.vpy", "out.mkv", running.name}
+
+
+def test_audio_is_cut_to_a_late_starting_video(tmp_path: Path, passthrough: Path) -> None:
+    late = tmp_path / "late.mkv"  # the video starts 0.5 s after the audio
+    ffmpeg(
+        "-itsoffset", "0.5", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.3333",
+        "-f", "lavfi", "-i", "sine=duration=0.8333", "-map", "0", "-map", "1", "-c:v", "libx264", "-c:a", "aac",
+        str(late),
+    )  # fmt: skip
+    output = tmp_path / "out.mkv"
+    assert encode(late, output, "--vpy", passthrough) == 0
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:stream_tags=DURATION", "-of", "json",
+         str(output)],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    durations = {
+        s["codec_type"]: sum(
+            float(x) * 60**i for i, x in enumerate(reversed(s["tags"]["DURATION"].split(":")))
+        )
+        for s in json.loads(out)["streams"]
+    }
+    assert abs(durations["audio"] - durations["video"]) < 0.05, durations
