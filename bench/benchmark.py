@@ -1,10 +1,11 @@
 """Benchmark: the official algorithm (baseline) against our default configuration, in one process.
 
-Baseline = what SPEC.md describes: fp32, NCHW, RAFT-large at output resolution (flow_scale=4), ControlNet
-conditioning embedded at every step. Ours = flow on the LR frames (flow_scale=1), bf16 on CUDA (fp32 on CPU),
-networks channels_last, conditioning embedding reused across the steps, full-resolution convolutions in strips on the
-CPU. Both run the full-size architecture (official configs in bench/configs, random weights: speed does not depend
-on them) on the same synthetic clip, frame by frame through ``Stream``.
+Baseline = the official pipeline's way (docs/algorithm.md, "Where we deliberately differ from the official
+pipeline"): fp32, NCHW, RAFT-large at output resolution (flow_scale=4), ControlNet conditioning embedded at every
+step. Ours = flow on the LR frames (flow_scale=1), bf16 on CUDA (fp32 on CPU), networks channels_last,
+conditioning embedding reused across the steps, full-resolution convolutions in strips on the CPU. Both run the
+full-size architecture (official configs in bench/configs, random weights: speed does not depend on them) on the
+same synthetic clip, frame by frame through ``Stream``.
 
     python bench/benchmark.py --size 64x64 --frames 4          # CPU: full size, a few frames
     python bench/benchmark.py --size 320x180 --frames 12       # GPU: 720p output

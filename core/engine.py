@@ -47,8 +47,9 @@ def ddim_rollout(
     warped: torch.Tensor | None = None,
     before_controlnet: Callable[[], None] | None = None,
 ) -> torch.Tensor:
-    """The denoising of one frame (SPEC step 6): DDIM (eta 0) from ``z`` over ``timesteps``, the UNet fed
-    ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that warped HR estimate."""
+    """The denoising of one frame (docs/algorithm.md, "The per-frame step", step 6): DDIM (eta 0) from ``z`` over
+    ``timesteps``, the UNet fed ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that
+    warped HR estimate."""
     for t in timesteps:
         sample = torch.cat([z, lr], dim=1)
         down, mid = None, None
@@ -164,7 +165,7 @@ class StreamDiffVSR:
         """A new stream: frame 0 runs without temporal guidance."""
         return Stream(self)
 
-    # The per-frame algorithm (SPEC.md, "One step of the stream").
+    # The per-frame algorithm: docs/algorithm.md, "The per-frame step".
 
     @torch.inference_mode()
     def upscale(

@@ -1,8 +1,9 @@
 """Parity: the streaming engine against a whole-sequence reference written the way the official pipeline works.
 
 The reference below is deliberately written independently of the engine (functional TPM, its own warp, flows for
-the whole clip at output resolution up front, as in SPEC.md), using the same weights, RAFT weights, prompt
-embedding and initial latents, in float32 on the CPU.
+the whole clip at output resolution up front, the conditioning embedded at every step), using the same weights,
+RAFT weights, prompt embedding and initial latents, in float32 on the CPU. What it pins down:
+docs/algorithm.md, "What the parity test pins down".
 """
 
 from __future__ import annotations
