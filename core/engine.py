@@ -23,9 +23,11 @@ from .options import (
     AUTO_FLOW,
     DEFAULT_FLOW_SCALE,
     DEFAULT_MODEL,
+    DEFAULT_NOISE,
     DEFAULT_SEED,
     DEFAULT_STEPS,
     FLOW_CHOICES,
+    NOISE_MODES,
     SCALE,
     default_precision,
     resolve_device,
@@ -97,6 +99,7 @@ class StreamDiffVSR:
         *,
         num_steps: int = DEFAULT_STEPS,
         seed: int = DEFAULT_SEED,
+        noise: str = DEFAULT_NOISE,
         reuse_conditioning: bool = True,
         strips: bool = True,
     ) -> None:
@@ -105,6 +108,7 @@ class StreamDiffVSR:
         self.flow = flow
         self.num_steps = num_steps
         self.seed = seed
+        self.noise = noise
         self.device = components.device
         self.dtype = components.dtype
         scheduler.set_timesteps(num_steps, device=self.device)
@@ -134,6 +138,7 @@ class StreamDiffVSR:
         flow_scale: float = DEFAULT_FLOW_SCALE,
         num_steps: int = DEFAULT_STEPS,
         seed: int = DEFAULT_SEED,
+        noise: str = DEFAULT_NOISE,
         timestep_spacing: str | None = None,
         download: bool = True,
     ) -> StreamDiffVSR:
@@ -145,9 +150,14 @@ class StreamDiffVSR:
         ``flow`` "auto" takes the backend the checkpoint was made for (raft_large for the official weights, dis
         for nano). ``flow_scale`` is the factor the LR pair is upscaled by before flow: 4 reproduces the official
         pipeline (flow at output resolution), 1 (default) runs flow on the LR frames at a small fraction of the cost.
+
+        ``noise`` is each frame's initial noise: "fresh" per frame (official), "fixed" (frame 0's for the whole
+        chain) or "warped" (the previous frame's carried along the flow; ``noise.warp_noise``).
         """
         if flow not in FLOW_CHOICES:
             raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
+        if noise not in NOISE_MODES:
+            raise ValueError(f"unknown noise mode {noise!r}; choose one of {', '.join(NOISE_MODES)}")
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         device = torch.device(device or resolve_device())
@@ -159,7 +169,7 @@ class StreamDiffVSR:
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
         estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)
-        return cls(components, scheduler, estimator, num_steps=num_steps, seed=seed)
+        return cls(components, scheduler, estimator, num_steps=num_steps, seed=seed, noise=noise)
 
     def stream(self) -> Stream:
         """A new stream: frame 0 runs without temporal guidance."""
@@ -168,24 +178,27 @@ class StreamDiffVSR:
     # The per-frame algorithm: docs/algorithm.md, "The per-frame step".
 
     @torch.inference_mode()
+    def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor:
+        """Flow (1, 2, 4h, 4w) at output resolution from LR frame ``lr`` to ``prev_lr`` (both in [-1, 1])."""
+        with self.components.lock, self._stage("flow"):
+            return self.flow(lr, prev_lr)
+
+    @torch.inference_mode()
     def upscale(
         self,
         lr: torch.Tensor,
         previous: tuple[torch.Tensor, torch.Tensor] | None,
         latents: torch.Tensor,
+        flow: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, the previous
-        (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped."""
+        (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped. ``flow``: this frame's
+        ``estimate_flow`` if the caller has it already (the stream does: the warped noise needs it too)."""
+        if previous is not None and flow is None:
+            flow = self.estimate_flow(lr, previous[0])
         with self.components.lock:
-            guidance = self.temporal_guidance(lr, *previous) if previous is not None else None
+            guidance = self.warped_guidance(previous[1], flow) if previous is not None else None
             return self.generate(lr, latents, guidance)
-
-    def temporal_guidance(
-        self, lr: torch.Tensor, prev_lr: torch.Tensor, prev_hr: torch.Tensor
-    ) -> TemporalGuidance:
-        with self._stage("flow"):
-            flow = self.flow(lr, prev_lr)
-        return self.warped_guidance(prev_hr, flow)
 
     # The methods below follow the caller's autograd mode and take batches: the nano training runs them with
     # gradients on (training/), so what is trained is what the engine runs.

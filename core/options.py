@@ -21,11 +21,15 @@ FLOW_BACKENDS = ("raft_large", "raft_small", "dis", "none")
 AUTO_FLOW = "auto"
 FLOW_CHOICES = (AUTO_FLOW, *FLOW_BACKENDS)
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+# Initial noise of each frame: "fresh" per frame (the official pipeline), "fixed" (frame 0's draw for the whole
+# chain), "warped" (the previous frame's noise carried along the flow, still white Gaussian; core/noise.py).
+NOISE_MODES = ("fresh", "fixed", "warped")
 
 DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
 DEFAULT_STEPS = 4
 DEFAULT_FLOW_SCALE = 1.0
 DEFAULT_SEED = 0
+DEFAULT_NOISE = "fresh"
 DEFAULT_SCENE_THRESHOLD = 0.1
 DEFAULT_MAX_CHAIN = 0
 DEFAULT_SNAPSHOT_INTERVAL = 16

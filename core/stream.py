@@ -1,36 +1,38 @@
-"""Stream: the state one video needs between frames (previous LR frame, previous raw HR output, frame index)."""
+"""Stream: the state one video needs between frames (previous LR frame, previous raw HR output, frame index,
+and in "warped" noise mode the previous initial noise)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import FrameError
+from .noise import chain_noise, latent_flow
 from .options import MIN_SIDE, SCALE
 
 PAD_MULTIPLE = 4
 
 
 class FrameUpscaler(Protocol):
-    """What a stream needs from the engine (``StreamDiffVSR``): where frames run, and one step of the model."""
+    """What a stream needs from the engine (``StreamDiffVSR``): where frames run, the noise settings, the flow
+    and one step of the model."""
 
     device: torch.device
     dtype: torch.dtype
     seed: int
+    noise: str
+
+    def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor: ...
 
     def upscale(
-        self, lr: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None, latents: torch.Tensor
+        self,
+        lr: torch.Tensor,
+        previous: tuple[torch.Tensor, torch.Tensor] | None,
+        latents: torch.Tensor,
+        flow: torch.Tensor | None = None,
     ) -> torch.Tensor: ...
-
-
-def initial_noise(seed: int, index: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Float32 CPU noise for frame ``index`` of a stream: a pure function of (seed, index), on any device."""
-    state = np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)
-    generator = torch.Generator(device="cpu").manual_seed(int(state[0] >> np.uint64(1)))
-    return torch.randn(shape, generator=generator, dtype=torch.float32)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
@@ -65,6 +67,7 @@ class Stream:
         self.index = 0
         self.prev_lr: torch.Tensor | None = None
         self.prev_hr: torch.Tensor | None = None
+        self.prev_noise: torch.Tensor | None = None
 
     def step(self, lr: torch.Tensor, *, latents: torch.Tensor | None = None) -> torch.Tensor:
         """Upscale the next frame: RGB (1, 3, h, w) in [0, 1] -> (1, 3, 4h, 4w) float32 in [0, 1].
@@ -81,12 +84,16 @@ class Stream:
                 "call reset() before a frame of another size"
             )
         noise_shape = (1, 4, *lr_n.shape[-2:])
-        if latents is None:
-            latents = initial_noise(engine.seed, self.index, noise_shape)
-        elif tuple(latents.shape) != noise_shape:
+        if latents is not None and tuple(latents.shape) != noise_shape:
             raise FrameError(f"latents must have shape {noise_shape}, got {tuple(latents.shape)}")
         previous = (self.prev_lr, self.prev_hr) if self.prev_lr is not None else None
-        raw = engine.upscale(lr_n, previous, latents)
+        flow = engine.estimate_flow(lr_n, self.prev_lr) if previous is not None else None
+        if latents is None:
+            noise_flow = latent_flow(flow) if flow is not None and engine.noise == "warped" else None
+            latents = chain_noise(engine.noise, engine.seed, self.index, noise_shape, self.prev_noise, noise_flow)
+        raw = engine.upscale(lr_n, previous, latents, flow)
+        if engine.noise == "warped":
+            self.prev_noise = latents.detach().to("cpu", torch.float32, copy=True)
         # Kept NCHW (the networks run channels_last): the state then has one layout whether it comes from the
         # live chain or from load_state_dict, so a resumed chain computes bit for bit what the live one would.
         self.prev_lr, self.prev_hr = lr_n, raw.contiguous()
@@ -95,11 +102,14 @@ class Stream:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The stream's state as plain tensors (safetensors-serialisable): the frame index, and after the first
-        frame of a chain the previous LR frame and raw HR output (absent for a fresh chain)."""
+        frame of a chain the previous LR frame and raw HR output (absent for a fresh chain), plus in "warped"
+        noise mode the previous frame's initial noise (what the next frame's noise is carried from)."""
         state = {"index": torch.tensor([self.index], dtype=torch.int64)}
         if self.prev_lr is not None:
             state["prev_lr"] = self.prev_lr
             state["prev_hr"] = self.prev_hr
+        if self.prev_noise is not None:
+            state["prev_noise"] = self.prev_noise
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -110,3 +120,5 @@ class Stream:
             self.prev_hr = state["prev_hr"].to(self.engine.device, self.engine.dtype, copy=True)
         else:
             self.prev_lr = self.prev_hr = None
+        noise = state.get("prev_noise")
+        self.prev_noise = noise.to("cpu", torch.float32, copy=True) if noise is not None else None

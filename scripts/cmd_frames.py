@@ -72,6 +72,7 @@ def engine_options(engine: dict[str, Any]) -> dict[str, Any]:
         "flow_weights": engine.get("flow_weights"),
         "num_steps": engine["steps"],
         "seed": engine["seed"],
+        "noise": engine["noise"],
         "timestep_spacing": engine.get("timestep_spacing"),
     }
 

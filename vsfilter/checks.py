@@ -10,6 +10,7 @@ from streamdiffvsr.options import (
     FLOW_SCALE_BOUNDS,
     MATRIX_NAMES,
     MIN_SIDE,
+    NOISE_MODES,
     PRECISIONS,
     SCENE_THRESHOLD_BOUNDS,
     SEED_BOUNDS,
@@ -84,6 +85,7 @@ def check_settings(
     flow_scale: float,
     seed: int,
     scene_detect: bool,
+    noise: str,
     scene_threshold: float,
     max_chain: int,
     snapshot_interval: int,
@@ -104,6 +106,8 @@ def check_settings(
         raise error(f"seed must be a non-negative integer (below 2**63), got {seed!r}")
     if not isinstance(scene_detect, bool) and scene_detect not in (0, 1):
         raise error(f"scene_detect must be True or False, got {scene_detect!r}")
+    if noise not in NOISE_MODES:
+        raise error(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
     if not _is_number(scene_threshold) or scene_threshold not in SCENE_THRESHOLD_BOUNDS:
         raise error(
             f"scene_threshold must be in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"

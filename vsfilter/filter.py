@@ -14,6 +14,7 @@ from streamdiffvsr.options import (
     DEFAULT_FLOW_SCALE,
     DEFAULT_MAX_CHAIN,
     DEFAULT_MODEL,
+    DEFAULT_NOISE,
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_SEED,
     DEFAULT_SNAPSHOT_INTERVAL,
@@ -39,6 +40,7 @@ def stream_diffvsr(
     flow_scale: float = DEFAULT_FLOW_SCALE,
     flow_weights: str | os.PathLike | None = None,
     seed: int = DEFAULT_SEED,
+    noise: str = DEFAULT_NOISE,
     scene_detect: bool = True,
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
     max_chain: int = DEFAULT_MAX_CHAIN,
@@ -61,6 +63,8 @@ def stream_diffvsr(
     :param flow_scale: upscale of the LR pair before flow: 4 is the official setting, 1 is far cheaper.
     :param flow_weights: a RAFT state dict to use instead of torchvision's download.
     :param seed: seed of the initial noise (a function of seed and the frame's place in its chain).
+    :param noise: each frame's initial noise: "fresh" (a new draw per frame, the official pipeline), "fixed"
+        (frame 0's draw for the whole chain) or "warped" (the previous frame's noise carried along the flow).
     :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
     :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
     :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
@@ -81,6 +85,7 @@ def stream_diffvsr(
         flow_scale=flow_scale,
         seed=seed,
         scene_detect=scene_detect,
+        noise=noise,
         scene_threshold=scene_threshold,
         max_chain=max_chain,
         snapshot_interval=snapshot_interval,
@@ -99,6 +104,7 @@ def stream_diffvsr(
             flow_scale=flow_scale,
             num_steps=steps,
             seed=seed,
+            noise=noise,
             timestep_spacing=timestep_spacing,
         )
     except (StreamDiffVSRError, ValueError) as exc:
