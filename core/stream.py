@@ -90,7 +90,9 @@ class Stream:
         flow = engine.estimate_flow(lr_n, self.prev_lr) if previous is not None else None
         if latents is None:
             noise_flow = latent_flow(flow) if flow is not None and engine.noise == "warped" else None
-            latents = chain_noise(engine.noise, engine.seed, self.index, noise_shape, self.prev_noise, noise_flow)
+            latents = chain_noise(
+                engine.noise, engine.seed, self.index, noise_shape, self.prev_noise, noise_flow
+            )
         raw = engine.upscale(lr_n, previous, latents, flow)
         if engine.noise == "warped":
             self.prev_noise = latents.detach().to("cpu", torch.float32, copy=True)

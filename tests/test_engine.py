@@ -170,6 +170,37 @@ def test_checkpoint_and_resume_is_exact(engine, tmp_path):
     assert torch.equal(restarted.step(frames[0]), reference[0])
 
 
+def test_warped_noise_resumes_exactly(tiny_checkpoint, tmp_path):
+    engine = StreamDiffVSR.from_pretrained(tiny_checkpoint, device="cpu", flow="dis", noise="warped")
+    frames = clip(5)
+    reference = run(engine, frames)
+    stream = engine.stream()
+    for f in frames[:3]:
+        stream.step(f)
+    assert set(stream.state_dict()) == {"index", "prev_lr", "prev_hr", "prev_noise"}
+    save_file(stream.state_dict(), tmp_path / "state.safetensors")
+    resumed = engine.stream()
+    resumed.load_state_dict(load_file(tmp_path / "state.safetensors"))
+    for f, expected in zip(frames[3:], reference[3:], strict=True):
+        assert torch.equal(resumed.step(f), expected)
+
+
+def test_noise_modes_share_frame_zero_and_differ_after(tiny_checkpoint):
+    frames = clip(3)
+    outputs = {
+        mode: run(
+            StreamDiffVSR.from_pretrained(tiny_checkpoint, device="cpu", flow="dis", noise=mode), frames
+        )
+        for mode in ("fresh", "fixed", "warped")
+    }
+    assert torch.equal(outputs["fresh"][0], outputs["fixed"][0])
+    assert torch.equal(outputs["fresh"][0], outputs["warped"][0])
+    for a, b in [("fresh", "fixed"), ("fixed", "warped"), ("fresh", "warped")]:
+        assert not torch.equal(outputs[a][2], outputs[b][2]), (a, b)
+    with pytest.raises(ValueError, match="unknown noise mode 'frozen'; choose one of fresh, fixed, warped"):
+        StreamDiffVSR.from_pretrained(tiny_checkpoint, device="cpu", flow="none", noise="frozen")
+
+
 def test_odd_sizes_are_padded_not_resized(engine):
     odd = textured(21, 30)
     out = engine.stream().step(odd)

@@ -59,9 +59,8 @@ def _grid(flow: torch.Tensor) -> torch.Tensor:
 
 def test_integer_shift_moves_noise_exactly() -> None:
     noise = initial_noise(3, 0, (1, 4, 40, 48))
-    flow = (
-        torch.tensor([3.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 40, 48)
-    )  # current(x) = previous(x + (3, -2))
+    # current(x) = previous(x + (3, -2))
+    flow = torch.tensor([3.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 40, 48)
     moved = warp_noise(noise, flow, noise_generator(3, 1, 1))
     torch.testing.assert_close(moved[..., 2:, :-3], noise[..., :-2, 3:], rtol=0, atol=1e-6)
     # Uncovered pixels (the right and top edges) are fresh draws, not zeros.

@@ -68,9 +68,12 @@ def to_array(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[plane]).copy() for plane in range(3)])
 
 
-def fresh_stream(model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1) -> list[np.ndarray]:
+def fresh_stream(
+    model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1, noise: str = "fresh"
+) -> list[np.ndarray]:
     """The ground truth: the frames through one new engine stream, in order."""
-    stream = StreamDiffVSR.from_pretrained(str(model), device="cpu", flow=flow, num_steps=steps).stream()
+    engine = StreamDiffVSR.from_pretrained(str(model), device="cpu", flow=flow, num_steps=steps, noise=noise)
+    stream = engine.stream()
     return [stream.step(torch.from_numpy(frame)[None])[0].numpy() for frame in data]
 
 
@@ -180,6 +183,17 @@ def test_any_order_bit_identical(
     for n, frame in zip(frames, results, strict=True):
         assert frame.props[ANCHOR_PROP] == 0
         np.testing.assert_array_equal(to_array(frame), reference[n], err_msg=f"frame {n} ({order}, {mode})")
+
+
+@pytest.mark.parametrize("noise", ["fixed", "warped"])  # "fresh" (the default) runs every case above
+def test_any_order_bit_identical_in_every_noise_mode(tiny_checkpoint: Path, threads, noise: str) -> None:
+    threads(4)
+    expected = fresh_stream(tiny_checkpoint, SCENE, noise=noise)
+    out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=3, noise=noise)
+    frames = ORDERS["random"] + ORDERS["repeated"]
+    results = [future.result() for future in [out.get_frame_async(n) for n in frames]]
+    for n, frame in zip(frames, results, strict=True):
+        np.testing.assert_array_equal(to_array(frame), expected[n], err_msg=f"frame {n} ({noise})")
 
 
 def test_bounded_snapshots_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray], threads) -> None:
@@ -384,6 +398,7 @@ def test_missing_model_and_bad_settings(tmp_path: Path) -> None:
     raises(r"steps must be a positive integer", clip, steps=0)
     raises(r"precision must be one of fp32, fp16, bf16", clip, precision="fp8")
     raises(r"flow must be one of", clip, flow="farneback")
+    raises(r"noise must be one of fresh, fixed, warped, got 'frozen'", clip, noise="frozen")
     raises(r"flow_scale must be in \(0, 4\]", clip, flow_scale=5.0)
     raises(r"scene_threshold must be in", clip, scene_threshold=0)
     raises(r"max_chain must be", clip, max_chain=-1)
