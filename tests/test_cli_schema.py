@@ -56,6 +56,7 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
             "crf=18.5",
             "precision=auto",
             "x265_params=aq-mode=3",
+            "engine.noise=warped",
         ],
     )
     assert settings["steps"] == 2 and isinstance(settings["steps"], int)
@@ -64,6 +65,7 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
     assert settings["crf"] == 18.5
     assert settings["precision"] is None and "precision" not in settings.section("engine")
     assert settings["x265_params"] == "aq-mode=3"
+    assert settings.section("engine")["noise"] == "warped"
 
 
 @pytest.mark.parametrize(
@@ -78,6 +80,7 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("scene_threshold=0", "engine.scene_threshold must be a number above 0, up to 1"),
         ("checkpoint_interval=0", "engine.snapshot_interval must be an integer >= 1"),
         ("flow=raft", "engine.flow must be one of auto, raft_large, raft_small, dis, none"),
+        ("noise=frozen", "engine.noise must be one of fresh, fixed, warped"),
         ("scene_detect=maybe", "engine.scene_detect must be true or false"),
         ("crf=nan", "encoder.crf must be a number from 0 to 51"),
         ("x265_params=a b", "encoder.x265_params must be x265 parameters"),
