@@ -29,7 +29,7 @@ import torch
 
 from streamdiffvsr.engine import StreamDiffVSR
 from streamdiffvsr.flow import DisFlow
-from streamdiffvsr.noise import initial_noise, latent_flow, noise_generator, warp_noise
+from streamdiffvsr.noise import latent_flow, noise_generator, warp_noise
 from streamdiffvsr.options import NOISE_MODES
 from streamdiffvsr.training.eval_nano import run_stream
 from streamdiffvsr.training.nano_data import (
@@ -102,14 +102,12 @@ def synthetic_clips(seed: int) -> list[Clip]:
     return clips
 
 
-def run(engine: StreamDiffVSR, method: str, lr: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
-    """Outputs of one method and its mean wall seconds per frame."""
+def run(engine: StreamDiffVSR, method: str, lr: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The outputs of one method."""
     if method == "bicubic":
-        return [bicubic_up(f) for f in lr], 0.0
+        return [bicubic_up(f) for f in lr]
     engine.noise = "fresh" if method == "frame by frame" else method
-    start = time.perf_counter()
-    outs = run_stream(engine, lr, reset_every_frame=method == "frame by frame")
-    return outs, (time.perf_counter() - start) / len(lr)
+    return run_stream(engine, lr, reset_every_frame=method == "frame by frame")
 
 
 def temporal_error(outs: list[torch.Tensor], gt: list[torch.Tensor], border: int = 4) -> float:
@@ -130,16 +128,22 @@ def scores(clip: Clip, outs: list[torch.Tensor]) -> dict[str, float]:
     }
 
 
-def warp_cost(clip: Clip, frame_seconds: float) -> float:
-    """Median seconds of one noise warp on this clip's latent grid over the mean seconds of a frame."""
-    h, w = clip.lr[0].shape[-2:]
-    noise, flow = initial_noise(0, 0, (1, 4, h, w)), latent_flow(clip.flows[1])
-    times = []
-    for k in range(5):
+def warp_cost(engine: StreamDiffVSR, clip: Clip, pairs: int = 5) -> float:
+    """Median seconds of one noise warp on this clip's latent grid over the median seconds of a warped-mode frame
+    step (flow and warp included), timed alternately so that both see the same load."""
+    engine.noise = "warped"
+    stream = engine.stream()
+    stream.step(clip.lr[0])
+    steps, warps = [], []
+    for k in range(1, min(pairs + 1, len(clip.lr))):
         start = time.perf_counter()
-        warp_noise(noise, flow, noise_generator(0, k, 1))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / frame_seconds
+        stream.step(clip.lr[k])
+        steps.append(time.perf_counter() - start)
+        flow = latent_flow(clip.flows[k])
+        start = time.perf_counter()
+        warp_noise(stream.prev_noise, flow, noise_generator(0, k, 1))
+        warps.append(time.perf_counter() - start)
+    return statistics.median(warps) / statistics.median(steps)
 
 
 def table(title: str, rows: dict[str, dict[str, float]], known: bool) -> str:
@@ -158,7 +162,7 @@ def table(title: str, rows: dict[str, dict[str, float]], known: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--videos", type=Path, required=True, help="folder with bikes.mp4 and bigbuckbunny.mp4"
+        "--videos", type=Path, help="folder with bikes.mp4 and bigbuckbunny.mp4 (none: no real clips)"
     )
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--model", default="nano")
@@ -178,12 +182,9 @@ def main() -> int:
         clips.append(real_clip(name, args.videos / file, args.frames, crop))
     synth_rows: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     for clip in clips:
-        rows, ratio = {}, None
+        rows = {}
         for method in METHODS:
-            outs, seconds = run(engine, method, clip.lr)
-            rows[method] = scores(clip, outs)
-            if method == "warped":
-                ratio = warp_cost(clip, seconds)
+            rows[method] = scores(clip, run(engine, method, clip.lr))
         results.append((clip, rows))
         if clip.known:
             for m in METHODS:
@@ -191,7 +192,8 @@ def main() -> int:
         else:
             h, w = clip.hr[0].shape[-2:]
             print(table(f"{clip.name} ({w}x{h}, {len(clip.hr)} frames)", rows, known=False))
-            print(f"\nnoise warp / frame step (same run): {ratio:.4f}\n", flush=True)
+            ratio = warp_cost(engine, clip)
+            print(f"\nnoise warp / warped-mode frame step (alternating, same run): {ratio:.4f}\n", flush=True)
     if synth_rows["bicubic"]:
         mean = {m: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for m, rs in synth_rows.items()}
         n = len(synth_rows["bicubic"])
