@@ -45,10 +45,11 @@ from streamdiffvsr.training.nano_data import (
     warp_error,
 )
 
-# name, file, crop (x, y, w, h) of the HR frame or None
+# name, file, first frame, crop (x, y, w, h) of the HR frame or None
 REAL_CLIPS = [
-    ("bikes", "bikes.mp4", None),
-    ("bigbuckbunny", "bigbuckbunny.mp4", (320, 176, 640, 368)),  # the centre of the 1280x720 frame
+    ("bikes", "bikes.mp4", 0, None),
+    ("bikes@60", "bikes.mp4", 60, None),  # the camera pans faster here
+    ("bigbuckbunny", "bigbuckbunny.mp4", 0, (320, 176, 640, 368)),  # the centre of the 1280x720 frame
 ]
 SYNTH_H, SYNTH_W, SYNTH_FRAMES = 224, 320, 8
 METHODS = ("bicubic", *NOISE_MODES, "frame by frame")
@@ -63,8 +64,10 @@ class Clip:
     known: bool
 
 
-def read_video(path: Path, frames: int, crop: tuple[int, int, int, int] | None) -> list[torch.Tensor]:
-    """The first ``frames`` frames of a video as (1, 3, H, W) RGB in [0, 1], through ffmpeg."""
+def read_video(
+    path: Path, start: int, frames: int, crop: tuple[int, int, int, int] | None
+) -> list[torch.Tensor]:
+    """Frames ``start`` .. ``start + frames - 1`` of a video as (1, 3, H, W) RGB in [0, 1], through ffmpeg."""
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
          "-of", "csv=p=0", str(path)],
@@ -72,12 +75,12 @@ def read_video(path: Path, frames: int, crop: tuple[int, int, int, int] | None) 
     ).stdout  # fmt: skip
     w, h = (int(v) for v in probe.strip().split(","))
     raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", str(frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        ["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", str(start + frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         check=True, capture_output=True,
     ).stdout  # fmt: skip
     video = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
     out = []
-    for frame in video:
+    for frame in video[start:]:
         if crop is not None:
             x, y, cw, ch = crop
             frame = frame[y : y + ch, x : x + cw]
@@ -86,8 +89,8 @@ def read_video(path: Path, frames: int, crop: tuple[int, int, int, int] | None) 
     return out
 
 
-def real_clip(name: str, path: Path, frames: int, crop) -> Clip:
-    hr = read_video(path, frames, crop)
+def real_clip(name: str, path: Path, start: int, frames: int, crop) -> Clip:
+    hr = read_video(path, start, frames, crop)
     dis = DisFlow()
     flows = [None] + [dis(hr[k] * 2 - 1, hr[k - 1] * 2 - 1) for k in range(1, len(hr))]
     return Clip(name, hr, [downscale(f) for f in hr], flows, known=False)
@@ -170,6 +173,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--clips", help="comma-separated names of the real clips to run (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     engine = StreamDiffVSR.from_pretrained(args.model, device="cpu", flow=args.flow, seed=args.seed)
@@ -178,8 +182,9 @@ def main() -> int:
           f"{args.model!r}, flow {args.flow!r}; command: python {' '.join(sys.argv)}\n")  # fmt: skip
     clips = [] if args.skip_synthetic else synthetic_clips(args.seed)
     results: list[tuple[Clip, dict[str, dict[str, float]]]] = []
-    for name, file, crop in REAL_CLIPS if args.videos else []:
-        clips.append(real_clip(name, args.videos / file, args.frames, crop))
+    for name, file, start, crop in REAL_CLIPS if args.videos else []:
+        if args.clips is None or name in args.clips.split(","):
+            clips.append(real_clip(name, args.videos / file, start, args.frames, crop))
     synth_rows: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     for clip in clips:
         rows = {}
@@ -191,7 +196,9 @@ def main() -> int:
                 synth_rows[m].append(rows[m])
         else:
             h, w = clip.hr[0].shape[-2:]
-            print(table(f"{clip.name} ({w}x{h}, {len(clip.hr)} frames)", rows, known=False))
+            pan = np.mean([f.flatten(2).median(dim=2).values.norm().item() for f in clip.flows[1:]])
+            title = f"{clip.name} ({w}x{h}, {len(clip.hr)} frames, camera motion {pan:.2f} px/frame)"
+            print(table(title, rows, known=False))
             ratio = warp_cost(engine, clip)
             print(f"\nnoise warp / warped-mode frame step (alternating, same run): {ratio:.4f}\n", flush=True)
     if synth_rows["bicubic"]:
