@@ -114,7 +114,10 @@ def test_encode_keeps_streams_and_settings_reach_filter_and_x265(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote {output}"
     assert f"model: {tiny_checkpoint}" in result.stderr
-    assert "filter: steps=2, flow='dis', flow_scale=1.0, seed=5, scene_detect=True" in result.stderr
+    assert (
+        "filter: steps=2, flow='dis', flow_scale=1.0, seed=5, noise='fixed', scene_detect=True"
+        in result.stderr
+    )
 
     source, out = probe(clip), probe(output)
     (video,) = streams(out, "video")
