@@ -43,6 +43,7 @@ setup(
         "opencv-python-headless>=4.8",
         "vapoursynth>=70",
         "vapoursynth-bestsource",
+        "ray>=2.60,<3",  # segmented encodes on several workers (imported only then)
     ],
     extras_require={
         "xformers": ["xformers"],

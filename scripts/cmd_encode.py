@@ -18,7 +18,8 @@ from .pipeline import Pipeline
 from .presets import add_preset_arguments, load_settings
 from .probe import SourceInfo, frame_duration_range, probe
 from .progress import Progress
-from .schema import KEYS_BY_NAME, Settings, find_key
+from .schema import CODECS, KEYS_BY_NAME, Settings, find_key
+from .segmented import Parallel, Request, run_segmented
 from .tools import require_encode_tools, x265_param_errors
 from .vpy import render_script, vspipe_command
 
@@ -169,11 +170,26 @@ def _ignored_engine_overrides(settings: Settings) -> list[str]:
     return [name for name in names if KEYS_BY_NAME[name].section == "engine"]
 
 
+def parallel_from(args: argparse.Namespace) -> Parallel:
+    """--workers / --ray (or RAY_ADDRESS): where segments run."""
+    address = args.ray or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and args.workers is not None:
+        raise CliError(
+            "--workers and --ray exclude each other: --ray runs one segment per GPU of the cluster"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1 (got {args.workers})")
+    return Parallel(args.workers, address)
+
+
 def run_encode(args: argparse.Namespace) -> int:
     settings = load_settings(args.preset, args.set)
     source, output = Path(args.input), Path(args.output)
     check_input(source)
     muxer = container_for(output)
+    if muxer == "mp4" and settings["codec"] == "ffv1":
+        raise CliError("encoder.codec ffv1 cannot go into .mp4; write an .mkv OUTPUT")
+    parallel = parallel_from(args)
     check_output(output, source, args.overwrite)
     check_output_folder(output.parent)
     if removed := remove_dead_leftovers(output):
@@ -183,8 +199,9 @@ def run_encode(args: argparse.Namespace) -> int:
     if user_vpy is not None and not user_vpy.is_file():
         raise CliError(f"--vpy {user_vpy} is not a file")
     flow_weights = check_flow_weights(settings)
-    tools = require_encode_tools()
-    check_x265_params(tools.ffmpeg, settings["x265_params"])
+    tools = require_encode_tools(CODECS[settings["codec"]])
+    if settings["codec"] == "x265":
+        check_x265_params(tools.ffmpeg, settings["x265_params"])
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)
@@ -216,15 +233,30 @@ def run_encode(args: argparse.Namespace) -> int:
         tag_colour=user_vpy is None,
     )
     progress = Progress(enabled=not args.quiet)
-    script = user_vpy or partial_path(output, ".vpy")  # the generated one: hidden beside OUTPUT while it runs
-    try:
-        if user_vpy is None:
-            script.write_text(render_script(settings), encoding="utf-8")
-        vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
-        Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
-    finally:
-        if user_vpy is None:
-            script.unlink(missing_ok=True)
+    script_text = render_script(settings) if user_vpy is None else None
+    request = Request(
+        source, output, info, settings, script_text, user_vpy and user_vpy.absolute(), vpy_args, args.start or 0,
+        args.end, user_vpy is None, tools.vspipe, tools.ffprobe,
+    )  # fmt: skip
+
+    def run_linear() -> None:
+        script = user_vpy or partial_path(
+            output, ".vpy"
+        )  # the generated one: hidden beside OUTPUT while it runs
+        try:
+            if user_vpy is None:
+                script.write_text(script_text, encoding="utf-8")
+            vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
+            Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
+        finally:
+            if user_vpy is None:
+                script.unlink(missing_ok=True)
+
+    def join_command(segments: Path, target: Path) -> list[str]:
+        encoder = settings.section("encoder")
+        return ffmpeg_command(tools.ffmpeg, source, info, target, muxer, encoder, trim, joined=segments)
+
+    run_segmented(request, parallel, args.restart, progress, notify, run_linear, join_command)
     print(printable(f"wrote {output.absolute()}"), flush=True)
     return 0
 
@@ -248,5 +280,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--start", type=int, metavar="N", help="first frame to encode")
     p.add_argument("--end", type=int, metavar="N", help="last frame to encode (inclusive)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument(
+        "--workers", type=int, metavar="N",
+        help="segments rendered at once on this machine, on a local Ray instance (default: one per CUDA device)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the segments on the Ray cluster at ADDRESS (default: $RAY_ADDRESS)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the finished segments of an earlier run and start over",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_encode)

@@ -7,7 +7,7 @@ import platform
 import sys
 from collections.abc import Iterator
 
-from .tools import find_tool, has_libx265, tool_version
+from .tools import find_tool, has_encoder, tool_version
 
 REQUIRED_PLUGINS = {"bs": "bestsource (video source)"}
 
@@ -57,7 +57,7 @@ def _ffmpeg() -> Iterator[tuple[str, str, bool]]:
         yield "ffmpeg", "missing", False
     else:
         yield "ffmpeg", f"{ffmpeg} ({tool_version(ffmpeg)})", True
-        x265 = has_libx265(ffmpeg)
+        x265 = has_encoder(ffmpeg)
         yield "  libx265", "found" if x265 else "missing (this ffmpeg cannot encode HEVC)", x265
     ffprobe = find_tool("ffprobe")
     yield "ffprobe", ffprobe or "missing", ffprobe is not None

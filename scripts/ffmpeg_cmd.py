@@ -1,6 +1,6 @@
-"""The ffmpeg argument list (run without a shell): y4m on stdin -> libx265.
+"""The ffmpeg argument lists (run without a shell): y4m on stdin -> the video codec.
 
-Video comes from the pipe; audio, subtitles, chapters and metadata come from the original input.
+Video comes from the pipe (or, for a segmented encode, from the joined segments, copied); audio, subtitles, chapters and metadata come from the original input.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import CliError
 from .probe import SourceInfo, ffmpeg_url
+from .schema import CODECS
 
 CONTAINERS = {".mkv": "matroska", ".mp4": "mp4"}
 
@@ -40,15 +41,25 @@ def _exact_timescale(info: SourceInfo) -> bool:
     return tb is not None and tb.numerator == 1 and (1 / (info.fps * tb)).denominator == 1
 
 
-def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "c:v": "libx265",
-        "preset": encoder["x265_preset"],
-        "crf": f"{encoder['crf']:g}",
-        "pix_fmt": encoder["pix_fmt"],
-    }
+def _codec_options(encoder: dict[str, Any]) -> dict[str, Any]:
+    codec = encoder["codec"]
+    options: dict[str, Any] = {"c:v": CODECS[codec], "pix_fmt": encoder["pix_fmt"]}
+    if codec == "ffv1":  # lossless: no rate or speed options
+        return {**options, "level": "3", "slicecrc": "1"}
+    options["crf"] = f"{encoder['crf']:g}"
+    if codec == "svtav1":
+        if encoder.get("svtav1_preset") is not None:
+            options["preset"] = str(encoder["svtav1_preset"])
+        return options
+    options["preset"] = encoder["x265_preset"]
     if encoder.get("tune"):
         options["tune"] = encoder["tune"]
+    return options
+
+
+def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
+    """The encoder options of the video stream (codec, rate, pixel format, colour tags, x265's HDR data)."""
+    options = _codec_options(encoder)
     params = ["log-level=warning"]  # x265 logs to stderr by itself: keep its info lines out of the error tail
     if (
         tag_colour
@@ -62,7 +73,10 @@ def _video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) 
             params.append(f"master-display={info.master_display}")
         if info.max_cll:
             params.append(f"max-cll={info.max_cll}")
-    options["x265-params"] = ":".join(filter(None, [*params, encoder.get("x265_params")]))  # the user's last
+    if encoder["codec"] == "x265":
+        options["x265-params"] = ":".join(
+            filter(None, [*params, encoder.get("x265_params")])
+        )  # the user's last
     return options
 
 
@@ -70,6 +84,22 @@ def output_matrix(info: SourceInfo) -> str:
     """The matrix the generated script outputs: the source's own if tagged (an HDR10 source stays BT.2020
     non-constant luminance), else BT.709. template.vpy makes the same choice from the _Matrix prop."""
     return info.color_space if info.color_space not in (None, "gbr") else "bt709"
+
+
+def _append_options(command: list[str], options: dict[str, Any]) -> list[str]:
+    for name, value in options.items():
+        command += [f"-{name}", str(value)]
+    return command
+
+
+def segment_command(
+    ffmpeg_path: str, info: SourceInfo, target: Path, encoder: dict[str, Any], tag_colour: bool
+) -> list[str]:
+    """ffmpeg encoding y4m from stdin into ``target``, a video-only Matroska segment of a segmented encode."""
+    command = [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
+    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0"]
+    options = {**video_options(encoder, info, tag_colour), "f": "matroska"}
+    return [*_append_options(command, options), ffmpeg_url(target)]
 
 
 def ffmpeg_command(
@@ -81,16 +111,24 @@ def ffmpeg_command(
     encoder: dict[str, Any],
     trim: Trim | None = None,
     tag_colour: bool = True,
+    joined: Path | None = None,
 ) -> list[str]:
-    """ffmpeg reading y4m from stdin and ``source`` for the other streams, writing ``target`` as ``muxer``."""
+    """ffmpeg reading y4m from stdin and ``source`` for the other streams, writing ``target`` as ``muxer``.
+
+    With ``joined`` (an ffconcat list of encoded segments) the video is copied from the segments instead.
+    """
     command = [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
-    command += ["-f", "yuv4mpegpipe", "-i", "pipe:0"]
+    if joined is None:
+        command += ["-f", "yuv4mpegpipe", "-i", "pipe:0"]
+        options = video_options(encoder, info, tag_colour)
+    else:
+        command += ["-f", "concat", "-safe", "0", "-i", ffmpeg_url(joined)]
+        options = {"c:v": "copy"}
     if trim is not None:
         command += ["-ss", f"{trim.start:.6f}"]
         if trim.duration is not None:
             command += ["-t", f"{trim.duration:.6f}"]
     command += ["-i", ffmpeg_url(source), "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
-    options = _video_options(encoder, info, tag_colour)
     options.update(
         {
             "c:a": "copy",
@@ -107,10 +145,11 @@ def ffmpeg_command(
     if info.title:
         options["metadata:s:0"] = f"title={info.title}"  # the same stream: the video is mapped first
     if muxer == "mp4":
-        options.update({"tag:v": "hvc1", "movflags": "+faststart"})
+        options["movflags"] = "+faststart"
+        if encoder["codec"] == "x265":
+            options["tag:v"] = "hvc1"
         if _exact_timescale(info):
             options["video_track_timescale"] = str(info.time_base.denominator)
-    for name, value in options.items():
-        command += [f"-{name}", str(value)]
+    _append_options(command, options)
     # Paths are plain str (a non-UTF-8 name arrives with surrogate escapes, and subprocess restores its bytes).
     return [*command, ffmpeg_url(target)]

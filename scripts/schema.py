@@ -36,7 +36,9 @@ from streamdiffvsr.options import (
 
 from .errors import CliError
 
-SECTIONS = ("engine", "encoder")
+SECTIONS = ("engine", "encoder", "segment")
+# encoder.codec -> the ffmpeg encoder it runs.
+CODECS = {"x265": "libx265", "x264": "libx264", "svtav1": "libsvtav1", "ffv1": "ffv1"}
 X265_PRESETS = (
     "ultrafast",
     "superfast",
@@ -179,12 +181,18 @@ KEYS: tuple[Key, ...] = (
     Key("engine", "timestep_spacing", "choice", None, "DDIM timestep spacing (auto: the checkpoint's)",
         choices=TIMESTEP_SPACINGS, auto=True),
     Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", bounds=Bounds(0), auto=True),
-    Key("encoder", "crf", "float", 20.0, "x265 constant rate factor (lower = better, bigger)", bounds=Bounds(0, 51)),
-    Key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X265_PRESETS),
-    Key("encoder", "tune", "choice", None, "x265 tune (auto: none)",
+    Key("encoder", "codec", "choice", "x265", "video codec (ffv1: lossless)", choices=tuple(CODECS)),
+    Key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; x265/x264 up to 51, "
+        "svtav1 up to 63; not used by ffv1)", bounds=Bounds(0, 63)),
+    Key("encoder", "x265_preset", "choice", "medium", "x265/x264 speed preset", choices=X265_PRESETS),
+    Key("encoder", "svtav1_preset", "int", None, "svtav1 speed preset (0 = slowest; auto: the encoder's)",
+        bounds=Bounds(0, 13), auto=True),
+    Key("encoder", "tune", "choice", None, "x265/x264 tune (auto: none)",
         choices=("psnr", "ssim", "grain", "fastdecode", "zerolatency", "animation"), auto=True),
     Key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
     Key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
+    Key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
+        "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
 )  # fmt: skip
 # Former key names, still accepted in presets and --set.
 ALIASES = {"checkpoint_interval": "snapshot_interval"}
@@ -228,7 +236,8 @@ def validate_preset(data: Mapping[str, Any], source: str) -> dict[str, Any]:
             continue
         if top not in SECTIONS:
             raise CliError(
-                f"{source}: unknown table or key {top!r}; allowed: description, [engine], [encoder]"
+                f"{source}: unknown table or key {top!r}; allowed: description, "
+                + ", ".join(f"[{name}]" for name in SECTIONS)
             )
         if not isinstance(table, Mapping):
             raise CliError(f"{source}: {top} must be a table ([{top}])")
@@ -256,4 +265,20 @@ def build_settings(
             raise CliError(f"--set {item!r}: expected key=value, e.g. --set steps=2")
         key = find_key(name.strip())
         values[key.name] = key.parse(text)
+    check_codec_options(values)
     return Settings(source, values, tuple(overrides))
+
+
+def check_codec_options(values: Mapping[str, Any]) -> None:
+    """The encoder keys that only some codecs take, checked against ``encoder.codec``."""
+    codec = values["codec"]
+    if codec in ("x265", "x264") and values["crf"] > 51:
+        raise CliError(f"encoder.crf must be at most 51 for {codec} (got {values['crf']:g})")
+    if codec != "x265" and values["x265_params"]:
+        raise CliError(f"encoder.x265_params applies to codec x265 only (codec is {codec}); remove it")
+    if codec == "svtav1" and values["pix_fmt"] not in ("yuv420p", "yuv420p10le"):
+        raise CliError(f"encoder.pix_fmt must be yuv420p or yuv420p10le for svtav1 (got {values['pix_fmt']})")
+    if codec == "svtav1" and values["tune"] is not None:
+        raise CliError("encoder.tune does not apply to svtav1; remove it")
+    if codec == "x264" and values["pix_fmt"].endswith("12le"):
+        raise CliError(f"encoder.pix_fmt {values['pix_fmt']} is not supported by x264; use 8 or 10 bit")

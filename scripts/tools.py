@@ -1,4 +1,4 @@
-"""Finding the external programs (vspipe, ffmpeg, ffprobe) and checking that ffmpeg has libx265.
+"""Finding the external programs (vspipe, ffmpeg, ffprobe) and checking that ffmpeg has the chosen encoder.
 
 ``STREAMDIFFVSR_VSPIPE``, ``STREAMDIFFVSR_FFMPEG`` and ``STREAMDIFFVSR_FFPROBE`` override the search.
 """
@@ -43,15 +43,15 @@ def require_tool(name: str) -> str:
     return path
 
 
-def has_libx265(ffmpeg: str) -> bool:
-    """Whether this ffmpeg lists the libx265 encoder."""
+def has_encoder(ffmpeg: str, encoder: str = "libx265") -> bool:
+    """Whether this ffmpeg lists ``encoder`` (e.g. libx265, ffv1)."""
     try:
         out = subprocess.run(
             [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return any(line.split()[1:2] == ["libx265"] for line in out.splitlines())
+    return any(line.split()[1:2] == [encoder] for line in out.splitlines())
 
 
 _LIBX265_COMPLAINT = re.compile(r"^\[libx265 @ [^\]]*\] (.*?)\.?$")
@@ -86,9 +86,9 @@ class Tools:
     ffprobe: str
 
 
-def require_encode_tools() -> Tools:
-    """vspipe, ffmpeg (with libx265) and ffprobe, or a one-line CliError naming what is missing."""
+def require_encode_tools(encoder: str = "libx265") -> Tools:
+    """vspipe, ffmpeg (with ``encoder``) and ffprobe, or a one-line CliError naming what is missing."""
     ffmpeg = require_tool("ffmpeg")
-    if not has_libx265(ffmpeg):
-        raise CliError(f"{ffmpeg} has no libx265 encoder; {INSTALL_HINT['ffmpeg']}")
+    if not has_encoder(ffmpeg, encoder):
+        raise CliError(f"{ffmpeg} has no {encoder} encoder; {INSTALL_HINT['ffmpeg']}")
     return Tools(vspipe=require_tool("vspipe"), ffmpeg=ffmpeg, ffprobe=require_tool("ffprobe"))

@@ -82,14 +82,19 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("flow=raft", "engine.flow must be one of auto, raft_large, raft_small, dis, none"),
         ("noise=frozen", "engine.noise must be one of fresh, fixed, warped"),
         ("scene_detect=maybe", "engine.scene_detect must be true or false"),
-        ("crf=nan", "encoder.crf must be a number from 0 to 51"),
+        ("crf=nan", "encoder.crf must be a number from 0 to 63"),
         ("x265_params=a b", "encoder.x265_params must be x265 parameters"),
         ("steps", "expected key=value"),
+        ("codec=vp9", "encoder.codec must be one of x265, x264, svtav1, ffv1"),
+        ("crf=55", "encoder.crf must be at most 51 for x265"),
+        ("codec=ffv1,x265_params=aq-mode=3", "encoder.x265_params applies to codec x265 only"),
+        ("codec=svtav1,pix_fmt=yuv444p", "encoder.pix_fmt must be yuv420p or yuv420p10le for svtav1"),
+        ("segment.min_frames=0", "segment.min_frames must be an integer >= 1"),
     ],
 )
 def test_bad_overrides_name_the_key_and_allowed_values(override: str, expected: str) -> None:
     with pytest.raises(CliError, match=re.escape(expected)):
-        load_settings(None, [override])
+        load_settings(None, override.split(",") if "codec=" in override else [override])
 
 
 def test_user_preset_file_works_like_a_bundled_one(tmp_path: Path) -> None:

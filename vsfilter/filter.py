@@ -141,10 +141,18 @@ def stream_diffvsr(
     blank = core.std.BlankClip(clip, width=width, height=height, keep=True)
     output = core.std.ModifyFrame(blank, [blank, clip], render)
     _servers[output] = server
+    _live_servers.add(server)
     return output
 
 
 _servers: weakref.WeakKeyDictionary[vs.VideoNode, FrameServer] = weakref.WeakKeyDictionary()
+_live_servers: weakref.WeakSet[FrameServer] = weakref.WeakSet()  # kept alive by their clips' render callbacks
+
+
+def live_frame_servers() -> list[FrameServer]:
+    """The frame servers of every ``stream_diffvsr`` clip still alive in this process, even when the script kept
+    only a clip derived from it (a segmented encode plans its boundaries from them)."""
+    return list(_live_servers)
 
 
 def frame_server(node: vs.VideoNode) -> FrameServer:

@@ -190,6 +190,17 @@ class FrameServer:
         self.lock = threading.Lock()
         self.steps_run = 0  # frames the model has processed (for tests and diagnostics)
 
+    def chain_starts(self, last: int) -> list[int]:
+        """The frames 0..``last`` where a chain starts (scene cuts and ``max_chain`` restarts), found by a scan
+        of the source frames as rendering would find them: where a segmented encode may split exactly."""
+        starts, scene = [], 0
+        for k, frame in enumerate(self.clip[: last + 1].frames()):
+            if self.scenes.is_cut(k, frame):
+                scene = k
+            if chain_anchor(k, scene, self.max_chain) == k:
+                starts.append(k)
+        return starts
+
     def render(self, n: int, source: vs.VideoFrame, out: vs.VideoFrame) -> int:
         """Write output frame n (``source`` is source frame n) into ``out``; returns n's chain anchor."""
         with self.lock:

@@ -1,0 +1,38 @@
+"""Joining the finished segments into OUTPUT without re-encoding (ffmpeg's concat demuxer, video copied) and
+muxing audio, subtitles, chapters and metadata from the source, as the linear encode does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+from .pipeline import PipelineError
+from .segment_job import count_frames
+
+TAIL_LINES = 15
+
+
+def write_concat_list(path: Path, files: list[Path], frames: list[int], fps: Fraction) -> None:
+    """An ffconcat list of ``files`` (in the list's own folder), each with its exact duration, so timestamps
+    continue across the joins as in one stream."""
+    lines = ["ffconcat version 1.0"]
+    for file, count in zip(files, frames, strict=True):
+        lines += [f"file '{file.name}'", f"duration {float(count / fps):.9f}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def join(ffmpeg_args: list[str], ffprobe: str, partial: Path, output: Path, frames: int) -> None:
+    """Run the join command (it writes ``partial``), verify ``frames`` video frames, rename to ``output``."""
+    try:
+        result = subprocess.run(ffmpeg_args, capture_output=True, text=True, errors="replace", check=False)
+        tail = result.stderr.strip().splitlines()[-TAIL_LINES:]
+        if result.returncode != 0:
+            raise PipelineError("ffmpeg (join)", f"exit status {result.returncode}", tail)
+        found = count_frames(ffprobe, partial)
+        if found != frames:
+            raise PipelineError("ffmpeg (join)", f"{found} frames written of {frames}", tail)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)

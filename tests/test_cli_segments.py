@@ -1,0 +1,278 @@
+"""Segmented encodes end to end: real vspipe, ffmpeg, Ray; the tiny checkpoint on 32x24 clips, ffv1 (lossless)
+so that decoded frames can be compared with the linear encode's, bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.segments import Segment, split
+from tests.test_cli_encode import CLI, ffmpeg, processes_mentioning
+
+SCENE_FRAMES = 4
+FPS = 24
+LOSSLESS = ["--set", "flow=dis", "--set", "steps=1", "--set", "codec=ffv1", "--quiet"]
+SEGMENTED = ["--set", f"segment.min_frames={SCENE_FRAMES}"]
+SEGMENTS = 4
+RAY_MARKERS = ("ray::", "sdv-ray-", "/ray/core/src/ray/", "ray/dashboard", "ray/_private")
+
+
+def make_scenes(path: Path) -> Path:
+    """Four distinct scenes of SCENE_FRAMES frames (three cuts) and a sine audio track."""
+    seconds = f"{SCENE_FRAMES / FPS:.6f}"
+    sources = ["color=c=red:", "testsrc=", "color=c=blue:", "testsrc2="]
+    args: list[str] = []
+    for source in sources:
+        args += ["-f", "lavfi", "-i", f"{source}size=32x24:rate={FPS}:duration={seconds}"]
+    args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={4 * SCENE_FRAMES / FPS:.6f}"]
+    ffmpeg(
+        *args, "-filter_complex", "[0][1][2][3]concat=n=4:v=1:a=0[v]", "-map", "[v]", "-map", "4",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path),
+    )  # fmt: skip
+    return path
+
+
+def framemd5(path: Path) -> list[str]:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line for line in out.splitlines() if not line.startswith("#")]
+
+
+def encode(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(CLI), "encode", *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ray_processes() -> set[int]:
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(marker in cmdline for marker in RAY_MARKERS):
+            found.add(int(pid))
+    return found
+
+
+def assert_none_left(folder: Path, ray_before: set[int]) -> None:
+    """No child of ours (vspipe, ffmpeg, Ray's daemons and workers) outlives the run."""
+    deadline = time.monotonic() + 20
+    while (processes_mentioning(str(folder)) or ray_processes() - ray_before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_mentioning(str(folder)) == []
+    assert ray_processes() - ray_before == set()
+
+
+def kill_after_first_segment(args: list[str], folder: Path) -> None:
+    """Start an encode and SIGKILL it once its manifest records a finished segment."""
+    cli = subprocess.Popen([str(CLI), "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = folder / "manifest.json"
+    deadline = time.monotonic() + 300
+    try:
+        while not (manifest.is_file() and json.loads(manifest.read_text())["done"]):
+            assert cli.poll() is None and time.monotonic() < deadline, cli.stderr.read()
+            time.sleep(0.05)
+    finally:
+        cli.kill()
+        cli.wait()
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scenes(tmp_path_factory.mktemp("scenes") / "scenes.mkv")
+
+
+@pytest.fixture(scope="module")
+def linear(scenes: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The linear encode's decoded frames (too short to split at the default segment length)."""
+    output = tmp_path_factory.mktemp("linear") / "linear.mkv"
+    encode(str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS)
+    return framemd5(output)
+
+
+def test_split_starts_segments_at_chain_starts_of_at_least_min_frames() -> None:
+    assert split([0, 3, 10, 12, 20, 28], 0, 29, 8) == [
+        Segment(0, 0, 9),
+        Segment(1, 10, 19),
+        Segment(2, 20, 29),
+    ]
+    assert split([0, 3, 10, 12, 20, 25], 0, 29, 8) == [
+        Segment(0, 0, 9),
+        Segment(1, 10, 19),
+        Segment(2, 20, 29),
+    ]
+    assert split([0, 10], 2, 15, 8) == [Segment(0, 2, 15)]  # the tail would be shorter than 8
+    assert split([], 0, 5, 100) == [Segment(0, 0, 5)]
+
+
+def test_resume_after_sigkill_refuses_other_settings_and_restarts(
+    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mkv"
+    folder = tmp_path / ".out.mkv.segments"
+    args = [
+        str(scenes),
+        str(output),
+        "--model",
+        str(tiny_checkpoint),
+        *LOSSLESS,
+        *SEGMENTED,
+        "--workers",
+        "1",
+    ]
+    kill_after_first_segment(args, folder)
+    assert_none_left(tmp_path, ray_processes())
+    assert not output.exists()
+
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    refused = encode(*args, "--set", "seed=1", check=False)
+    assert refused.returncode == 2
+    error = refused.stderr.splitlines()[-1]
+    assert (
+        error.startswith("streamdiffvsr: error: ") and "seed was 0, now 1" in error and "--restart" in error
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+    resumed = encode(*args)
+    done = int(resumed.stderr.split("resuming: ")[1].split(" of ")[0])
+    assert 1 <= done < SEGMENTS
+    assert resumed.stderr.count(" done in ") == SEGMENTS - done  # finished segments are not rendered again
+    assert framemd5(output) == linear
+    assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"}
+
+    output.unlink()
+    kill_after_first_segment(args, folder)
+    restarted = encode(*args, "--restart")
+    assert "resuming" not in restarted.stderr and restarted.stderr.count(" done in ") == SEGMENTS
+    assert framemd5(output) == linear
+    assert_none_left(tmp_path, set())
+
+
+def test_ray_workers_resume_after_sigkill_and_retry_a_killed_worker(
+    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
+) -> None:
+    ray_before = ray_processes()
+    output = tmp_path / "out.mkv"
+    folder = tmp_path / ".out.mkv.segments"
+    args = [
+        str(scenes),
+        str(output),
+        "--model",
+        str(tiny_checkpoint),
+        *LOSSLESS,
+        *SEGMENTED,
+        "--workers",
+        "2",
+    ]
+    kill_after_first_segment(args, folder)
+    assert_none_left(tmp_path, ray_before)
+
+    cli = subprocess.Popen(
+        [str(CLI), "encode", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:  # kill the Ray worker behind the first segment vspipe renders
+        deadline = time.monotonic() + 300
+        while not (rendering := [p for p in processes_mentioning(str(tmp_path)) if "seg_script=" in p]):
+            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+            time.sleep(0.05)
+        vspipe = next(
+            int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if _cmdline(pid) == rendering[0]
+        )
+        worker = int(Path(f"/proc/{vspipe}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGKILL)
+        _, err = cli.communicate(timeout=600)
+    finally:
+        cli.kill()
+    assert cli.returncode == 0, err
+    assert "resuming: " in err and "its worker died" in err and "trying again" in err
+    assert framemd5(output) == linear
+    assert_none_left(tmp_path, ray_before)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def segment_worker(folder: Path) -> int | None:
+    """The process that started a segment's vspipe (for Ray: the worker), if one is rendering now."""
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        cmdline = _cmdline(pid)
+        if "seg_script=" in cmdline and "seg_plan=" not in cmdline and str(folder) in cmdline:
+            try:
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if "seg_script=" not in _cmdline(parent):
+                return parent
+    return None
+
+
+def test_segments_run_on_a_ray_cluster(
+    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path, tmp_path_factory
+) -> None:
+    ray_before = ray_processes()
+    ray = Path(sys.executable).parent / "ray"
+    temp = Path(f"/tmp/sdv-ray-test-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
+    with socket_port() as port:
+        pass
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # loopback only
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--num-gpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert head.wait(300) == 0
+        output = tmp_path / "out.mkv"
+        args = [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED]
+        result = encode(*args, "--ray", f"127.0.0.1:{port}")
+        assert result.stderr.count(" done in ") == SEGMENTS and "(127.0.0.1)" in result.stderr
+        assert framemd5(output) == linear
+    finally:
+        stop_group(head.pid)  # every process `ray start` left runs in its session
+        subprocess.run(["rm", "-rf", str(temp)], check=False)
+    assert_none_left(tmp_path, ray_before)
+
+
+def stop_group(pgid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+class socket_port:
+    """A free loopback port (closed again before use)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
