@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor2_0
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -197,21 +198,25 @@ def _load_components(root: Path, device: torch.device, dtype: torch.dtype) -> Co
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"could not load the checkpoint at {root}: {exc}") from exc
     prompt_embeds = load_prompt_embeds(root).to(device=device, dtype=dtype)
-    if device.type == "cuda":
-        use_xformers_if_available(unet, controlnet)
+    select_attention(device, unet, controlnet)
     return Components(root, unet, controlnet, vae, prompt_embeds, device, dtype)
 
 
-def use_xformers_if_available(*models: torch.nn.Module) -> None:
-    """Switch to xformers attention when it is installed and works with this torch; else keep torch's SDPA."""
-    try:
-        import xformers.ops  # noqa: F401
+def select_attention(device: torch.device, *models: torch.nn.Module) -> None:
+    """xformers attention on CUDA when it is installed and works with this torch, else torch's SDPA
+    (``AttnProcessor2_0``), set explicitly: diffusers' ``set_default_attn_processor`` is the classic processor,
+    which materialises the whole score matrix."""
+    if device.type == "cuda":
+        try:
+            import xformers.ops  # noqa: F401
 
-        for model in models:
-            model.enable_xformers_memory_efficient_attention()
-    except Exception:  # absent, or built for another torch/CUDA: SDPA stays
-        for model in models:
-            model.set_default_attn_processor()
+            for model in models:
+                model.enable_xformers_memory_efficient_attention()
+            return
+        except Exception:  # absent, or built for another torch/CUDA: SDPA below
+            pass
+    for model in models:
+        model.set_attn_processor(AttnProcessor2_0())
 
 
 def load_scheduler(root: Path, timestep_spacing: str | None) -> DDIMScheduler:

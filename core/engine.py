@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +21,8 @@ from .errors import ModelLoadError
 from .flow import FlowEstimator, make_flow_backend
 from .options import (
     AUTO_FLOW,
+    DEFAULT_COMPILE,
+    DEFAULT_COMPILE_MODE,
     DEFAULT_FLOW_SCALE,
     DEFAULT_MODEL,
     DEFAULT_NOISE,
@@ -31,6 +33,7 @@ from .options import (
     SCALE,
     default_precision,
     resolve_device,
+    use_tf32,
 )
 from .profiling import StageTimer
 from .stream import Stream
@@ -48,11 +51,14 @@ def ddim_rollout(
     prompt_embeds: torch.Tensor,
     warped: torch.Tensor | None = None,
     before_controlnet: Callable[[], None] | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """The denoising of one frame (docs/algorithm.md, "The per-frame step", step 6): DDIM (eta 0) from ``z`` over
     ``timesteps``, the UNet fed ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that
     warped HR estimate."""
     for t in timesteps:
+        if before_step is not None:
+            before_step()
         sample = torch.cat([z, lr], dim=1)
         down, mid = None, None
         if warped is not None:
@@ -76,6 +82,28 @@ def ddim_rollout(
         )[0]
         z = scheduler.step(noise_pred, t, z, eta=0.0, return_dict=False)[0]
     return z
+
+
+@contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for float32 matmuls and cuDNN convolutions while inside (restored after); nothing when disabled."""
+    if not enabled:
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``: to CUDA from page-locked memory without blocking the host (the caching host
+    allocator keeps the pinned block until the copy is done)."""
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,8 @@ class StreamDiffVSR:
         noise: str = DEFAULT_NOISE,
         reuse_conditioning: bool = True,
         strips: bool = True,
+        compile: bool = DEFAULT_COMPILE,
+        compile_mode: str = DEFAULT_COMPILE_MODE,
     ) -> None:
         self.components = components
         self.scheduler = scheduler
@@ -117,6 +147,21 @@ class StreamDiffVSR:
         # Full-resolution convolutions in horizontal strips (CPU only): same output, less memory traffic.
         self.strip_bytes = default_strip_bytes(self.device) if strips else None
         self.timer: StageTimer | None = None
+        self.tf32 = use_tf32(self.device.type)
+        self.unet, self.controlnet = components.unet, components.controlnet
+        # CUDA graphs: each DDIM step starts a new generation (the previous step's outputs are consumed).
+        self.before_step = None
+        if compile:
+            self.compile_networks(compile_mode)
+
+    def compile_networks(self, mode: str = DEFAULT_COMPILE_MODE) -> None:
+        """torch.compile this engine's UNet and ControlNet calls for a fixed frame size (``dynamic=False``: a
+        new size compiles again). The shared networks stay as they are for other engines."""
+        c = self.components
+        self.unet = torch.compile(c.unet, mode=mode, dynamic=False)
+        self.controlnet = torch.compile(c.controlnet, mode=mode, dynamic=False)
+        uses_graphs = self.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
+        self.before_step = torch.compiler.cudagraph_mark_step_begin if uses_graphs else None
 
     def profile(self) -> StageTimer:
         """Start accounting seconds per stage (flow, guidance, denoise, decode); returns the timer."""
@@ -141,6 +186,7 @@ class StreamDiffVSR:
         noise: str = DEFAULT_NOISE,
         timestep_spacing: str | None = None,
         download: bool = True,
+        compile: bool = DEFAULT_COMPILE,
     ) -> StreamDiffVSR:
         """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("nano", "tiny").
 
@@ -153,6 +199,9 @@ class StreamDiffVSR:
 
         ``noise`` is each frame's initial noise: "fresh" per frame (official), "fixed" (frame 0's for the whole
         chain) or "warped" (the previous frame's carried along the flow; ``noise.warp_noise``).
+
+        ``compile`` True: the UNet and ControlNet are compiled with torch.compile for the first frame size
+        (the first frames are slow while it compiles; output equal within float rounding).
         """
         if flow not in FLOW_CHOICES:
             raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
@@ -169,7 +218,9 @@ class StreamDiffVSR:
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
         estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)
-        return cls(components, scheduler, estimator, num_steps=num_steps, seed=seed, noise=noise)
+        return cls(
+            components, scheduler, estimator, num_steps=num_steps, seed=seed, noise=noise, compile=compile
+        )
 
     def stream(self) -> Stream:
         """A new stream: frame 0 runs without temporal guidance."""
@@ -180,7 +231,7 @@ class StreamDiffVSR:
     @torch.inference_mode()
     def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor:
         """Flow (1, 2, 4h, 4w) at output resolution from LR frame ``lr`` to ``prev_lr`` (both in [-1, 1])."""
-        with self.components.lock, self._stage("flow"):
+        with self.components.lock, tf32(self.tf32), self._stage("flow"):
             return self.flow(lr, prev_lr)
 
     @torch.inference_mode()
@@ -196,9 +247,12 @@ class StreamDiffVSR:
         ``estimate_flow`` if the caller has it already (the stream does: the warped noise needs it too)."""
         if previous is not None and flow is None:
             flow = self.estimate_flow(lr, previous[0])
-        with self.components.lock:
-            guidance = self.warped_guidance(previous[1], flow) if previous is not None else None
-            return self.generate(lr, latents, guidance)
+        with self.components.lock, tf32(self.tf32):
+            try:
+                guidance = self.warped_guidance(previous[1], flow) if previous is not None else None
+                return self.generate(lr, latents, guidance)
+            finally:  # also after an error (out of memory): never keep HR-sized tensors for a retry
+                self.components.conditioning.clear()
 
     # The methods below follow the caller's autograd mode and take batches: the nano training runs them with
     # gradients on (training/), so what is trained is what the engine runs.
@@ -227,16 +281,17 @@ class StreamDiffVSR:
         """The DDIM rollout from ``latents``: the final latent."""
         c = self.components
         return ddim_rollout(
-            c.unet,
-            c.controlnet,
+            self.unet,
+            self.controlnet,
             self.scheduler,
             self.timesteps,
             lr.to(c.dtype),
-            latents.to(device=self.device, dtype=c.dtype),
+            upload(latents, self.device).to(c.dtype),
             c.prompt_embeds.expand(lr.shape[0], -1, -1),
             guidance.warped if guidance is not None else None,
             # The baseline re-embeds the conditioning image at every step, as the official pipeline does.
             before_controlnet=None if self.reuse_conditioning else c.conditioning.clear,
+            before_step=self.before_step,
         )
 
     def decode(self, z: torch.Tensor, guidance: TemporalGuidance | None) -> torch.Tensor:

@@ -33,6 +33,11 @@ DEFAULT_NOISE = "fresh"
 DEFAULT_SCENE_THRESHOLD = 0.1
 DEFAULT_MAX_CHAIN = 0
 DEFAULT_SNAPSHOT_INTERVAL = 16
+# torch.compile of the UNet and ControlNet for the clip's frame size: off until measured on a GPU (BENCHMARKS.md).
+DEFAULT_COMPILE = False
+# inductor without CUDA graphs: the ControlNet's reused conditioning embedding runs eagerly between the compiled
+# graphs, and the outputs of one CUDA-graph generation feed the next ("reduce-overhead" is the experiment).
+DEFAULT_COMPILE_MODE = "default"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,13 @@ def resolve_device(device_index: int | None = None) -> str:
 def default_precision(device: str) -> str:
     """bf16 on CUDA (tensor cores, fp32's range), fp32 on the CPU (CPU bf16 was no faster for these networks)."""
     return "bf16" if str(device).startswith("cuda") else "fp32"
+
+
+def use_tf32(device: str) -> bool:
+    """TF32 tensor cores for float32 matrix products and convolutions: on for CUDA (the paper's fp32 numbers are
+    fp32 + TF32; its 10-bit mantissa is still finer than bf16's 7), meaningless on the CPU. The engine sets it
+    for the duration of each frame only, so other torch code in the process keeps its own setting."""
+    return str(device).startswith("cuda")
 
 
 # Values of the _Matrix frame prop (ITU-T H.273) and their names for resize's matrix_in_s.

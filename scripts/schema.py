@@ -16,6 +16,7 @@ from typing import Any
 
 from streamdiffvsr.options import (
     AUTO_FLOW,
+    DEFAULT_COMPILE,
     DEFAULT_FLOW_SCALE,
     DEFAULT_MAX_CHAIN,
     DEFAULT_NOISE,
@@ -180,6 +181,7 @@ KEYS: tuple[Key, ...] = (
         bounds=SNAPSHOT_INTERVAL_BOUNDS, auto=True),
     Key("engine", "timestep_spacing", "choice", None, "DDIM timestep spacing (auto: the checkpoint's)",
         choices=TIMESTEP_SPACINGS, auto=True),
+    Key("engine", "compile", "bool", DEFAULT_COMPILE, "torch.compile the denoising networks (slow first frames)"),
     Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", bounds=Bounds(0), auto=True),
     Key("encoder", "codec", "choice", "x265", "video codec (ffv1: lossless)", choices=tuple(CODECS)),
     Key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; x265/x264 up to 51, "

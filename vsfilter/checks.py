@@ -91,6 +91,7 @@ def check_settings(
     snapshot_interval: int,
     timestep_spacing: str | None,
     interval_name: str = "snapshot_interval",
+    compile: bool = False,
 ) -> None:
     """Types and ranges of the plain-value settings, against ``streamdiffvsr.options``, checked at the call
     (not at the first frame)."""
@@ -120,6 +121,8 @@ def check_settings(
         raise error(
             f"timestep_spacing must be None or one of {', '.join(TIMESTEP_SPACINGS)}, got {timestep_spacing!r}"
         )
+    if not isinstance(compile, bool):
+        raise error(f"compile must be True or False, got {compile!r}")
 
 
 def resolve_device(device_index: int | None) -> str:

@@ -38,6 +38,27 @@ class FrameReader:
         return self.on_device
 
 
+class Downloader:
+    """Device -> host copies that overlap the next frame's compute: on CUDA each copy runs on a side stream
+    into page-locked memory and returns an event to wait for before the host reads it; on the CPU a plain copy."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def copy(self, source: torch.Tensor, target: torch.Tensor) -> torch.cuda.Event | None:
+        """Start copying ``source`` into the host tensor ``target``; returns the event that marks it done."""
+        if self.stream is None or source.device.type != "cuda":
+            target.copy_(source)
+            return None
+        self.stream.wait_stream(torch.cuda.current_stream(source.device))  # ``source`` is computed
+        with torch.cuda.stream(self.stream):
+            target.copy_(source, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        source.record_stream(self.stream)  # its memory is not reused before the copy has read it
+        return done
+
+
 def write_frame(image: torch.Tensor, frame: vs.VideoFrame) -> None:
     """Copy a (3, H, W) float32 CPU tensor into the planes of a writable RGB frame (RGBS or RGBH)."""
     array = image.numpy()

@@ -11,6 +11,7 @@ import vapoursynth as vs
 from streamdiffvsr import StreamDiffVSR, StreamDiffVSRError
 from streamdiffvsr.options import (
     AUTO_FLOW,
+    DEFAULT_COMPILE,
     DEFAULT_FLOW_SCALE,
     DEFAULT_MAX_CHAIN,
     DEFAULT_MODEL,
@@ -47,6 +48,7 @@ def stream_diffvsr(
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
     timestep_spacing: str | None = None,
     checkpoint_interval: int | None = None,
+    compile: bool = DEFAULT_COMPILE,
 ) -> vs.VideoNode:
     """Stream-DiffVSR 4x super-resolution of an RGBS/RGBH clip.
 
@@ -73,6 +75,8 @@ def stream_diffvsr(
         further back; only the last few chains keep snapshots, so a linear encode runs in flat memory).
     :param timestep_spacing: override the scheduler's timestep spacing ("leading", "trailing", ...).
     :param checkpoint_interval: the former name of ``snapshot_interval`` (still accepted).
+    :param compile: compile the UNet and ControlNet for this clip's frame size with torch.compile (the first
+        frames wait for the compiler; output equal within float rounding).
     """
     clip = check_clip(clip)
     interval_name = "snapshot_interval"
@@ -91,6 +95,7 @@ def stream_diffvsr(
         snapshot_interval=snapshot_interval,
         timestep_spacing=timestep_spacing,
         interval_name=interval_name,
+        compile=compile,
     )
     device = resolve_device(device_index)
     precision = precision or default_precision(device)
@@ -106,6 +111,7 @@ def stream_diffvsr(
             seed=seed,
             noise=noise,
             timestep_spacing=timestep_spacing,
+            compile=compile,
         )
     except (StreamDiffVSRError, ValueError) as exc:
         raise error(str(exc)) from None
@@ -118,7 +124,7 @@ def stream_diffvsr(
         SceneCuts(clip, scene_detect, scene_threshold),
         max_chain=max_chain,
         snapshot_interval=snapshot_interval,
-        output_frames=output_cache_size(width * height * 3 * 4, core.num_threads),
+        output_frames=output_cache_size(width * height * 3 * 4),
     )
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -129,9 +135,9 @@ def stream_diffvsr(
         except StreamDiffVSRError as exc:
             raise error(f"frame {n}: {exc}") from None
         except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()  # the failed frame's blocks, so the next request starts clean
             raise error(
-                f"frame {n}: out of GPU memory at {width}x{height} output with precision={precision!r}, "
-                f"flow={flow!r}, flow_scale={flow_scale}; try precision='bf16', flow_scale=1 or a smaller clip"
+                f"frame {n}: {out_of_memory_message(width, height, precision, flow, flow_scale)}"
             ) from None
         out.props.clear()
         out.props.update(source.props)
@@ -143,6 +149,20 @@ def stream_diffvsr(
     _servers[output] = server
     _live_servers.add(server)
     return output
+
+
+def out_of_memory_message(width: int, height: int, precision: str, flow: str, flow_scale: float) -> str:
+    """What ran out of GPU memory, and only the fixes that differ from the settings already in use."""
+    fixes = []
+    if precision == "fp32":
+        fixes.append("precision='bf16'")
+    if flow_scale > DEFAULT_FLOW_SCALE:
+        fixes.append(f"flow_scale={DEFAULT_FLOW_SCALE:g}")
+    fixes.append("a smaller clip (crop or downscale the source), or free the GPU memory other programs hold")
+    return (
+        f"out of GPU memory at {width}x{height} output with precision={precision!r}, flow={flow!r}, "
+        f"flow_scale={flow_scale:g}; try {' or '.join(fixes)}"
+    )
 
 
 _servers: weakref.WeakKeyDictionary[vs.VideoNode, FrameServer] = weakref.WeakKeyDictionary()

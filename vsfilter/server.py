@@ -24,7 +24,7 @@ import vapoursynth as vs
 
 from streamdiffvsr import SCALE, Stream, StreamDiffVSR
 
-from .convert import FrameReader, host_buffer, write_frame
+from .convert import Downloader, FrameReader, host_buffer, write_frame
 from .scenes import SceneCuts, chain_anchor
 
 SNAPSHOT_BUDGET = 1 << 30  # bytes of host memory for stream-state snapshots
@@ -32,13 +32,15 @@ MIN_SNAPSHOTS = 2
 MAX_SNAPSHOTS = 256
 RECENT_PER_SPACING = 4  # snapshots kept at each spacing (interval, 2x, 4x, ...) behind a chain's newest one
 KEPT_CHAINS = 3  # the chain in use and the two chains used before it
-OUTPUT_BUDGET = 256 << 20  # bytes of host memory for recent outputs
+OUTPUT_BUDGET = 256 << 20  # bytes of host memory (page-locked on CUDA) for recent outputs
+MIN_OUTPUTS = 2
 MAX_OUTPUTS = 64
 
 
-def output_cache_size(frame_bytes: int, threads: int) -> int:
-    """Enough recent outputs for the frames VapourSynth has in flight at once, more if they are small."""
-    return max(threads + 2, min(MAX_OUTPUTS, OUTPUT_BUDGET // max(frame_bytes, 1)))
+def output_cache_size(frame_bytes: int, budget: int = OUTPUT_BUDGET) -> int:
+    """As many recent outputs as ``budget`` bytes hold (at least MIN_OUTPUTS, at most MAX_OUTPUTS). An output
+    evicted before its request arrives is recomputed from the nearest snapshot: exact, only slower."""
+    return max(MIN_OUTPUTS, min(MAX_OUTPUTS, budget // max(frame_bytes, 1)))
 
 
 @dataclass
@@ -132,36 +134,50 @@ class SnapshotStore:
         return None
 
 
+@dataclass
+class Output:
+    image: torch.Tensor  # (3, H, W) float32 host buffer
+    chain: Chain
+    copied: torch.cuda.Event | None  # set while the copy from the device may still be running
+
+    def ready(self) -> torch.Tensor:
+        if self.copied is not None:
+            self.copied.synchronize()
+            self.copied = None
+        return self.image
+
+
 class OutputCache:
-    """The last few outputs in host memory (LRU); an evicted entry's buffer holds the next one."""
+    """The last few outputs in host memory (LRU); an evicted entry's buffer holds the next one. Copies from the
+    device overlap the frames computed after them, and are waited for only when an output is read."""
 
     def __init__(self, capacity: int, shape: tuple[int, ...], device: torch.device) -> None:
         self.capacity = capacity
         self.shape = shape
         self.device = device
-        self.entries: OrderedDict[int, tuple[torch.Tensor, Chain]] = OrderedDict()
+        self.downloader = Downloader(device)
+        self.entries: OrderedDict[int, Output] = OrderedDict()
 
-    def get(self, n: int) -> tuple[torch.Tensor, Chain] | None:
+    def get(self, n: int) -> Output | None:
         entry = self.entries.get(n)
         if entry is not None:
             self.entries.move_to_end(n)
         return entry
 
-    def put(self, n: int, image: torch.Tensor, chain: Chain) -> torch.Tensor:
-        """Store (1, 3, H, W) ``image`` (any device) as frame n's output; returns the host copy."""
+    def put(self, n: int, image: torch.Tensor, chain: Chain) -> None:
+        """Store (1, 3, H, W) ``image`` (any device) as frame n's output."""
         if n in self.entries:
-            buffer = self.entries.pop(n)[0]
+            buffer = self.entries.pop(n).ready()
         elif len(self.entries) >= self.capacity:
-            buffer = self.entries.popitem(last=False)[1][0]
+            buffer = self.entries.popitem(last=False)[1].ready()
         else:
             buffer = host_buffer(self.shape, self.device)
-        buffer.copy_(image[0])
-        self.entries[n] = (buffer, Chain(chain.scene, chain.anchor, n + 1))
-        return buffer
+        copied = self.downloader.copy(image[0], buffer)
+        self.entries[n] = Output(buffer, Chain(chain.scene, chain.anchor, n + 1), copied)
 
     def scene_of(self, k: int) -> int | None:
         entry = self.entries.get(k)
-        return entry[1].scene if entry is not None else None
+        return entry.chain.scene if entry is not None else None
 
 
 class FrameServer:
@@ -204,20 +220,19 @@ class FrameServer:
     def render(self, n: int, source: vs.VideoFrame, out: vs.VideoFrame) -> int:
         """Write output frame n (``source`` is source frame n) into ``out``; returns n's chain anchor."""
         with self.lock:
-            cached = self.outputs.get(n)
-            if cached is None:
-                cached = self._compute(n, source)
-            image, chain = cached
-            write_frame(image, out)
-            return chain.anchor
+            if self.outputs.get(n) is None:
+                self._compute(n, source)
+            output = self.outputs.get(n)  # the last one computed: always kept
+            write_frame(output.ready(), out)
+            return output.chain.anchor
 
-    def _compute(self, n: int, source: vs.VideoFrame) -> tuple[torch.Tensor, Chain]:
+    def _compute(self, n: int, source: vs.VideoFrame) -> None:
+        """Step the live stream to frame n, caching the outputs that fit (n's among them)."""
         scene = self._scene_start(n, source)
         anchor = chain_anchor(n, scene, self.max_chain)
         self._seek(scene, anchor, n)
         live = self.live
         keep_from = n - self.outputs.capacity + 1
-        image = None
         try:
             for k in range(live.pos, n + 1):
                 if k > anchor and (k - anchor) % self.interval == 0 and k not in self.snapshots:
@@ -227,11 +242,10 @@ class FrameServer:
                 self.steps_run += 1
                 live.pos = k + 1
                 if k >= keep_from:
-                    image = self.outputs.put(k, result, live)
+                    self.outputs.put(k, result, live)
         except BaseException:
             self.live = None  # the stream may be half-stepped: never continue from it
             raise
-        return image, Chain(scene, anchor, n + 1)
 
     def _scene_start(self, n: int, source: vs.VideoFrame) -> int:
         """The first frame of n's scene: walk back to a cut, or to a frame whose scene is already known."""
