@@ -10,6 +10,10 @@ same synthetic clip, frame by frame through ``Stream``.
     python bench/benchmark.py --size 64x64 --frames 4          # CPU: full size, a few frames
     python bench/benchmark.py --size 320x180 --frames 12       # GPU: 720p output
     python bench/benchmark.py --tiny --memory-frames 10,100,500  # quick smoke + long memory run
+    python bench/benchmark.py --size 320x180 --compile default,reduce-overhead --json out.json  # + compiled
+
+``--compile MODES`` adds one configuration per torch.compile mode: ours with the UNet and ControlNet compiled
+(its first frame includes the compile time), reported with its largest output difference from ours.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import json
 import platform
 import statistics
 import sys
@@ -30,7 +35,7 @@ import torch.nn.functional as F
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 
 from streamdiffvsr import StreamDiffVSR, TemporalAutoencoderTiny
-from streamdiffvsr.checkpoint import Components, load_components, load_scheduler
+from streamdiffvsr.checkpoint import Components, load_components, load_scheduler, select_attention
 from streamdiffvsr.flow import DisFlow, FlowEstimator, RaftFlow
 from streamdiffvsr.profiling import StageTimer
 from streamdiffvsr.tiny_checkpoint import build_tiny_checkpoint
@@ -47,6 +52,7 @@ class Config:
     reuse_conditioning: bool
     channels_last: bool
     strips: bool
+    compile_mode: str | None = None
 
 
 @dataclass
@@ -56,6 +62,9 @@ class Result:
     stages: dict[str, float]
     peak_mib: float
     memory_after: dict[int, float] = field(default_factory=dict)
+    outputs: list[torch.Tensor] = field(default_factory=list, repr=False)
+    max_diff_vs_ours: float | None = None
+    error: str | None = None
 
     @property
     def steady(self) -> float:
@@ -99,18 +108,33 @@ def random_raft(device: torch.device) -> RaftFlow:
     return RaftFlow("raft_large", path, device)
 
 
+_built: dict[torch.dtype, Components] = {}
+
+
 def full_size_components(device: torch.device, dtype: torch.dtype) -> Components:
+    """The full-size networks with random weights, built on ``device`` (fast there); the last built is reused by
+    the next configuration of the same dtype, and dropped before one of another dtype is built (so a peak
+    memory figure holds one set of weights only)."""
+    if dtype in _built:
+        return _built[dtype]
+    _built.clear()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     torch.manual_seed(0)
 
     def build(cls, sub: str) -> torch.nn.Module:
-        model = cls.from_config(cls.load_config(CONFIGS / sub))
+        with torch.device(device):
+            model = cls.from_config(cls.load_config(CONFIGS / sub))
         return model.eval().requires_grad_(False).to(device=device, dtype=dtype)
 
     unet = build(UNet2DConditionModel, "unet")
     controlnet = build(ControlNetModel, "controlnet")
     vae = build(TemporalAutoencoderTiny, "vae")
+    select_attention(device, unet, controlnet)
     embeds = torch.randn(1, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
-    return Components(CONFIGS, unet, controlnet, vae, embeds, device, dtype)
+    _built[dtype] = Components(CONFIGS, unet, controlnet, vae, embeds, device, dtype)
+    return _built[dtype]
 
 
 def make_engine(args, config: Config, device: torch.device) -> StreamDiffVSR:
@@ -127,9 +151,12 @@ def make_engine(args, config: Config, device: torch.device) -> StreamDiffVSR:
     for model in (components.unet, components.controlnet, components.vae):
         model.to(memory_format=memory_format)
     flow = FlowEstimator(random_raft(device), config.flow_scale, 4)
-    return StreamDiffVSR(
+    engine = StreamDiffVSR(
         components, scheduler, flow, reuse_conditioning=config.reuse_conditioning, strips=config.strips
     )
+    if config.compile_mode is not None:
+        engine.compile_networks(config.compile_mode)
+    return engine
 
 
 def run_config(
@@ -140,16 +167,17 @@ def run_config(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stream = engine.stream()
-    times, stages = [], {}
+    times, stages, outputs = [], {}, []
     memory_after: dict[int, float] = {}
     for i in range(max([len(frames), *memory_marks])):
         timed = i < len(frames)
         timer = engine.profile() if timed else None
         engine.timer = timer
         start = time.perf_counter()
-        stream.step(frames[i % len(frames)].to(device)).cpu()
+        output = stream.step(frames[i % len(frames)].to(device)).cpu()
         if timed:
             times.append(time.perf_counter() - start)
+            outputs.append(output)
             if i >= 2:
                 stages["copies"] = stages.get("copies", 0.0) + times[-1] - sum(timer.seconds.values())
                 for name, seconds in timer.seconds.items():
@@ -159,7 +187,12 @@ def run_config(
             memory_after[i + 1] = memory_mib(device)
     steady_frames = max(len(frames) - 2, 1)
     result = Result(
-        config, times, {k: v / steady_frames for k, v in stages.items()}, memory_mib(device), memory_after
+        config,
+        times,
+        {k: v / steady_frames for k, v in stages.items()},
+        memory_mib(device),
+        memory_after,
+        outputs,
     )
     del engine, stream
     gc.collect()
@@ -213,6 +246,12 @@ def main() -> None:
         "--rounds", type=int, default=1, help="repeat in ABBA order; ratio of per-config medians"
     )
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--compile",
+        default="",
+        help="torch.compile modes to add as configurations, e.g. default,reduce-overhead",
+    )
+    parser.add_argument("--json", help="also write the results (no outputs) to this file")
     parser.add_argument("--workdir", default="/tmp/streamdiffvsr-bench")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -220,6 +259,8 @@ def main() -> None:
     frames = synthetic_clip(args.frames, h, w)
     ours_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     configs = [Config("ours", ours_dtype, 1.0, True, True, True)]
+    for mode in filter(None, args.compile.split(",")):
+        configs.append(Config(f"ours+compile:{mode}", ours_dtype, 1.0, True, True, True, mode))
     if not args.skip_baseline:
         configs.insert(0, Config("baseline", torch.float32, 4.0, False, False, False))
 
@@ -235,9 +276,11 @@ def main() -> None:
     for r in range(args.rounds):  # ABBA order cancels a slow drift of the machine's speed
         for c in configs if r % 2 == 0 else configs[::-1]:
             results.append(
-                run_config(args, c, device, frames, marks if c.name == "ours" and r == 0 else set())
+                run_guarded(args, c, device, frames, marks if c.name == "ours" and r == 0 else set())
             )
+    compare_to_ours(results)
     print_results(results, device)
+    _built.clear()
 
     repeats = 2 if device.type == "cpu" else 10
     fw, fh = (int(v) for v in args.flow_size.lower().split("x"))
@@ -247,6 +290,53 @@ def main() -> None:
     print("\nwarp error vs known motion (DIS flow, mean abs on [-1,1], interior):")
     for scale, err in warp_error_table(h, w):
         print(f"  {'no warp' if scale == 0 else f'flow_scale={scale:g}':>14}: {err:.4f}")
+    if args.json:
+        write_json(args, results, device, {"flow_scale_4_ms": s4 * 1000, "flow_scale_1_ms": s1 * 1000})
+
+
+def run_guarded(args, config: Config, device, frames, marks) -> Result:
+    """``run_config``; a compiled configuration that fails is reported as failed (the others still run)."""
+    if config.compile_mode is None:
+        return run_config(args, config, device, frames, marks)
+    try:
+        return run_config(args, config, device, frames, marks)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        print(f"# {config.name} failed: {message}", flush=True)
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return Result(config, [float("nan")], {}, float("nan"), error=message)
+
+
+def compare_to_ours(results: list[Result]) -> None:
+    """Largest |output - ours| over the timed frames, for the compiled configurations (same weights, frames)."""
+    ours = next((r for r in results if r.config.name == "ours"), None)
+    for r in results:
+        if ours is not None and r.config.compile_mode is not None and r.outputs:
+            r.max_diff_vs_ours = max(
+                (a - b).abs().max().item() for a, b in zip(r.outputs, ours.outputs, strict=True)
+            )
+
+
+def write_json(args, results: list[Result], device: torch.device, flow: dict[str, float]) -> None:
+    rows = [
+        {
+            "config": r.config.name,
+            "dtype": str(r.config.dtype).removeprefix("torch."),
+            "flow_scale": r.config.flow_scale,
+            "steady_s": r.steady,
+            "first_frame_s": r.frame_seconds[0],
+            "stages_s": r.stages,
+            "peak_mib": r.peak_mib,
+            "memory_after_mib": r.memory_after,
+            "max_diff_vs_ours": r.max_diff_vs_ours,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    info = {"device": device_name(device), "torch": torch.__version__, "argv": sys.argv, "tiny": args.tiny}
+    Path(args.json).write_text(json.dumps({"info": info, "results": rows, "flow": flow}, indent=1))
 
 
 def device_name(device: torch.device) -> str:
@@ -264,6 +354,9 @@ def print_results(results: list[Result], device: torch.device) -> None:
     )
     print("|---|---|---|" + "---|" * len(stage_names) + "---|")
     for r in results:
+        if r.error is not None:
+            print(f"| {r.config.name} | failed: {r.error} |")
+            continue
         stages = " | ".join(f"{r.stages.get(s, 0.0):.3f}" for s in stage_names)
         print(
             f"| {r.config.name} | {r.steady:.3f} | {r.frame_seconds[0]:.3f} | {stages} | {r.peak_mib:.0f} |"
@@ -272,7 +365,10 @@ def print_results(results: list[Result], device: torch.device) -> None:
         if r.memory_after:
             marks = ", ".join(f"{n} frames: {m:.0f} MiB" for n, m in sorted(r.memory_after.items()))
             print(f"memory {r.config.name}: {marks}")
-    if {r.config.name for r in results} == {"baseline", "ours"}:
+    for r in results:
+        if r.max_diff_vs_ours is not None:
+            print(f"{r.config.name}: max |output - ours| {r.max_diff_vs_ours:.2e} (on [0, 1])")
+    if {"baseline", "ours"} <= {r.config.name for r in results}:
         steady = {
             n: statistics.median(r.steady for r in results if r.config.name == n)
             for n in ("baseline", "ours")
