@@ -21,7 +21,7 @@ from .test_engine import clip
 vs = pytest.importorskip("vapoursynth")
 
 from streamdiffvsr.cli.presets import load_settings  # noqa: E402
-from streamdiffvsr.vsfilter import stream_diffvsr  # noqa: E402
+from streamdiffvsr.vsfilter import frame_server, stream_diffvsr  # noqa: E402
 from streamdiffvsr.vsfilter.filter import out_of_memory_message  # noqa: E402
 from streamdiffvsr.vsfilter.server import MIN_OUTPUTS, OUTPUT_BUDGET, output_cache_size  # noqa: E402
 
@@ -106,7 +106,7 @@ def test_filter_out_of_memory_is_a_clear_error_and_the_next_frame_is_right(tiny_
     expected = [to_array(f) for f in stream_diffvsr(numpy_clip(data), **settings).frames()]
     out = stream_diffvsr(numpy_clip(data), **settings)
     vs.core.std.SetVideoCache(out, 0)
-    unet = StreamDiffVSR.from_pretrained(str(tiny_checkpoint), device="cpu", flow="dis").components.unet
+    unet = frame_server(out).engine.components.unet
     hook = unet.register_forward_pre_hook(OutOfMemoryAt(2))  # in frame 1 of the chain
     try:
         with pytest.raises(vs.Error, match=r"stream_diffvsr: frame 2: out of GPU memory at 128x96 output .*"):
