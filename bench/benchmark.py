@@ -278,7 +278,9 @@ def main() -> None:
             results.append(
                 run_guarded(args, c, device, frames, marks if c.name == "ours" and r == 0 else set())
             )
-    compare_to_ours(results)
+            compare_to_ours(results)
+            if args.json:  # after each configuration: a run stopped by a time limit keeps what it measured
+                write_json(args, results, device, {})
     print_results(results, device)
     _built.clear()
 
