@@ -37,6 +37,7 @@ ls .gpu-wheels/*.whl >/dev/null 2>&1 && WHEELS=1
 import importlib.metadata as m, platform, torch
 import diffusers, streamdiffvsr, vapoursynth
 print("python", platform.python_version(), "| streamdiffvsr from", streamdiffvsr.__file__)
+print("vapoursynth from", vapoursynth.__file__, "| diffusers from", diffusers.__file__)
 print(" | ".join(f"{d} {m.version(d)}" for d in ("torch", "torchvision", "diffusers", "vapoursynth", "transformers")))
 print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
 PYEOF
