@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .pipeline import PipelineError
-from .segment_job import count_frames
+from .verify import IncompleteVideo, verify_frames
 
 TAIL_LINES = 15
 
@@ -30,9 +30,12 @@ def join(ffmpeg_args: list[str], ffprobe: str, partial: Path, output: Path, fram
         tail = result.stderr.strip().splitlines()[-TAIL_LINES:]
         if result.returncode != 0:
             raise PipelineError("ffmpeg (join)", f"exit status {result.returncode}", tail)
-        found = count_frames(ffprobe, partial)
-        if found != frames:
-            raise PipelineError("ffmpeg (join)", f"{found} frames written of {frames}", tail)
+        try:
+            verify_frames(partial, ffprobe, frames)
+        except IncompleteVideo as exc:
+            raise PipelineError(
+                "ffmpeg (join)", f"exit status 0, but the file is incomplete: {exc}", tail
+            ) from None
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)

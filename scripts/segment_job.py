@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from .ffmpeg_cmd import segment_command
 from .pipeline import Pipeline, PipelineError
-from .probe import SourceInfo, ffmpeg_url
+from .probe import SourceInfo
 from .schema import CODECS
 from .segments import Segment, wrapper_script
 from .tools import require_encode_tools
@@ -50,17 +49,6 @@ class SegmentResult:
     tail: tuple[str, ...] = ()
     node: str = ""
     seconds: float = 0.0
-
-
-def count_frames(ffprobe: str, path: Path) -> int | None:
-    """The video packets ffprobe reads in ``path`` from start to end (None if it cannot read the file)."""
-    result = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", ffmpeg_url(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    text = result.stdout.strip().rstrip(",")
-    return int(text) if result.returncode == 0 and text.isdigit() else None
 
 
 def _check_storage(job: SegmentJob, node: str) -> None:
