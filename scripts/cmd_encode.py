@@ -12,7 +12,7 @@ from pathlib import Path
 from .console import notify, printable
 from .errors import CliError
 from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
-from .models import choose_model
+from .models import add_model_argument, choose_model
 from .partials import partial_path, remove_dead_leftovers
 from .pipeline import Pipeline
 from .presets import add_preset_arguments, load_settings
@@ -271,9 +271,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("input", metavar="INPUT", help="the source video")
     p.add_argument("output", metavar="OUTPUT", help="the result, .mkv or .mp4")
     add_preset_arguments(p)
-    p.add_argument(
-        "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
-    )
+    add_model_argument(p)
     p.add_argument(
         "--vpy", metavar="FILE", help="your own script instead of the generated one (gets --arg src=)"
     )

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .errors import CliError
-from .models import choose_model
-from .presets import load_settings
+from .models import add_model_argument, choose_model
+from .presets import add_preset_arguments, load_settings
 from .progress import Progress
 
 
@@ -129,13 +129,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("in_dir", metavar="IN_DIR")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument(
-        "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
-    )
-    p.add_argument(
-        "--preset", metavar="NAME|FILE", help="engine settings from a preset (encoder keys are unused)"
-    )
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key")
+    add_model_argument(p)
+    add_preset_arguments(p)  # only the engine keys are used
     p.add_argument("--overwrite", action="store_true", help="replace frames that exist in OUT_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_frames)

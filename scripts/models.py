@@ -42,3 +42,10 @@ def choose_model(requested: str | None) -> ModelChoice:
             f"{DEFAULT_MODEL} is not cached, run `streamdiffvsr download` to use it",
         )
     return ModelChoice(DEFAULT_MODEL, path, f"model: {DEFAULT_MODEL} (cached at {path})")
+
+
+def add_model_argument(parser) -> None:
+    """The --model option of the commands that run the model."""
+    parser.add_argument(
+        "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
+    )
