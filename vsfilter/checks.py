@@ -9,6 +9,7 @@ from streamdiffvsr.options import (
     FLOW_CHOICES,
     FLOW_SCALE_BOUNDS,
     MATRIX_NAMES,
+    MAX_CHAIN_BOUNDS,
     MIN_SIDE,
     NOISE_MODES,
     PRECISIONS,
@@ -113,7 +114,7 @@ def check_settings(
         raise error(
             f"scene_threshold must be in {SCENE_THRESHOLD_BOUNDS.describe()}, got {scene_threshold!r}"
         )
-    if not _is_int(max_chain) or max_chain < 0:
+    if not _is_int(max_chain) or max_chain not in MAX_CHAIN_BOUNDS:
         raise error(f"max_chain must be 0 (off) or a positive number of frames, got {max_chain!r}")
     if not _is_int(snapshot_interval) or snapshot_interval not in SNAPSHOT_INTERVAL_BOUNDS:
         raise error(f"{interval_name} must be a positive number of frames, got {snapshot_interval!r}")
