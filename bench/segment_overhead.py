@@ -16,16 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamdiffvsr.cli.ffmpeg_cmd import container_for, ffmpeg_command
-from streamdiffvsr.cli.join import join, write_concat_list
-from streamdiffvsr.cli.models import choose_model
-from streamdiffvsr.cli.presets import load_settings
-from streamdiffvsr.cli.probe import probe
-from streamdiffvsr.cli.schema import KEYS_BY_NAME
-from streamdiffvsr.cli.segment_job import SegmentJob, render_segment
-from streamdiffvsr.cli.segments import Segment
-from streamdiffvsr.cli.tools import require_encode_tools
-from streamdiffvsr.cli.vpy import render_script
+from streamdiffvsr.cli.media.ffmpeg_cmd import container_for, ffmpeg_command
+from streamdiffvsr.cli.media.probe import probe
+from streamdiffvsr.cli.media.tools import require_encode_tools
+from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.segments.job import SegmentJob, render_segment
+from streamdiffvsr.cli.segments.join import join, write_concat_list
+from streamdiffvsr.cli.segments.plan import Segment
+from streamdiffvsr.cli.settings.models import choose_model
+from streamdiffvsr.cli.settings.presets import load_settings
+from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME
 
 
 def ffmpeg(*args: str) -> None:

@@ -8,15 +8,14 @@ import signal
 import sys
 from typing import NoReturn
 
+from streamdiffvsr.cli.commands import download, encode, frames, info, presets, script
+from streamdiffvsr.cli.console import printable
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.pipeline import PipelineError
 from streamdiffvsr.errors import StreamDiffVSRError
 
-from . import cmd_download, cmd_encode, cmd_frames, cmd_info, cmd_presets, cmd_script
-from .console import printable
-from .errors import CliError
-from .pipeline import PipelineError
-
 PROG = "streamdiffvsr"
-COMMANDS = (cmd_encode, cmd_script, cmd_presets, cmd_info, cmd_download, cmd_frames)
+COMMANDS = (encode, script, presets, info, download, frames)
 
 
 class OneLineParser(argparse.ArgumentParser):

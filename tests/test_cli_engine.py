@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import streamdiffvsr
-from streamdiffvsr.cli import models
-from streamdiffvsr.cli.cmd_frames import numbered_pngs
+from streamdiffvsr.cli.commands.frames import numbered_pngs
 from streamdiffvsr.cli.main import main
+from streamdiffvsr.cli.settings import models
 
 
 def write_frames(folder: Path, count: int, dtype=np.uint8) -> list[str]:

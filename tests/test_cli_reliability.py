@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.cli.main import main
-from streamdiffvsr.cli.probe import frame_duration_range
-from streamdiffvsr.cli.probe import probe as read_source
+from streamdiffvsr.cli.media.probe import frame_duration_range
+from streamdiffvsr.cli.media.probe import probe as read_source
 
 from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg, make_clip, probe, streams
 

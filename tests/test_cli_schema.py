@@ -9,9 +9,9 @@ import pytest
 
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.main import main
-from streamdiffvsr.cli.presets import bundled_presets, load_settings
-from streamdiffvsr.cli.schema import KEYS
-from streamdiffvsr.cli.vpy import render_script
+from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
+from streamdiffvsr.cli.settings.schema import KEYS
 
 REQUIRED_PRESETS = {"quality", "balanced", "fast", "lowvram", "preview"}
 

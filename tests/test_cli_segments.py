@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli.segments import Segment, split
+from streamdiffvsr.cli.segments.plan import Segment, split
 from tests.test_cli_encode import CLI, ffmpeg, processes_mentioning
 
 SCENE_FRAMES = 4

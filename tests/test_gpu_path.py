@@ -20,7 +20,7 @@ from .test_engine import clip
 
 vs = pytest.importorskip("vapoursynth")
 
-from streamdiffvsr.cli.presets import load_settings  # noqa: E402
+from streamdiffvsr.cli.settings.presets import load_settings  # noqa: E402
 from streamdiffvsr.vsfilter import frame_server, stream_diffvsr  # noqa: E402
 from streamdiffvsr.vsfilter.filter import out_of_memory_message  # noqa: E402
 from streamdiffvsr.vsfilter.server import MIN_OUTPUTS, OUTPUT_BUDGET, output_cache_size  # noqa: E402

@@ -30,5 +30,5 @@ def test_default_precision() -> None:
 
 
 def test_schema_and_options_import_without_torch() -> None:
-    code = "import sys, streamdiffvsr.cli.schema; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, streamdiffvsr.cli.settings.schema; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

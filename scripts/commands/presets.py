@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .presets import DEFAULT_PRESET, bundled_presets, describe, load_settings, preset_text
-from .schema import KEYS
+from streamdiffvsr.cli.settings.presets import (
+    DEFAULT_PRESET,
+    bundled_presets,
+    describe,
+    load_settings,
+    preset_text,
+)
+from streamdiffvsr.cli.settings.schema import KEYS
 
 
 def _format_default(value: object) -> str:

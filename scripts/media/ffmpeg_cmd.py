@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError
-from .probe import SourceInfo, ffmpeg_url
-from .schema import CODECS
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.probe import SourceInfo, ffmpeg_url
+from streamdiffvsr.cli.settings.schema import CODECS
 
 CONTAINERS = {".mkv": "matroska", ".mp4": "mp4"}
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ffmpeg_cmd import segment_command
-from .pipeline import Pipeline, PipelineError
-from .probe import SourceInfo
-from .schema import CODECS
-from .segments import Segment, wrapper_script
-from .tools import require_encode_tools
-from .vpy import vspipe_command
+from streamdiffvsr.cli.media.ffmpeg_cmd import segment_command
+from streamdiffvsr.cli.media.probe import SourceInfo
+from streamdiffvsr.cli.media.tools import require_encode_tools
+from streamdiffvsr.cli.media.vpy import vspipe_command
+from streamdiffvsr.cli.segments.pipeline import Pipeline, PipelineError
+from streamdiffvsr.cli.segments.plan import Segment, wrapper_script
+from streamdiffvsr.cli.settings.schema import CODECS
 
 
 class StorageError(Exception):

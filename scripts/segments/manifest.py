@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError
-from .segments import Segment
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.plan import Segment
 
 MANIFEST = "manifest.json"
 LOCK = "lock"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.options import (
     AUTO_FLOW,
     DEFAULT_COMPILE,
@@ -34,8 +35,6 @@ from streamdiffvsr.options import (
     TIMESTEP_SPACINGS,
     Bounds,
 )
-
-from .errors import CliError
 
 SECTIONS = ("engine", "encoder", "segment")
 # encoder.codec -> the ffmpeg encoder it runs.

@@ -7,9 +7,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from .errors import CliError
-from .presets import add_preset_arguments, load_settings
-from .vpy import render_script
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 
 
 def run_script(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .progress import Progress
-from .verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.progress import Progress
 
 TAIL_LINES = 15
 FAILURE_GRACE_S = 2.0  # after one side fails, how long the other may take to show whether it fails too

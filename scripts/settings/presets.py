@@ -7,8 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError
-from .schema import Settings, build_settings
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.settings.schema import Settings, build_settings
 
 DEFAULT_PRESET = "balanced"
 PRESET_PACKAGE = "streamdiffvsr.presets"

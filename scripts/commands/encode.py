@@ -9,19 +9,19 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from .console import notify, printable
-from .errors import CliError
-from .ffmpeg_cmd import Trim, container_for, ffmpeg_command
-from .models import add_model_argument, choose_model
-from .partials import partial_path, remove_dead_leftovers
-from .pipeline import Pipeline
-from .presets import add_preset_arguments, load_settings
-from .probe import SourceInfo, frame_duration_range, probe
-from .progress import Progress
-from .schema import CODECS, KEYS_BY_NAME, Settings, find_key
-from .segmented import Parallel, Request, run_segmented
-from .tools import require_encode_tools, x265_param_errors
-from .vpy import render_script, vspipe_command
+from streamdiffvsr.cli.console import notify, printable
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.ffmpeg_cmd import Trim, container_for, ffmpeg_command
+from streamdiffvsr.cli.media.probe import SourceInfo, frame_duration_range, probe
+from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
+from streamdiffvsr.cli.media.vpy import render_script, vspipe_command
+from streamdiffvsr.cli.progress import Progress
+from streamdiffvsr.cli.segments.orchestrator import Parallel, Request, run_segmented
+from streamdiffvsr.cli.segments.partials import partial_path, remove_dead_leftovers
+from streamdiffvsr.cli.segments.pipeline import Pipeline
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
+from streamdiffvsr.cli.settings.schema import CODECS, KEYS_BY_NAME, Settings, find_key
 
 
 def check_input(path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .schema import KEYS_BY_NAME
+from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME
 
 FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
 

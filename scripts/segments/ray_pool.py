@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import CliError
-from .ray_local import LOOPBACK_ENV
-from .segment_job import SegmentJob, SegmentResult, render_segment
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.job import SegmentJob, SegmentResult, render_segment
+from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
 
 POLL_S = 0.25
 REPORT_EVERY_S = 0.5
@@ -67,7 +67,7 @@ def _remote_segment(job: SegmentJob, board: Any) -> SegmentResult:
 def local_instance(cpus: int, gpus: int) -> Iterator[str]:
     """A Ray head on 127.0.0.1 for this encode (see ray_local), stopped when the block ends or we die."""
     guardian = subprocess.Popen(
-        [sys.executable, "-m", "streamdiffvsr.cli.ray_local", str(cpus), str(gpus)],
+        [sys.executable, "-m", "streamdiffvsr.cli.segments.ray_local", str(cpus), str(gpus)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -7,7 +7,7 @@ import platform
 import sys
 from collections.abc import Iterator
 
-from .tools import find_tool, has_encoder, tool_version
+from streamdiffvsr.cli.media.tools import find_tool, has_encoder, tool_version
 
 REQUIRED_PLUGINS = {"bs": "bestsource (video source)"}
 
@@ -67,9 +67,8 @@ def _models() -> Iterator[tuple[str, str, bool]]:
     from huggingface_hub import constants
 
     from streamdiffvsr import DEFAULT_MODEL, ModelLoadError, resolve_checkpoint
+    from streamdiffvsr.cli.settings.models import EMBEDDED_MODEL
     from streamdiffvsr.layout import cache_dir
-
-    from .models import EMBEDDED_MODEL
 
     try:
         yield "model", f"{DEFAULT_MODEL}: cached at {resolve_checkpoint(DEFAULT_MODEL, download=False)}", True

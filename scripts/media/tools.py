@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CliError
+from streamdiffvsr.cli.errors import CliError
 
 INSTALL_HINT = {
     "vspipe": "install VapourSynth (bash scripts/setup.sh puts vspipe in .venv/bin)",

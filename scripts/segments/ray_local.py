@@ -1,4 +1,4 @@
-"""The local Ray instance behind ``encode --workers N``: ``python -m streamdiffvsr.cli.ray_local CPUS GPUS``.
+"""The local Ray instance behind ``encode --workers N``: ``python -m streamdiffvsr.cli.segments.ray_local CPUS GPUS``.
 
 Run in its own session by the encode, it starts a Ray head that listens on 127.0.0.1 only (with Ray's token
 authentication), prints its address, and waits for its stdin to close: when the encode ends or dies (even by

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .probe import run_ffprobe
+from streamdiffvsr.cli.media.probe import run_ffprobe
 
 
 class IncompleteVideo(Exception):

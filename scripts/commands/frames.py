@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CliError
-from .models import add_model_argument, choose_model
-from .presets import add_preset_arguments, load_settings
-from .progress import Progress
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.progress import Progress
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 
 
 def numbered_pngs(folder: Path) -> list[Path]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import CliError
-from .vpy import vspipe_command
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.vpy import vspipe_command
 
 WRAPPER = "segment.vpy"
 SCAN_TAIL_LINES = 5

@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from .presets import bundled_presets
-from .schema import KEYS, PIXEL_FORMATS, Settings
+from streamdiffvsr.cli.settings.presets import bundled_presets
+from streamdiffvsr.cli.settings.schema import KEYS, PIXEL_FORMATS, Settings
 
 TEMPLATE = "template.vpy"
 

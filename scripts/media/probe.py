@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import CliError
+from streamdiffvsr.cli.errors import CliError
 
 UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
 

@@ -13,15 +13,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CliError
-from .join import join, write_concat_list
-from .pipeline import PipelineError
-from .probe import SourceInfo
-from .progress import Progress
-from .schema import Settings
-from .segment_job import SegmentJob, SegmentResult, render_segment
-from .segment_manifest import Manifest, load, locked, remove_leftovers, segment_file, work_folder
-from .segments import Segment, scan_script, split
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.probe import SourceInfo
+from streamdiffvsr.cli.progress import Progress
+from streamdiffvsr.cli.segments.job import SegmentJob, SegmentResult, render_segment
+from streamdiffvsr.cli.segments.join import join, write_concat_list
+from streamdiffvsr.cli.segments.manifest import (
+    Manifest,
+    load,
+    locked,
+    remove_leftovers,
+    segment_file,
+    work_folder,
+)
+from streamdiffvsr.cli.segments.pipeline import PipelineError
+from streamdiffvsr.cli.segments.plan import Segment, scan_script, split
+from streamdiffvsr.cli.settings.schema import Settings
 
 MAX_ATTEMPTS = 3
 GENERATED_SCRIPT = "upscale.vpy"
@@ -192,7 +199,7 @@ def _render(
                 attempt += 1
         progress.finish()
         return
-    from . import workers
+    from streamdiffvsr.cli.segments import ray_pool as workers
 
     if parallel.address is not None:
         workers.connect(parallel.address, local=False)

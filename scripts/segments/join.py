@@ -8,8 +8,8 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-from .pipeline import PipelineError
-from .verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.segments.pipeline import PipelineError
 
 TAIL_LINES = 15
 
