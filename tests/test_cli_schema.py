@@ -88,7 +88,9 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("codec=vp9", "encoder.codec must be one of x265, x264, svtav1, ffv1"),
         ("crf=55", "encoder.crf must be at most 51 for x265"),
         ("codec=ffv1,x265_params=aq-mode=3", "encoder.x265_params applies to codec x265 only"),
-        ("codec=svtav1,pix_fmt=yuv444p", "encoder.pix_fmt must be yuv420p or yuv420p10le for svtav1"),
+        ("codec=svtav1,pix_fmt=yuv444p", "encoder.pix_fmt must be one of yuv420p, yuv420p10le for svtav1"),
+        ("codec=x264,pix_fmt=yuv420p12le", "encoder.pix_fmt must be one of"),
+        ("codec=svtav1,tune=grain", "encoder.tune does not apply to svtav1"),
         ("segment.min_frames=0", "segment.min_frames must be an integer >= 1"),
     ],
 )
@@ -150,3 +152,34 @@ def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_p
 def test_every_key_documents_its_allowed_values() -> None:
     for key in KEYS:
         assert key.allowed() and key.help
+
+
+def test_x264_has_its_own_preset_key_and_reads_x265_preset_with_a_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamdiffvsr.cli.media.ffmpeg_cmd import video_options
+    from streamdiffvsr.cli.media.probe import SourceInfo
+
+    info = SourceInfo(fps=24, time_base=None, color_primaries=None, color_transfer=None)
+    own = load_settings(None, ["codec=x264", "x264_preset=slow", "x265_preset=fast"])
+    assert video_options(own.section("encoder"), info, False)["preset"] == "slow"
+    assert own.notices == ()
+    old = tmp_path / "old.toml"
+    old.write_text('[encoder]\ncodec = "x264"\nx265_preset = "veryfast"\n')
+    capsys.readouterr()
+    legacy = load_settings(str(old))
+    assert video_options(legacy.section("encoder"), info, False)["preset"] == "veryfast"
+    assert "encoder.x264_preset" in capsys.readouterr().err and len(legacy.notices) == 1
+
+
+def test_every_codec_of_the_registry_is_a_choice_with_its_own_options() -> None:
+    from streamdiffvsr.cli.media.ffmpeg_cmd import video_options
+    from streamdiffvsr.cli.media.probe import SourceInfo
+    from streamdiffvsr.cli.settings.codecs import CODECS
+
+    info = SourceInfo(fps=24, time_base=None, color_primaries=None, color_transfer=None)
+    for codec in CODECS.values():
+        options = video_options(load_settings(None, [f"codec={codec.name}"]).section("encoder"), info, False)
+        assert options["c:v"] == codec.encoder
+        assert ("crf" in options) == (codec.crf_max is not None)
+        assert ("x265-params" in options) == (codec.name == "x265")

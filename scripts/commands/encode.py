@@ -19,9 +19,10 @@ from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request, run_segmented
 from streamdiffvsr.cli.segments.partials import partial_path, remove_dead_leftovers
 from streamdiffvsr.cli.segments.pipeline import Pipeline
+from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
-from streamdiffvsr.cli.settings.schema import CODECS, KEYS_BY_NAME, Settings, find_key
+from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
 
 
 def check_input(path: Path) -> None:
@@ -187,8 +188,9 @@ def run_encode(args: argparse.Namespace) -> int:
     source, output = Path(args.input), Path(args.output)
     check_input(source)
     muxer = container_for(output)
-    if muxer == "mp4" and settings["codec"] == "ffv1":
-        raise CliError("encoder.codec ffv1 cannot go into .mp4; write an .mkv OUTPUT")
+    codec = CODECS[settings["codec"]]
+    if muxer not in codec.containers:
+        raise CliError(f"encoder.codec {codec.name} cannot go into {output.suffix}; write an .mkv OUTPUT")
     parallel = parallel_from(args)
     check_output(output, source, args.overwrite)
     check_output_folder(output.parent)
@@ -199,7 +201,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if user_vpy is not None and not user_vpy.is_file():
         raise CliError(f"--vpy {user_vpy} is not a file")
     flow_weights = check_flow_weights(settings)
-    tools = require_encode_tools(CODECS[settings["codec"]])
+    tools = require_encode_tools(codec.encoder)
     if settings["codec"] == "x265":
         check_x265_params(tools.ffmpeg, settings["x265_params"])
     info = probe(source, tools.ffprobe)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from streamdiffvsr.cli.media.tools import find_tool, has_encoder, tool_version
+from streamdiffvsr.cli.settings.codecs import CODECS, DEFAULT_CODEC
 
 REQUIRED_PLUGINS = {"bs": "bestsource (video source)"}
 
@@ -57,8 +58,10 @@ def _ffmpeg() -> Iterator[tuple[str, str, bool]]:
         yield "ffmpeg", "missing", False
     else:
         yield "ffmpeg", f"{ffmpeg} ({tool_version(ffmpeg)})", True
-        x265 = has_encoder(ffmpeg)
-        yield "  libx265", "found" if x265 else "missing (this ffmpeg cannot encode HEVC)", x265
+        for codec in CODECS.values():  # x265 is the default codec: the others are optional
+            found = has_encoder(ffmpeg, codec.encoder)
+            detail = "found" if found else f"missing (encoder.codec={codec.name} cannot run)"
+            yield f"  {codec.encoder}", detail, found or codec.name != DEFAULT_CODEC
     ffprobe = find_tool("ffprobe")
     yield "ffprobe", ffprobe or "missing", ffprobe is not None
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import SourceInfo, ffmpeg_url
-from streamdiffvsr.cli.settings.schema import CODECS
+from streamdiffvsr.cli.settings.codecs import CODECS
 
 CONTAINERS = {".mkv": "matroska", ".mp4": "mp4"}
 
@@ -41,26 +41,11 @@ def _exact_timescale(info: SourceInfo) -> bool:
     return tb is not None and tb.numerator == 1 and (1 / (info.fps * tb)).denominator == 1
 
 
-def _codec_options(encoder: dict[str, Any]) -> dict[str, Any]:
-    codec = encoder["codec"]
-    options: dict[str, Any] = {"c:v": CODECS[codec], "pix_fmt": encoder["pix_fmt"]}
-    if codec == "ffv1":  # lossless: no rate or speed options
-        return {**options, "level": "3", "slicecrc": "1"}
-    options["crf"] = f"{encoder['crf']:g}"
-    if codec == "svtav1":
-        if encoder.get("svtav1_preset") is not None:
-            options["preset"] = str(encoder["svtav1_preset"])
-        return options
-    options["preset"] = encoder["x265_preset"]
-    if encoder.get("tune"):
-        options["tune"] = encoder["tune"]
-    return options
-
-
 def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
     """The encoder options of the video stream (codec, rate, pixel format, colour tags, x265's HDR data)."""
-    options = _codec_options(encoder)
-    params = ["log-level=warning"]  # x265 logs to stderr by itself: keep its info lines out of the error tail
+    codec = CODECS[encoder["codec"]]
+    options: dict[str, Any] = codec.options(encoder)
+    params = ["log-level=warning"]  # keep x265's info lines out of the error tail
     if (
         tag_colour
     ):  # what the generated script outputs: limited range, the source's matrix, primaries, transfer
@@ -73,10 +58,8 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
             params.append(f"master-display={info.master_display}")
         if info.max_cll:
             params.append(f"max-cll={info.max_cll}")
-    if encoder["codec"] == "x265":
-        options["x265-params"] = ":".join(
-            filter(None, [*params, encoder.get("x265_params")])
-        )  # the user's last
+    if codec.params_option is not None:  # x265 logs on its own; the user's parameters come last
+        options[codec.params_option] = ":".join(filter(None, [*params, encoder.get(codec.params_key)]))
     return options
 
 
@@ -146,8 +129,8 @@ def ffmpeg_command(
         options["metadata:s:0"] = f"title={info.title}"  # the same stream: the video is mapped first
     if muxer == "mp4":
         options["movflags"] = "+faststart"
-        if encoder["codec"] == "x265":
-            options["tag:v"] = "hvc1"
+        if (tag := CODECS[encoder["codec"]].mp4_tag) is not None:
+            options["tag:v"] = tag
         if _exact_timescale(info):
             options["video_track_timescale"] = str(info.time_base.denominator)
     _append_options(command, options)

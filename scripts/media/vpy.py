@@ -10,8 +10,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from streamdiffvsr.cli.settings.codecs import PIXEL_FORMATS
 from streamdiffvsr.cli.settings.presets import bundled_presets
-from streamdiffvsr.cli.settings.schema import KEYS, PIXEL_FORMATS, Settings
+from streamdiffvsr.cli.settings.schema import KEYS, Settings
 
 TEMPLATE = "template.vpy"
 

@@ -17,7 +17,7 @@ from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import vspipe_command
 from streamdiffvsr.cli.segments.pipeline import Pipeline, PipelineError
 from streamdiffvsr.cli.segments.plan import Segment, wrapper_script
-from streamdiffvsr.cli.settings.schema import CODECS
+from streamdiffvsr.cli.settings.codecs import CODECS
 
 
 class StorageError(Exception):
@@ -79,7 +79,7 @@ def render_segment(job: SegmentJob, progress=None) -> SegmentResult:
     segment = job.segment
     try:
         _check_storage(job, node)
-        tools = require_encode_tools(CODECS[job.encoder["codec"]])
+        tools = require_encode_tools(CODECS[job.encoder["codec"]].encoder)
         args = {"seg_script": str(job.script), **job.vpy_args}
         if job.check_anchor:
             args["seg_first"] = str(segment.first)

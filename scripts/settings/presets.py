@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streamdiffvsr.cli.console import notify
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.schema import Settings, build_settings
 
@@ -60,9 +61,13 @@ def read_preset(name: str) -> tuple[dict[str, Any], str]:
 
 
 def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
-    """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied."""
+    """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied; their notices
+    (a deprecated key, say) are printed once here."""
     data, label = read_preset(preset or DEFAULT_PRESET)
-    return build_settings(data, label, overrides or [])
+    settings = build_settings(data, label, overrides or [])
+    for notice in settings.notices:
+        notify(notice)
+    return settings
 
 
 def describe(name: str) -> str:

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.settings.codecs import (
+    CODECS,
+    CRF_MAX,
+    DEFAULT_CODEC,
+    PIXEL_FORMATS,
+    SVTAV1_PRESET_MAX,
+    X26X_PRESETS,
+    X26X_TUNES,
+)
 from streamdiffvsr.options import (
     AUTO_FLOW,
     DEFAULT_COMPILE,
@@ -37,32 +46,6 @@ from streamdiffvsr.options import (
 )
 
 SECTIONS = ("engine", "encoder", "segment")
-# encoder.codec -> the ffmpeg encoder it runs.
-CODECS = {"x265": "libx265", "x264": "libx264", "svtav1": "libsvtav1", "ffv1": "ffv1"}
-X265_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
-# Encoder pixel format -> VapourSynth format name (the .vpy converts to it; ffmpeg receives it as is).
-PIXEL_FORMATS = {
-    "yuv420p": "YUV420P8",
-    "yuv422p": "YUV422P8",
-    "yuv444p": "YUV444P8",
-    "yuv420p10le": "YUV420P10",
-    "yuv422p10le": "YUV422P10",
-    "yuv444p10le": "YUV444P10",
-    "yuv420p12le": "YUV420P12",
-    "yuv422p12le": "YUV422P12",
-    "yuv444p12le": "YUV444P12",
-}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _X265_PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$")
@@ -182,14 +165,16 @@ KEYS: tuple[Key, ...] = (
         choices=TIMESTEP_SPACINGS, auto=True),
     Key("engine", "compile", "bool", DEFAULT_COMPILE, "torch.compile the denoising networks (slow first frames)"),
     Key("engine", "device_index", "int", None, "CUDA device index (auto: the first)", bounds=Bounds(0), auto=True),
-    Key("encoder", "codec", "choice", "x265", "video codec (ffv1: lossless)", choices=tuple(CODECS)),
-    Key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; x265/x264 up to 51, "
-        "svtav1 up to 63; not used by ffv1)", bounds=Bounds(0, 63)),
-    Key("encoder", "x265_preset", "choice", "medium", "x265/x264 speed preset", choices=X265_PRESETS),
+    Key("encoder", "codec", "choice", DEFAULT_CODEC, "video codec: "
+        + ", ".join(f"{c.name} ({c.description})" for c in CODECS.values()), choices=tuple(CODECS)),
+    Key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; "
+        + ", ".join(f"{c.name} up to {c.crf_max:g}" for c in CODECS.values() if c.crf_max) + ")",
+        bounds=Bounds(0, CRF_MAX)),
+    Key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X26X_PRESETS),
+    Key("encoder", "x264_preset", "choice", "medium", "x264 speed preset", choices=X26X_PRESETS),
     Key("encoder", "svtav1_preset", "int", None, "svtav1 speed preset (0 = slowest; auto: the encoder's)",
-        bounds=Bounds(0, 13), auto=True),
-    Key("encoder", "tune", "choice", None, "x265/x264 tune (auto: none)",
-        choices=("psnr", "ssim", "grain", "fastdecode", "zerolatency", "animation"), auto=True),
+        bounds=Bounds(0, SVTAV1_PRESET_MAX), auto=True),
+    Key("encoder", "tune", "choice", None, "x265/x264 tune (auto: none)", choices=X26X_TUNES, auto=True),
     Key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
     Key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
     Key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
@@ -216,6 +201,7 @@ class Settings:
     source: str
     values: Mapping[str, Any]
     overrides: tuple[str, ...] = field(default=())
+    notices: tuple[str, ...] = field(default=())  # one line each, for the user (e.g. a deprecated key)
 
     def section(self, name: str) -> dict[str, Any]:
         """The keys of one section that are set (not None), in schema order."""
@@ -259,27 +245,29 @@ def build_settings(
 ) -> Settings:
     """Defaults, then the preset's values, then each ``key=value`` override in order."""
     values = {k.name: k.default for k in KEYS}
-    values.update(validate_preset(preset, source))
+    given = validate_preset(preset, source)
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise CliError(f"--set {item!r}: expected key=value, e.g. --set steps=2")
         key = find_key(name.strip())
-        values[key.name] = key.parse(text)
-    check_codec_options(values)
-    return Settings(source, values, tuple(overrides))
+        given[key.name] = key.parse(text)
+    values.update(given)
+    notices = _x264_preset_alias(values, given)
+    if problems := CODECS[values["codec"]].problems(values):
+        raise CliError(problems[0])
+    return Settings(source, values, tuple(overrides), notices)
 
 
-def check_codec_options(values: Mapping[str, Any]) -> None:
-    """The encoder keys that only some codecs take, checked against ``encoder.codec``."""
-    codec = values["codec"]
-    if codec in ("x265", "x264") and values["crf"] > 51:
-        raise CliError(f"encoder.crf must be at most 51 for {codec} (got {values['crf']:g})")
-    if codec != "x265" and values["x265_params"]:
-        raise CliError(f"encoder.x265_params applies to codec x265 only (codec is {codec}); remove it")
-    if codec == "svtav1" and values["pix_fmt"] not in ("yuv420p", "yuv420p10le"):
-        raise CliError(f"encoder.pix_fmt must be yuv420p or yuv420p10le for svtav1 (got {values['pix_fmt']})")
-    if codec == "svtav1" and values["tune"] is not None:
-        raise CliError("encoder.tune does not apply to svtav1; remove it")
-    if codec == "x264" and values["pix_fmt"].endswith("12le"):
-        raise CliError(f"encoder.pix_fmt {values['pix_fmt']} is not supported by x264; use 8 or 10 bit")
+X264_ALIAS_REMOVED_IN = "0.3"
+
+
+def _x264_preset_alias(values: dict[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
+    """x264 once read ``x265_preset``: a preset that sets only that one for x264 still works, with a notice."""
+    if values["codec"] != "x264" or "x265_preset" not in given or "x264_preset" in given:
+        return ()
+    values["x264_preset"] = values["x265_preset"]
+    return (
+        f"encoder.x265_preset is x265's; for x264 set encoder.x264_preset (taken from x265_preset this time; "
+        f"that stops working in version {X264_ALIAS_REMOVED_IN})",
+    )
