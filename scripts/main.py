@@ -10,8 +10,7 @@ from typing import NoReturn
 
 from streamdiffvsr.cli.commands import download, encode, frames, info, presets, script
 from streamdiffvsr.cli.console import printable
-from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.segments.pipeline import PipelineError
+from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.errors import StreamDiffVSRError
 
 PROG = "streamdiffvsr"
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except StreamDiffVSRError as exc:
         print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)
         return 2
-    except PipelineError as exc:
+    except EncodeError as exc:
         for line in exc.tail:
             print(f"  {exc.side}| {line}", file=sys.stderr)
         print(f"{PROG}: error: {printable(exc)}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
 
 BAR_WIDTH = 24
 
@@ -16,8 +16,25 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+class ProgressSink(Protocol):
+    """What an encode reports its progress to (``Progress``, or anything that shows it elsewhere)."""
+
+    def update(self, done: int, total: int | None = None) -> None:
+        """Frames done so far (and the total, once known); from any thread."""
+
+    def render(self) -> None:
+        """Show it, if due (from the main thread)."""
+
+    def clear(self) -> None:
+        """Make room for a message line."""
+
+    def finish(self) -> None:
+        """Show the final state."""
+
+
 class Progress:
-    """Fed from any thread with ``update``; drawn from the main thread with ``render``."""
+    """A ``ProgressSink`` on stderr. Fed from any thread with ``update``; drawn from the main thread with
+    ``render``."""
 
     def __init__(self, label: str = "upscaling", stream: TextIO | None = None, enabled: bool = True) -> None:
         self.label = label

@@ -1,4 +1,4 @@
-"""``streamdiffvsr encode`` end to end: real vspipe, ffmpeg/x265 and the filter on the tiny checkpoint.
+"""``streamdiffvsr encode`` end to end: real VapourSynth, ffmpeg/x265 and the filter on the tiny checkpoint.
 
 Clips are 32x24 (128x96 out), 8 frames at 24 fps; the engine runs 1-2 steps with DIS flow to stay cheap.
 """
@@ -160,7 +160,7 @@ def test_odd_path_mp4_range_and_overwrite(
     assert_clean(folder, {source.name, output.name})
 
 
-def test_vspipe_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_script_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = tmp_path / "raise.vpy"
     script.write_text(
         PASSTHROUGH_VPY
@@ -171,8 +171,9 @@ def test_vspipe_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.Ca
     output = tmp_path / "out.mkv"
     assert main(["encode", str(clip), str(output), "--vpy", str(script), "--quiet"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
-    assert any("boom at frame 5" in line and line.startswith("  vspipe| ") for line in err)
+    assert err[-1].startswith("streamdiffvsr: error: script failed (") and "boom at frame 5" in err[-1]
+    assert err[-1].endswith("; no output was written")
+    assert any("def fail" in line or "line " in line for line in err if line.startswith("  script| "))
     assert_clean(tmp_path, {"raise.vpy"})
 
 
@@ -185,8 +186,11 @@ def test_script_failing_before_its_first_frame_is_blamed_not_ffmpeg(
     output = tmp_path / "out.mkv"
     assert main(["encode", str(clip), str(output), "--vpy", str(script), "--quiet"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
-    assert any("no RAFT weights" in line and line.startswith("  vspipe| ") for line in err)
+    assert err[-1] == (
+        "streamdiffvsr: error: script failed (Error: stream_diffvsr: no RAFT weights; use flow=dis); "
+        "no output was written"
+    )
+    assert any("broken.vpy" in line and line.startswith("  script| ") for line in err)
     assert_clean(tmp_path, {"broken.vpy"})
 
 
@@ -221,7 +225,7 @@ def test_sigint_stops_both_children_and_removes_partial(clip: Path, tmp_path: Pa
             assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
             time.sleep(0.2)
         time.sleep(1.0)  # frames are flowing through both children now
-        assert len(processes_mentioning(str(tmp_path))) >= 3  # the CLI, vspipe and ffmpeg
+        assert len(processes_mentioning(str(tmp_path))) >= 3  # the CLI, its render worker and ffmpeg
         cli.send_signal(signal.SIGINT)
         _, err = cli.communicate(timeout=60)
     finally:

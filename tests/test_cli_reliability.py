@@ -161,13 +161,13 @@ def test_range_beyond_the_clip_is_refused_up_front(
     assert "--end 20 is beyond the end of INPUT" in capsys.readouterr().err
 
 
-def test_vapoursynth_range_error_is_blamed_on_vspipe(clip: Path, tmp_path: Path, capsys) -> None:
+def test_range_beyond_the_script_is_refused_before_rendering(clip: Path, tmp_path: Path, capsys) -> None:
     script = tmp_path / "short.vpy"  # a script whose clip is shorter than INPUT
     script.write_text(PASSTHROUGH_VPY + "clip[:3].set_output()\n")
-    assert encode(clip, tmp_path / "out.mkv", "--vpy", script, "--start", "5") == 1
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", script, "--start", "5") == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "streamdiffvsr: error: vspipe failed (exit status 1); no output was written"
-    assert any("beyond clip end" in line and line.startswith("  vspipe| ") for line in err)
+    assert err[-1] == "streamdiffvsr: error: --start 5 is beyond the script's last frame (2)"
+    assert {p.name for p in tmp_path.iterdir()} == {"short.vpy"}
 
 
 HDR10_X265 = (

@@ -160,37 +160,59 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     assert_none_left(tmp_path, set())
 
 
-def test_ray_workers_resume_after_sigkill_and_retry_a_killed_worker(
+def wait_for_done(cli: subprocess.Popen, folder: Path, count: int) -> None:
+    """Wait until the manifest records ``count`` finished segments."""
+    manifest = folder / "manifest.json"
+    deadline = time.monotonic() + 300
+    while not (manifest.is_file() and len(json.loads(manifest.read_text())["done"]) >= count):
+        assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+        time.sleep(0.05)
+
+
+def rendering_worker(folder: Path) -> int | None:
+    """The worker process whose ffmpeg is writing a segment in ``folder`` now (for Ray: the actor)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if ".partial.mkv" in _cmdline(pid) and str(folder) in _cmdline(pid):
+            try:
+                return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    return None
+
+
+def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worker(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
-    ray_before = ray_processes()
+    """One worker killed, resumed on two Ray workers, interrupted (SIGINT), resumed with a worker killed
+    mid-segment: the frames equal the linear encode's; nothing is left running; HOME is fresh (no Ray token)."""
+    ray_before, ray_folders = ray_processes(), set(Path("/tmp").glob("sdv-ray-*"))
     output = tmp_path / "out.mkv"
     folder = tmp_path / ".out.mkv.segments"
-    args = [
-        str(scenes),
-        str(output),
-        "--model",
-        str(tiny_checkpoint),
-        *LOSSLESS,
-        *SEGMENTED,
-        "--workers",
-        "2",
-    ]
-    kill_after_first_segment(args, folder)
+    args = [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED]
+    kill_after_first_segment([*args, "--workers", "1"], folder)
     assert_none_left(tmp_path, ray_before)
 
-    cli = subprocess.Popen(
-        [str(CLI), "encode", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:  # kill the Ray worker behind the first segment vspipe renders
+    cli = subprocess.Popen([str(CLI), "encode", *args, "--workers", "2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=fresh_home(tmp_path))  # fmt: skip
+    try:
+        wait_for_done(cli, folder, 2)
+        assert_loopback_only()
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=120)
+    finally:
+        cli.kill()
+    assert cli.returncode == 130 and err.rstrip().endswith("streamdiffvsr: interrupted"), err
+    assert "resuming: 1 of 4" in err
+    assert_none_left(tmp_path, ray_before)
+    assert set(Path("/tmp").glob("sdv-ray-*")) <= ray_folders  # the local instance's folder is gone too
+
+    cli = subprocess.Popen([str(CLI), "encode", *args, "--workers", "2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=fresh_home(tmp_path))  # fmt: skip
+    try:  # kill the Ray worker behind a segment being written
         deadline = time.monotonic() + 300
-        while not (rendering := [p for p in processes_mentioning(str(tmp_path)) if "seg_script=" in p]):
+        while (worker := rendering_worker(folder)) is None:
             assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
             time.sleep(0.05)
-        vspipe = next(
-            int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if _cmdline(pid) == rendering[0]
-        )
-        worker = int(Path(f"/proc/{vspipe}/stat").read_text().rsplit(")", 1)[1].split()[1])
         os.kill(worker, signal.SIGKILL)
         _, err = cli.communicate(timeout=600)
     finally:
@@ -201,36 +223,33 @@ def test_ray_workers_resume_after_sigkill_and_retry_a_killed_worker(
     assert_none_left(tmp_path, ray_before)
 
 
-def _cmdline(pid: int) -> str:
+def fresh_home(tmp_path: Path) -> dict[str, str]:
+    """The environment with a new, empty home folder: nothing an earlier run left there can help."""
+    home = tmp_path / f"home-{time.monotonic_ns()}"
+    home.mkdir()
+    return {**os.environ, "HOME": str(home)}
+
+
+def _cmdline(pid: int | str) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
 
 
-def segment_worker(folder: Path) -> int | None:
-    """The process that started a segment's vspipe (for Ray: the worker), if one is rendering now."""
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-        cmdline = _cmdline(pid)
-        if "seg_script=" in cmdline and "seg_plan=" not in cmdline and str(folder) in cmdline:
-            try:
-                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if "seg_script=" not in _cmdline(parent):
-                return parent
-    return None
-
-
 def test_segments_run_on_a_ray_cluster(
-    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path, tmp_path_factory
+    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
+    """A cluster started with token auth (the token only in the environment): --ray with the token works;
+    without it, and at an address where nothing listens, one line within 30 s."""
     ray_before = ray_processes()
     ray = Path(sys.executable).parent / "ray"
     temp = Path(f"/tmp/sdv-ray-test-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
     with socket_port() as port:
         pass
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # loopback only
+    token = os.urandom(16).hex()
+    env = {**fresh_home(tmp_path), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": token}  # fmt: skip
     head = subprocess.Popen(
         [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
          "--num-gpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
@@ -238,15 +257,54 @@ def test_segments_run_on_a_ray_cluster(
     )  # fmt: skip
     try:
         assert head.wait(300) == 0
+        assert_loopback_only()
         output = tmp_path / "out.mkv"
         args = [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED]
-        result = encode(*args, "--ray", f"127.0.0.1:{port}")
+        tokenless = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+        refused = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], tokenless)
+        assert refused.returncode == 2 and "no token for the Ray cluster" in refused.stderr.splitlines()[-1]
+        result = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], env)
+        assert result.returncode == 0, result.stderr
         assert result.stderr.count(" done in ") == SEGMENTS and "(127.0.0.1)" in result.stderr
         assert framemd5(output) == linear
     finally:
         stop_group(head.pid)  # every process `ray start` left runs in its session
         subprocess.run(["rm", "-rf", str(temp)], check=False)
     assert_none_left(tmp_path, ray_before)
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def assert_loopback_only() -> None:
+    """Every TCP socket Ray's processes listen on is bound to 127.0.0.1."""
+    listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout
+    ray_lines = [
+        line for line in listening.splitlines() if any(name in line for name in ("gcs_server", "raylet"))
+    ]
+    assert ray_lines, listening
+    assert all("127.0.0.1:" in line.split()[3] for line in ray_lines), ray_lines  # also [::ffff:127.0.0.1]
+
+
+def test_ray_address_where_nothing_listens_fails_fast_in_one_line(scenes: Path, tmp_path: Path) -> None:
+    with socket_port() as port:
+        pass
+    began = time.monotonic()
+    result = run_cli(["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", f"127.0.0.1:{port}"],
+                     fresh_home(tmp_path))  # fmt: skip
+    assert time.monotonic() - began < 30
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        "streamdiffvsr: error: no Ray cluster answers at 127.0.0.1:"
+    )
+    bogus = run_cli(
+        ["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", "bogus"], fresh_home(tmp_path)
+    )
+    assert bogus.returncode == 2 and "is not HOST:PORT" in bogus.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {
+        p.name for p in tmp_path.iterdir() if p.name.startswith("home-")
+    }
 
 
 def stop_group(pgid: int) -> None:

@@ -11,14 +11,17 @@ from pathlib import Path
 
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.ffmpeg_cmd import Trim, container_for, ffmpeg_command
+from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands, Trim, container_for
 from streamdiffvsr.cli.media.probe import SourceInfo, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
-from streamdiffvsr.cli.media.vpy import render_script, vspipe_command
+from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.progress import Progress
-from streamdiffvsr.cli.segments.orchestrator import Parallel, Request, run_segmented
+from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
 from streamdiffvsr.cli.segments.partials import partial_path, remove_dead_leftovers
-from streamdiffvsr.cli.segments.pipeline import Pipeline
+from streamdiffvsr.cli.segments.plan import render_threads
+from streamdiffvsr.cli.segments.ray_pool import check_cluster
+from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
@@ -172,14 +175,14 @@ def _ignored_engine_overrides(settings: Settings) -> list[str]:
 
 
 def parallel_from(args: argparse.Namespace) -> Parallel:
-    """--workers / --ray (or RAY_ADDRESS): where segments run."""
-    address = args.ray or os.environ.get("RAY_ADDRESS") or None
-    if address is not None and args.workers is not None:
-        raise CliError(
-            "--workers and --ray exclude each other: --ray runs one segment per GPU of the cluster"
-        )
+    """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
+    if args.ray is not None and args.workers is not None:
+        raise CliError("--workers and --ray exclude each other: --ray runs one worker per GPU of the cluster")
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1 (got {args.workers})")
+    address = args.ray or (os.environ.get("RAY_ADDRESS") or None if args.workers is None else None)
+    if address is not None:
+        check_cluster(address)
     return Parallel(args.workers, address)
 
 
@@ -210,55 +213,32 @@ def run_encode(args: argparse.Namespace) -> int:
     if notice := odd_size_notice(info):
         notify(notice)
 
-    vpy_args = {"src": str(source.absolute())}
+    script_args = {"src": str(source.absolute())}
     if user_vpy is None or args.model:
         choice = choose_model(args.model)
         notify(choice.notice)
-        vpy_args["model"] = str(choice.path)
+        script_args["model"] = str(choice.path)
         if user_vpy is None:
             check_flow_available(settings["flow"], choice.path, flow_weights)
     if flow_weights is not None:
-        vpy_args["flow_weights"] = flow_weights
+        script_args["flow_weights"] = flow_weights
     if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):
         notify(f"--vpy: the filter options come from your script; ignoring --set {', '.join(ignored)}")
 
-    trim = source_trim(info, args.start, args.end)
-    partial = partial_path(output)
-    ffmpeg_args = ffmpeg_command(
-        tools.ffmpeg,
-        source,
-        info,
-        partial,
-        muxer,
-        settings.section("encoder"),
-        trim,
-        tag_colour=user_vpy is None,
-    )
-    progress = Progress(enabled=not args.quiet)
-    script_text = render_script(settings) if user_vpy is None else None
-    request = Request(
-        source, output, info, settings, script_text, user_vpy and user_vpy.absolute(), vpy_args, args.start or 0,
-        args.end, user_vpy is None, tools.vspipe, tools.ffprobe,
-    )  # fmt: skip
-
-    def run_linear() -> None:
-        script = user_vpy or partial_path(
-            output, ".vpy"
-        )  # the generated one: hidden beside OUTPUT while it runs
-        try:
-            if user_vpy is None:
-                script.write_text(script_text, encoding="utf-8")
-            vspipe_args = vspipe_command(tools.vspipe, script, vpy_args, args.start, args.end)
-            Pipeline(vspipe_args, ffmpeg_args, partial, output, progress, notify, tools.ffprobe).run()
-        finally:
-            if user_vpy is None:
-                script.unlink(missing_ok=True)
-
-    def join_command(segments: Path, target: Path) -> list[str]:
-        encoder = settings.section("encoder")
-        return ffmpeg_command(tools.ffmpeg, source, info, target, muxer, encoder, trim, joined=segments)
-
-    run_segmented(request, parallel, args.restart, progress, notify, run_linear, join_command)
+    commands = EncodeCommands(source, info, muxer, settings.section("encoder"), source_trim(info, args.start, args.end),
+                              tag_colour=user_vpy is None)  # fmt: skip
+    script_text = render_script(settings) if user_vpy is None else user_vpy.read_text(errors="replace")
+    generated = partial_path(output, ".vpy")  # the generated script: hidden beside OUTPUT while it runs
+    script = ScriptSpec(user_vpy.absolute() if user_vpy else generated.absolute(), script_args,
+                        render_threads(settings["threads"]))  # fmt: skip
+    request = Request(source, output, info, settings, script, script_text, args.start or 0, args.end,
+                      args.overwrite, commands, tools)  # fmt: skip
+    try:
+        if user_vpy is None:
+            generated.write_text(script_text, encoding="utf-8")
+        orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
+    finally:
+        generated.unlink(missing_ok=True)
     print(printable(f"wrote {output.absolute()}"), flush=True)
     return 0
 

@@ -75,18 +75,19 @@ def _append_options(command: list[str], options: dict[str, Any]) -> list[str]:
     return command
 
 
-def segment_command(
-    ffmpeg_path: str, info: SourceInfo, target: Path, encoder: dict[str, Any], tag_colour: bool
-) -> list[str]:
-    """ffmpeg encoding y4m from stdin into ``target``, a video-only Matroska segment of a segmented encode."""
-    command = [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
+_COMMON = ["-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
+
+
+def segment_command(info: SourceInfo, target: Path, encoder: dict[str, Any], tag_colour: bool) -> list[str]:
+    """ffmpeg's arguments (after the executable) encoding y4m from stdin into ``target``, a video-only
+    Matroska segment of a segmented encode."""
+    command = list(_COMMON)
     command += ["-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0"]
     options = {**video_options(encoder, info, tag_colour), "f": "matroska"}
     return [*_append_options(command, options), ffmpeg_url(target)]
 
 
 def ffmpeg_command(
-    ffmpeg_path: str,
     source: Path,
     info: SourceInfo,
     target: Path,
@@ -96,11 +97,12 @@ def ffmpeg_command(
     tag_colour: bool = True,
     joined: Path | None = None,
 ) -> list[str]:
-    """ffmpeg reading y4m from stdin and ``source`` for the other streams, writing ``target`` as ``muxer``.
+    """ffmpeg's arguments (after the executable) reading y4m from stdin and ``source`` for the other streams,
+    writing ``target`` as ``muxer``.
 
     With ``joined`` (an ffconcat list of encoded segments) the video is copied from the segments instead.
     """
-    command = [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
+    command = list(_COMMON)
     if joined is None:
         command += ["-f", "yuv4mpegpipe", "-i", "pipe:0"]
         options = video_options(encoder, info, tag_colour)
@@ -136,3 +138,29 @@ def ffmpeg_command(
     _append_options(command, options)
     # Paths are plain str (a non-UTF-8 name arrives with surrogate escapes, and subprocess restores its bytes).
     return [*command, ffmpeg_url(target)]
+
+
+@dataclass(frozen=True)
+class EncodeCommands:
+    """The ffmpeg arguments of one encode: straight into OUTPUT (``whole``), one video segment, and the join
+    of the segments with the source's other streams."""
+
+    source: Path
+    info: SourceInfo
+    muxer: str
+    encoder: dict[str, Any]
+    trim: Trim | None
+    tag_colour: bool
+
+    def whole(self, partial: Path) -> list[str]:
+        return ffmpeg_command(
+            self.source, self.info, partial, self.muxer, self.encoder, self.trim, self.tag_colour
+        )
+
+    def segment(self, partial: Path) -> list[str]:
+        return segment_command(self.info, partial, self.encoder, self.tag_colour)
+
+    def join(self, concat_list: Path, partial: Path) -> list[str]:
+        return ffmpeg_command(
+            self.source, self.info, partial, self.muxer, self.encoder, self.trim, joined=concat_list
+        )

@@ -81,14 +81,15 @@ def tool_version(path: str, flag: str = "-version") -> str:
 
 @dataclass(frozen=True)
 class Tools:
-    vspipe: str
+    """The programs the encode runs on this machine (a render worker on another node finds its own)."""
+
     ffmpeg: str
     ffprobe: str
 
 
 def require_encode_tools(encoder: str = "libx265") -> Tools:
-    """vspipe, ffmpeg (with ``encoder``) and ffprobe, or a one-line CliError naming what is missing."""
+    """ffmpeg (with ``encoder``) and ffprobe, or a one-line CliError naming what is missing."""
     ffmpeg = require_tool("ffmpeg")
     if not has_encoder(ffmpeg, encoder):
         raise CliError(f"{ffmpeg} has no {encoder} encoder; {INSTALL_HINT['ffmpeg']}")
-    return Tools(vspipe=require_tool("vspipe"), ffmpeg=ffmpeg, ffprobe=require_tool("ffprobe"))
+    return Tools(ffmpeg=ffmpeg, ffprobe=require_tool("ffprobe"))

@@ -8,8 +8,8 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+from streamdiffvsr.cli.errors import EncodeError
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
-from streamdiffvsr.cli.segments.pipeline import PipelineError
 
 TAIL_LINES = 15
 
@@ -23,19 +23,32 @@ def write_concat_list(path: Path, files: list[Path], frames: list[int], fps: Fra
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def join(ffmpeg_args: list[str], ffprobe: str, partial: Path, output: Path, frames: int) -> None:
-    """Run the join command (it writes ``partial``), verify ``frames`` video frames, rename to ``output``."""
+def join(
+    ffmpeg_args: list[str], ffprobe: str, partial: Path, output: Path, frames: int, overwrite: bool
+) -> None:
+    """Run the join command (it writes ``partial``), verify ``frames`` video frames, move it to ``output``
+    (without ``overwrite``, never over a file someone else created meanwhile)."""
     try:
         result = subprocess.run(ffmpeg_args, capture_output=True, text=True, errors="replace", check=False)
         tail = result.stderr.strip().splitlines()[-TAIL_LINES:]
         if result.returncode != 0:
-            raise PipelineError("ffmpeg (join)", f"exit status {result.returncode}", tail)
+            raise EncodeError("ffmpeg (join)", f"exit status {result.returncode}", tail)
         try:
             verify_frames(partial, ffprobe, frames)
         except IncompleteVideo as exc:
-            raise PipelineError(
+            raise EncodeError(
                 "ffmpeg (join)", f"exit status 0, but the file is incomplete: {exc}", tail
             ) from None
-        os.replace(partial, output)
+        if overwrite:
+            os.replace(partial, output)
+        else:
+            try:
+                os.link(partial, output)
+            except FileExistsError:
+                raise EncodeError(
+                    "the join",
+                    f"{output} was created by someone else meanwhile; pass --overwrite to replace it",
+                    [],
+                ) from None
     finally:
         partial.unlink(missing_ok=True)

@@ -1,35 +1,53 @@
 """The work folder of a segmented encode and its manifest: what the run is (a fingerprint of source, script,
-model and settings), its segments, and which are finished. The manifest is rewritten atomically (a temporary
-file, fsync, rename) after each finished segment, so a run killed at any moment leaves a manifest that is
-true; a lock on the folder keeps a second run of the same OUTPUT out while one is working."""
+model, settings and render threads), its segments, and for each finished one the frame count, size and SHA-256
+of the file that was verified. The manifest is rewritten atomically (a temporary file, fsync, rename) after each
+finished segment, so a run killed at any moment leaves a manifest that is true; a lock on the folder keeps a
+second run of the same OUTPUT out while one is working. A resume trusts a segment file only if it is the one
+that was verified."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.partials import segment_file
 from streamdiffvsr.cli.segments.plan import Segment
 
 MANIFEST = "manifest.json"
 LOCK = "lock"
-VERSION = 1
+VERSION = 2
+RESTART_HINT = "rerun with --restart to start over"
 
 
-def work_folder(output: Path) -> Path:
-    """The hidden folder beside OUTPUT that holds the segments until OUTPUT is complete."""
-    return output.with_name(f".{output.name}.segments")
+@dataclass(frozen=True)
+class Finished:
+    """A verified segment file: its frame count, size in bytes and SHA-256."""
+
+    frames: int
+    size: int
+    sha256: str
 
 
-def segment_file(folder: Path, segment: Segment) -> Path:
-    return folder / f"segment-{segment.index:05d}.mkv"
+def file_digest(path: Path) -> Finished | None:
+    """Size and SHA-256 of ``path`` (frames 0: filled in by the caller), None if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return Finished(0, path.stat().st_size, digest.hexdigest())
+    except OSError:
+        return None
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -37,25 +55,35 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     for name in [*new, *(name for name in old if name not in new)]:
         a, b = old.get(name), new.get(name)
         if a != b:
-            return f"{name} was {a!r}, now {b!r}" if not isinstance(a, dict) else _difference(a, b or {})
+            return (
+                f"{name} was {_words(a)}, now {_words(b)}"
+                if not isinstance(a, dict)
+                else _difference(a, b or {})
+            )
     return None
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 2 and value[1] is None:
+        return f"frames {value[0]} to the end"
+    return "not set" if value is None else repr(value)
 
 
 @dataclass
 class Manifest:
-    """The plan and progress of one segmented encode (``done``: segment index -> its verified frame count)."""
+    """The plan and progress of one segmented encode (``done``: segment index -> its verified file)."""
 
     folder: Path
     fingerprint: dict[str, Any]
     segments: list[Segment]
-    done: dict[int, int] = field(default_factory=dict)
+    done: dict[int, Finished] = field(default_factory=dict)
 
     def save(self) -> None:
         data = {
             "version": VERSION,
             "fingerprint": self.fingerprint,
             "segments": [[s.first, s.last] for s in self.segments],
-            "done": {str(index): frames for index, frames in sorted(self.done.items())},
+            "done": {str(i): [f.frames, f.size, f.sha256] for i, f in sorted(self.done.items())},
         }
         temporary = self.folder / f".{MANIFEST}.{os.getpid()}"
         with temporary.open("w", encoding="utf-8") as handle:
@@ -66,15 +94,33 @@ class Manifest:
         _fsync_folder(self.folder)
 
     def finish(self, segment: Segment, frames: int) -> None:
-        """Record a verified segment (its file already renamed into place)."""
-        self.done[segment.index] = frames
+        """Record a verified segment (its file already renamed into place) with the digest of that file."""
+        found = file_digest(segment_file(self.folder, segment.index))
+        if found is None:
+            raise CliError(f"cannot read the finished {segment.describe(len(self.segments))} back")
+        self.done[segment.index] = Finished(frames, found.size, found.sha256)
         self.save()
 
-    def pending(self) -> list[Segment]:
-        """The segments still to do: not recorded, or recorded but whose file has gone."""
-        return [
-            s for s in self.segments if s.index not in self.done or not segment_file(self.folder, s).is_file()
-        ]
+    def pending(self, notify: Callable[[str], None]) -> list[Segment]:
+        """The segments still to do: not recorded, or whose file is gone, changed or foreign (said in a line
+        each: they are rendered again)."""
+        todo = []
+        for s in self.segments:
+            recorded = self.done.get(s.index)
+            if recorded is None:
+                todo.append(s)
+                continue
+            found = file_digest(segment_file(self.folder, s.index))
+            why = (
+                "its file is missing" if found is None
+                else "its file is not the one that was verified" if (found.size, found.sha256) != (recorded.size, recorded.sha256)
+                else None
+            )  # fmt: skip
+            if why is not None:
+                notify(f"{s.describe(len(self.segments))} is rendered again: {why}")
+                del self.done[s.index]
+                todo.append(s)
+        return todo
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -85,43 +131,105 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _damaged(path: Path, why: str) -> CliError:
+    return CliError(f"{path} is damaged ({why}); {RESTART_HINT}")
+
+
+def _segments(path: Path, data: dict[str, Any]) -> list[Segment]:
+    rows = data.get("segments")
+    if not isinstance(rows, list) or not rows:
+        raise _damaged(path, "no segment list")
+    segments = []
+    for i, row in enumerate(rows):
+        if not (
+            isinstance(row, list)
+            and len(row) == 2
+            and all(type(x) is int for x in row)
+            and 0 <= row[0] <= row[1]
+        ):
+            raise _damaged(path, f"segment entry {row!r} is not [first, last]")
+        if segments and row[0] != segments[-1].last + 1:
+            raise _damaged(path, "its segments do not follow each other")
+        segments.append(Segment(i, row[0], row[1]))
+    return segments
+
+
+def _finished(path: Path, data: dict[str, Any], count: int) -> dict[int, Finished]:
+    done = data.get("done", {})
+    if not isinstance(done, dict):
+        raise _damaged(path, "the list of finished segments is not a table")
+    found = {}
+    for key, entry in done.items():
+        ok = key.isdigit() and int(key) < count and isinstance(entry, list) and len(entry) == 3
+        if not ok or type(entry[0]) is not int or type(entry[1]) is not int or not isinstance(entry[2], str):
+            raise _damaged(path, f"finished entry {key!r}: {entry!r}")
+        found[int(key)] = Finished(*entry)
+    return found
+
+
 def load(folder: Path, fingerprint: dict[str, Any]) -> Manifest | None:
-    """The manifest in ``folder`` if there is one; a CliError if it belongs to another run (its settings,
-    source, script or model differ), naming the difference and ``--restart``."""
+    """The manifest in ``folder`` if there is one; a CliError if it is damaged or belongs to another run (its
+    settings, source, script or model differ), naming the difference and ``--restart``."""
     path = folder / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path} ({exc}); rerun with --restart to start over") from None
-    old = data.get("fingerprint", {}) if data.get("version") == VERSION else {"version": data.get("version")}
+        raise CliError(f"cannot read {path} ({exc}); {RESTART_HINT}") from None
+    if not isinstance(data, dict):
+        raise _damaged(path, "not a JSON object")
+    if data.get("version") != VERSION:
+        raise CliError(
+            f"{folder} was written by another version of streamdiffvsr (manifest version {data.get('version')!r}, "
+            f"this one writes {VERSION}); {RESTART_HINT}"
+        )
+    old = data.get("fingerprint")
+    if not isinstance(old, dict):
+        raise _damaged(path, "no fingerprint")
     if (difference := _difference(old, fingerprint)) is not None:
         raise CliError(
             f"{folder} holds segments of another encode ({difference}); rerun with the same input and "
             "settings to resume, or with --restart to start over"
         )
-    segments = [Segment(i, a, b) for i, (a, b) in enumerate(data["segments"])]
-    done = {int(index): int(frames) for index, frames in data.get("done", {}).items()}
-    return Manifest(folder, fingerprint, segments, done)
+    segments = _segments(path, data)
+    return Manifest(folder, fingerprint, segments, _finished(path, data, len(segments)))
+
+
+def check_folder(folder: Path) -> None:
+    """The work folder must be a plain folder (or absent): a link or anything else is refused, never followed."""
+    try:
+        mode = folder.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+        raise CliError(f"the work folder {folder} is {kind}; remove it (it is not one streamdiffvsr made)")
 
 
 @contextlib.contextmanager
-def locked(folder: Path, restart: bool) -> Iterator[None]:
+def locked(folder: Path, restart: bool, notify: Callable[[str], None]) -> Iterator[None]:
     """Create (or with ``restart``, empty) ``folder`` and hold its lock; another live run is a CliError."""
+    check_folder(folder)
     if restart and folder.is_dir():
         with _lock(folder):
-            for entry in folder.iterdir():
-                if entry.name != LOCK:
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            removed = [entry for entry in folder.iterdir() if entry.name != LOCK]
+            for entry in removed:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        finished = sum(
+            1 for entry in removed if entry.name.startswith("segment-") and ".partial" not in entry.name
+        )
+        notify(f"--restart: removed the earlier run's work ({finished} finished segments) from {folder}")
     folder.mkdir(exist_ok=True)
+    check_folder(folder)
     with _lock(folder):
         yield
 
 
 @contextlib.contextmanager
 def _lock(folder: Path) -> Iterator[None]:
-    with (folder / LOCK).open("a") as handle:
+    fd = os.open(folder / LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -130,8 +238,13 @@ def _lock(folder: Path) -> Iterator[None]:
 
 
 def remove_leftovers(folder: Path, keep: set[Path]) -> None:
-    """Remove what a dead run left in ``folder`` (partial segments): everything but ``keep``, the manifest and
-    the lock."""
+    """Remove what a dead run left in ``folder`` (partial segments): every plain file but ``keep``, the
+    manifest and the lock."""
     for entry in folder.iterdir():
-        if entry.name not in (MANIFEST, LOCK) and entry not in keep and entry.is_file():
+        if (
+            entry.name not in (MANIFEST, LOCK)
+            and entry not in keep
+            and entry.is_file()
+            and not entry.is_symlink()
+        ):
             entry.unlink()

@@ -1,44 +1,44 @@
-"""The segmented encode: plan segments at chain anchors, render the missing ones (here, or on Ray workers),
-record each in the manifest as it is verified, then join them into OUTPUT and remove the work folder.
+"""The one orchestrator of an encode: plan, render the jobs on a pool of workers with one retry policy, and,
+for a segmented plan, join the segments into OUTPUT.
 
-Rerunning the same command resumes: finished segments are kept, the rest are rendered. A source, script,
-model or setting that differs from the work folder's is refused (``--restart`` starts over).
+A plan of one segment is encoded straight into OUTPUT (ffmpeg muxes audio, subtitles and chapters as it
+encodes). A longer plan renders its segments into a work folder beside OUTPUT, records each verified one in the
+manifest, and joins them; rerunning the same command resumes (a source, script, model, setting or thread count
+that differs is refused; ``--restart`` starts over).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.errors import EncodeError
+from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
-from streamdiffvsr.cli.progress import Progress
-from streamdiffvsr.cli.segments.job import SegmentJob, SegmentResult, render_segment
+from streamdiffvsr.cli.media.tools import Tools
+from streamdiffvsr.cli.progress import ProgressSink
 from streamdiffvsr.cli.segments.join import join, write_concat_list
-from streamdiffvsr.cli.segments.manifest import (
-    Manifest,
-    load,
-    locked,
-    remove_leftovers,
-    segment_file,
-    work_folder,
-)
-from streamdiffvsr.cli.segments.pipeline import PipelineError
-from streamdiffvsr.cli.segments.plan import Segment, scan_script, split
+from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
+from streamdiffvsr.cli.segments.partials import partial_path, segment_file, segment_partial, work_folder
+from streamdiffvsr.cli.segments.plan import Segment, make_plan
+from streamdiffvsr.cli.segments.pools import LocalPool, Pool
+from streamdiffvsr.cli.segments.worker import Job, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
 
 MAX_ATTEMPTS = 3
-GENERATED_SCRIPT = "upscale.vpy"
+POLL_S = 0.25
 CONCAT_LIST = "segments.ffconcat"
 
 
 @dataclass(frozen=True)
 class Parallel:
-    """How to run segments: ``workers`` at once on a local Ray instance (None: one per CUDA device, at least
-    one), or on the cluster at ``address``."""
+    """Where jobs run: ``workers`` at once on this machine (None: one per CUDA device, at least one; more than
+    one: a local Ray instance), or on the Ray cluster at ``address``."""
 
     workers: int | None = None
     address: str | None = None
@@ -52,177 +52,186 @@ class Request:
     output: Path
     info: SourceInfo
     settings: Settings
-    script_text: str | None  # the generated script; None with --vpy
-    user_script: Path | None
-    vpy_args: dict[str, str]
+    script: ScriptSpec
+    script_text: str  # what the script says (part of what a resume must match)
     start: int
     end: int | None
-    tag_colour: bool
-    vspipe: str
-    ffprobe: str
+    overwrite: bool
+    commands: EncodeCommands
+    tools: Tools
 
 
 def fingerprint(request: Request) -> dict[str, object]:
     """What makes two runs the same encode (what a resume must match)."""
-    script = request.script_text or request.user_script.read_text(encoding="utf-8", errors="replace")
     stat = request.source.stat()
     source = {"path": str(request.source.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return {  # in the order a difference is reported: the generated script changes with the settings
         "source": source,
         "settings": dict(request.settings.values),
-        "arguments": dict(request.vpy_args),
+        "arguments": {k: v for k, v in request.script.args.items() if k != "src"},
         "range": [request.start, request.end],
-        "script": hashlib.sha256(script.encode()).hexdigest()[:16],
+        "threads": request.script.threads,
+        "script": hashlib.sha256(request.script_text.encode()).hexdigest()[:16],
     }
 
 
-def _estimated_frames(request: Request) -> float:
-    if request.end is not None:
-        return request.end - request.start + 1
-    if request.info.frame_count is None:
-        return float("inf")
-    return request.info.frame_count - request.start
-
-
-def _plan(request: Request, script: Path) -> list[Segment]:
-    scan = scan_script(request.vspipe, script, request.vpy_args, request.end)
-    last = request.end if request.end is not None else scan.frames - 1
-    if request.start > last:
-        raise CliError(f"--start {request.start} is beyond the script's last frame ({scan.frames - 1})")
-    return split(scan.starts or [], request.start, last, request.settings["min_frames"])
-
-
-def run_segmented(
-    request: Request,
-    parallel: Parallel,
-    restart: bool,
-    progress: Progress,
-    notify: Callable[[str], None],
-    run_linear: Callable[[], None],
-    join_command: Callable[[Path, Path], list[str]],
+def run(
+    request: Request, parallel: Parallel, restart: bool, progress: ProgressSink, notify: Callable[[str], None]
 ) -> None:
-    """Encode ``request`` in segments, or call ``run_linear`` when it is too short to split."""
+    """Encode ``request`` into OUTPUT; an EncodeError (after cleanup) if a job fails for good."""
     folder = work_folder(request.output.absolute())
-    if not folder.exists() and _estimated_frames(request) < 2 * request.settings["min_frames"]:
-        run_linear()
-        return
-    with locked(folder, restart):
-        manifest = load(folder, fingerprint(request))
-        script = request.user_script or folder / GENERATED_SCRIPT
-        if request.script_text is not None:
-            script.write_text(request.script_text, encoding="utf-8")
-        if manifest is None:
-            segments = _plan(request, script)
-            if len(segments) == 1:
-                shutil.rmtree(folder)
-                run_linear()
-                return
-            manifest = Manifest(folder, fingerprint(request), segments)
-            manifest.save()
-        elif manifest.done:
-            notify(f"resuming: {len(manifest.done)} of {len(manifest.segments)} segments already done")
-        pending = manifest.pending()
-        remove_leftovers(
-            folder, {script} | {segment_file(folder, s) for s in manifest.segments if s not in pending}
-        )
-        _render(request, manifest, pending, script, parallel, progress, notify)
-        files = [segment_file(folder, s) for s in manifest.segments]
-        write_concat_list(
-            folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps
-        )
-        partial = folder / f"joined.partial{request.output.suffix}"
-        join(join_command(folder / CONCAT_LIST, partial), request.ffprobe, partial, request.output,
-             sum(s.frames for s in manifest.segments))  # fmt: skip
+    check_folder(folder)
+    with _first_worker(request, notify) as first:
+        segments = None
+        if restart or not folder.exists():
+            segments = make_plan(first, request.start, request.end, request.settings["min_frames"])
+        if segments is not None and len(segments) == 1:
+            if folder.exists():  # --restart of a run that was split before
+                with locked(folder, restart, notify):
+                    shutil.rmtree(folder)
+            _run_whole(
+                request,
+                segments[0],
+                LocalPool(first, request.script, notify, str(request.output.absolute())),
+                progress,
+            )
+            return
+        with locked(folder, restart, notify):
+            manifest = load(folder, fingerprint(request))
+            if manifest is None:
+                plan = segments or make_plan(
+                    first, request.start, request.end, request.settings["min_frames"]
+                )
+                manifest = Manifest(folder, fingerprint(request), plan)
+                manifest.save()
+            _run_segments(request, manifest, parallel, first, progress, notify)
     shutil.rmtree(folder)
 
 
-def _render(
+@contextlib.contextmanager
+def _first_worker(request: Request, notify: Callable[[str], None]) -> Iterator:
+    """The local worker that evaluates the script first (its notices shown, the plan scanned); it renders
+    too unless the jobs go to Ray."""
+    try:
+        with local_worker(request.script, notify, str(request.output.absolute())) as worker:
+            yield worker
+    except WorkerFailed as exc:
+        raise EncodeError("script", str(exc), exc.tail) from None
+
+
+def _run_whole(request: Request, segment: Segment, pool: Pool, progress: ProgressSink) -> None:
+    partial = partial_path(request.output)
+    job = Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
+              check_anchor=False, overwrite=request.overwrite)  # fmt: skip
+    try:
+        _run_jobs(pool, [job], lambda job, result: None, progress, lambda line: None)
+    finally:
+        pool.close()
+        partial.unlink(missing_ok=True)
+
+
+def _run_segments(
     request: Request,
     manifest: Manifest,
-    pending: list[Segment],
-    script: Path,
     parallel: Parallel,
-    progress: Progress,
+    first,
+    progress: ProgressSink,
     notify: Callable[[str], None],
 ) -> None:
-    count = len(manifest.segments)
-    done_frames = sum(s.frames for s in manifest.segments if s not in pending)
-    total = sum(s.frames for s in manifest.segments)
-    running: dict[int, int] = {}
-    unfinished = {s.index for s in pending}
-
-    def show(frames: dict[int, int]) -> None:
-        running.clear()
-        running.update({i: n for i, n in frames.items() if i in unfinished})
-        progress.update(done_frames + sum(running.values()), total)
-        progress.render()
-
-    def on_result(job: SegmentJob, result: SegmentResult, attempt: int) -> bool:
-        nonlocal done_frames
-        segment = job.segment
-        progress.clear()
-        if result.frames is not None:
-            manifest.finish(segment, result.frames)
-            done_frames += segment.frames
-            unfinished.discard(segment.index)
-            running.pop(segment.index, None)
-            progress.update(done_frames + sum(running.values()), total)
-            notify(
-                f"{segment.describe(count)} done in {result.seconds:.1f} s"
-                + (f" on {result.node}" if result.node and parallel != Parallel(1) else "")
-            )
-            return False
-        where = f" on {result.node}" if result.node else ""
-        if attempt >= MAX_ATTEMPTS:
-            raise PipelineError(
-                segment.describe(count), f"{attempt} attempts; last{where}: {result.error}", list(result.tail)
-            )
-        notify(f"{segment.describe(count)} failed{where} ({result.error}); trying again")
-        running[segment.index] = 0
-        return True
-
+    folder, count = manifest.folder, len(manifest.segments)
+    pending = manifest.pending(notify)
+    if len(pending) < count:
+        notify(f"resuming: {count - len(pending)} of {count} segments already done")
+    remove_leftovers(folder, {segment_file(folder, s.index) for s in manifest.segments if s not in pending})
     jobs = [
-        SegmentJob(
-            segment=s, count=count, script=script, vpy_args=request.vpy_args, source=request.source,
-            target=segment_file(manifest.folder, s), info=request.info, encoder=request.settings.section("encoder"),
-            tag_colour=request.tag_colour, check_anchor=s.first != request.start,
-        )
+        Job(s, count, tuple(request.commands.segment(segment_partial(folder, s.index))),
+            segment_partial(folder, s.index), segment_file(folder, s.index), check_anchor=s.first != request.start)
         for s in pending
     ]  # fmt: skip
-    progress.update(done_frames, total)
+    done_frames = sum(s.frames for s in manifest.segments if s not in pending)
+    if jobs:
+        with _pool(request, parallel, first, notify) as pool:
+            _run_jobs(pool, jobs, lambda job, result: manifest.finish(job.segment, result.frames), progress,
+                      notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
+    files = [segment_file(folder, s.index) for s in manifest.segments]
+    write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps)
+    partial = folder / f"joined.partial{request.output.suffix}"
+    join([request.tools.ffmpeg, *request.commands.join(folder / CONCAT_LIST, partial)], request.tools.ffprobe,
+         partial, request.output, sum(s.frames for s in manifest.segments), request.overwrite)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _pool(request: Request, parallel: Parallel, first, notify: Callable[[str], None]) -> Iterator[Pool]:
+    """The workers the segments run on: the first worker alone, or Ray actors (it is closed then)."""
     cpus, gpus = _local_resources()
-    local_workers = parallel.workers or max(1, gpus)
-    if local_workers == 1 and parallel.address is None:
-        for job in jobs:
-            attempt = 1
-            while on_result(job, render_segment(job, _LocalProgress(job.segment.index, show)), attempt):
-                attempt += 1
-        progress.finish()
+    workers = parallel.workers or max(1, gpus)
+    if parallel.address is None and workers == 1:
+        pool: Pool = LocalPool(first, request.script, notify, str(request.output.absolute()))
+        try:
+            yield pool
+        finally:
+            pool.close()
         return
-    from streamdiffvsr.cli.segments import ray_pool as workers
+    first.close()
+    from streamdiffvsr.cli.segments import ray_pool
 
-    if parallel.address is not None:
-        workers.connect(parallel.address, local=False)
-        workers.run_parallel(jobs, None, show, on_result)
-    else:
-        with workers.local_instance(cpus, gpus) as address:
-            workers.connect(address, local=True)
-            workers.run_parallel(jobs, local_workers, show, on_result)
-    progress.finish()
+    with contextlib.ExitStack() as stack:
+        if parallel.address is None:
+            address = stack.enter_context(ray_pool.local_instance(cpus, gpus))
+            ray_pool.connect(address, local=True)
+        else:
+            ray_pool.connect(parallel.address, local=False)
+        pool = ray_pool.RayPool(request.script, workers if parallel.address is None else parallel.workers)
+        try:
+            yield pool
+        finally:
+            pool.close()
 
 
-class _LocalProgress:
-    """A segment's Pipeline progress, shown as part of the whole job's bar."""
-
-    def __init__(self, index: int, show: Callable[[dict[int, int]], None]) -> None:
-        self.index, self.show = index, show
-
-    def update(self, done: int, total: int | None = None) -> None:
-        self.show({self.index: done})
-
-    def render(self) -> None: ...
-    def clear(self) -> None: ...
-    def finish(self) -> None: ...
+def _run_jobs(
+    pool: Pool,
+    jobs: list[Job],
+    on_done: Callable[[Job, Result], None],
+    progress: ProgressSink,
+    notify: Callable[[str], None],
+    done_frames: int = 0,
+    total: int | None = None,
+) -> None:
+    """Run ``jobs`` on ``pool`` to the end: the one retry policy (a job that failed in a way another try can
+    mend is tried again, up to MAX_ATTEMPTS; any other failure stops the encode)."""
+    queue, attempts = deque(jobs), dict.fromkeys((job.segment.index for job in jobs), 0)
+    total = total if total is not None else sum(job.segment.frames for job in jobs)
+    running = 0
+    progress.update(done_frames, total)
+    try:
+        while queue or running:
+            while queue and pool.idle():
+                job = queue.popleft()
+                attempts[job.segment.index] += 1
+                pool.submit(job)
+                running += 1
+            for job, result in pool.wait(POLL_S):
+                running -= 1
+                progress.clear()
+                where = f" on {result.node}" if result.node else ""
+                if result.frames is not None:
+                    on_done(job, result)
+                    done_frames += job.segment.frames
+                    if job.count > 1:
+                        notify(f"{job.describe()} done in {result.seconds:.1f} s{where}")
+                elif result.retryable and attempts[job.segment.index] < MAX_ATTEMPTS:
+                    notify(f"{job.describe()} failed{where} ({result.error}); trying again")
+                    queue.appendleft(job)
+                else:
+                    tries = attempts[job.segment.index]
+                    status = result.error if tries == 1 else f"{tries} attempts; last{where}: {result.error}"
+                    where = job.describe() if job.count > 1 else ""
+                    raise EncodeError(result.side or "the worker", status, list(result.tail), where)
+            progress.update(done_frames + sum(pool.progress().values()), total)
+            progress.render()
+        progress.finish()
+    finally:
+        progress.clear()
 
 
 def _local_resources() -> tuple[int, int]:
@@ -230,4 +239,4 @@ def _local_resources() -> tuple[int, int]:
 
     import torch
 
-    return os.cpu_count() or 1, torch.cuda.device_count()
+    return len(os.sched_getaffinity(0)) or os.cpu_count() or 1, torch.cuda.device_count()

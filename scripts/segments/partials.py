@@ -1,5 +1,6 @@
-"""The hidden files a run keeps beside OUTPUT until it ends (``.NAME.partial-PID.ext``: the encode in
-progress and the generated script), and the cleanup of those a killed run (its PID gone) left behind."""
+"""The one home of the names of the files an encode writes before OUTPUT is complete: the hidden files beside
+OUTPUT (``.NAME.partial-PID.ext``: the encode in progress and the generated script), the work folder of a
+segmented encode and the segment files in it; and the cleanup of what a killed run (its PID gone) left behind."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ def partial_path(output: Path, suffix: str | None = None, pid: int | None = None
     """The hidden name beside OUTPUT for this process (``suffix`` defaults to OUTPUT's own extension)."""
     pid = os.getpid() if pid is None else pid
     return output.with_name(f".{output.stem}.partial-{pid}{output.suffix if suffix is None else suffix}")
+
+
+def work_folder(output: Path) -> Path:
+    """The hidden folder beside OUTPUT that holds the segments until OUTPUT is complete."""
+    return output.with_name(f".{output.name}.segments")
+
+
+def segment_file(folder: Path, index: int) -> Path:
+    return folder / f"segment-{index:05d}.mkv"
+
+
+def segment_partial(folder: Path, index: int) -> Path:
+    """Where a segment is written before it is verified (a retry writes it anew)."""
+    return folder / f"segment-{index:05d}.partial.mkv"
 
 
 def _alive(pid: int) -> bool:

@@ -1,24 +1,18 @@
-"""Where a segmented encode splits: at chain anchors of the filter, found by a scan of the script itself.
+"""The plan of an encode: which frames, in how many segments, rendered with how many CPU threads.
 
-A segment starting where one of the filter's chains starts renders exactly the frames the linear encode
-renders, so the boundaries come from the same scene cuts (and ``max_chain`` restarts) the filter finds: the
-script runs once under ``segment.vpy`` (``vspipe --info``), which scans the filter's source frames.
+One place decides it (``make_plan``): a range too short to split, or a script without a single filter to split
+at, is one segment, encoded straight into OUTPUT; a longer one is split at the filter's chain starts (scene cuts
+and ``max_chain`` restarts, found by the worker's scan, without the model), so each segment renders exactly the
+frames the one-segment encode renders.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
+import os
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
+from typing import Protocol
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.vpy import vspipe_command
-
-WRAPPER = "segment.vpy"
-SCAN_TAIL_LINES = 5
 
 
 @dataclass(frozen=True)
@@ -37,11 +31,6 @@ class Segment:
         return f"segment {self.index + 1}/{count} (frames {self.first}-{self.last})"
 
 
-def wrapper_script() -> Path:
-    """The installed ``segment.vpy`` that runs a script for planning or for one segment."""
-    return Path(str(resources.files(__package__).joinpath(WRAPPER)))
-
-
 def split(starts: list[int], first: int, last: int, min_frames: int) -> list[Segment]:
     """Segments covering ``first`` .. ``last``, each starting at ``first`` or at a chain start, each at least
     ``min_frames`` long (unless the whole range is shorter: then it is one segment)."""
@@ -53,29 +42,29 @@ def split(starts: list[int], first: int, last: int, min_frames: int) -> list[Seg
     return [Segment(i, a, b) for i, (a, b) in enumerate(zip(bounds, ends, strict=True))]
 
 
-@dataclass(frozen=True)
-class Scan:
-    """The script's frame count and its filter's chain starts (None: no single filter to split at)."""
+def render_threads(setting: int | None) -> int:
+    """The CPU threads every render process gives the networks: ``segment.threads``, else the cores this
+    process may use. Fixed per encode (and recorded for a resume), since torch's CPU kernels round differently
+    with another thread count: a segmented encode is bit for bit the one-segment encode only with the same."""
+    return setting or len(os.sched_getaffinity(0))
 
+
+class ChainScanner(Protocol):
     frames: int
-    starts: list[int] | None
+
+    def chain_starts(self, last: int) -> list[int] | None: ...
 
 
-def scan_script(vspipe: str, script: Path, vpy_args: dict[str, str], last: int | None) -> Scan:
-    """Run ``script`` under the wrapper (``vspipe --info``) and read where its chains start, up to ``last``."""
-    with tempfile.TemporaryDirectory(prefix="streamdiffvsr-scan-") as scratch:
-        plan = Path(scratch) / "plan.json"
-        args = {
-            "seg_script": str(script.absolute()),
-            "seg_plan": str(plan),
-            "seg_last": str(last if last is not None else 2**62),
-            **vpy_args,
-        }
-        command = vspipe_command(vspipe, wrapper_script(), args)
-        command[1:4] = ["--info"]  # no container, no progress: evaluate the script and stop
-        result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
-        if result.returncode != 0 or not plan.is_file():
-            tail = " | ".join(result.stderr.strip().splitlines()[-SCAN_TAIL_LINES:])
-            raise CliError(f"the script failed while planning the segments: {tail}")
-        data = json.loads(plan.read_text(encoding="utf-8"))
-    return Scan(int(data["frames"]), data["starts"])
+def make_plan(scanner: ChainScanner, start: int, end: int | None, min_frames: int) -> list[Segment]:
+    """The segments of frames ``start`` .. ``end`` (default: the script's last) of the script ``scanner``
+    evaluated: one if the range is shorter than two segments or the script cannot be split, else split at
+    its chain starts."""
+    last = scanner.frames - 1 if end is None else end
+    if start > last:
+        raise CliError(f"--start {start} is beyond the script's last frame ({scanner.frames - 1})")
+    if last >= scanner.frames:
+        raise CliError(f"--end {last} is beyond the script's last frame ({scanner.frames - 1})")
+    if last - start + 1 < 2 * min_frames:
+        return [Segment(0, start, last)]
+    starts = scanner.chain_starts(last)
+    return split(starts or [], start, last, min_frames)

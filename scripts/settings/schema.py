@@ -179,6 +179,9 @@ KEYS: tuple[Key, ...] = (
     Key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
     Key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
         "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
+    Key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
+        "everywhere, so segments equal the linear encode bit for bit; auto: this machine's cores)",
+        bounds=Bounds(1), auto=True),
 )  # fmt: skip
 # Former key names, still accepted in presets and --set.
 ALIASES = {"checkpoint_interval": "snapshot_interval"}

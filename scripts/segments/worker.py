@@ -1,0 +1,324 @@
+"""A render worker: one process that evaluates the encode's script once (VapourSynth in-process, as vspipe
+would) and then renders job after job from it, each through its own ffmpeg, so Python, torch, VapourSynth, the
+source and the model are paid for once per worker, not once per segment.
+
+The same ``Renderer`` runs in a local worker process (``python -m streamdiffvsr.cli.segments.worker``, driven
+by ``LocalWorker`` over pickled messages on its stdin/stdout) and inside a Ray actor (``ray_pool``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from streamdiffvsr.cli.media.tools import require_tool
+from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
+from streamdiffvsr.cli.segments.plan import Segment
+
+FULL_DISK = "No space left on device"
+WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    """What every render process of one encode evaluates, identically: the script, its ``--arg`` values, and
+    the CPU threads of the networks (torch rounds differently with another count, so it is never left to the
+    process: see ``plan.render_threads``)."""
+
+    path: Path
+    args: dict[str, str]
+    threads: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """Frames ``segment.first .. segment.last`` of the script into ffmpeg (``ffmpeg_args``: everything after
+    the executable, writing ``partial``), verified, then moved to ``target``."""
+
+    segment: Segment
+    count: int  # segments in the plan, for messages
+    ffmpeg_args: tuple[str, ...]
+    partial: Path
+    target: Path
+    check_anchor: (
+        bool  # the first frame must start a chain of the filter (a split anywhere else is not exact)
+    )
+    overwrite: bool = True  # False: never replace a target someone else created meanwhile
+
+    def describe(self) -> str:
+        return self.segment.describe(self.count) if self.count > 1 else "the encode"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What came of a job: its verified frame count, or why it failed (``side``: the script or ffmpeg, with the
+    last lines it printed), and whether another try can help."""
+
+    frames: int | None
+    error: str = ""
+    side: str = ""
+    tail: tuple[str, ...] = ()
+    retryable: bool = True
+    node: str = ""
+    seconds: float = 0.0
+
+
+class Renderer:
+    """The script of ``spec``, evaluated once in this process; ``render`` runs jobs from its output clip."""
+
+    def __init__(self, spec: ScriptSpec) -> None:
+        import cv2
+        import torch
+
+        torch.set_num_threads(spec.threads)
+        cv2.setNumThreads(spec.threads)
+        self.spec = spec
+        self.clip = _evaluate(spec)
+        self.frames = self.clip.num_frames
+        self.node = socket.gethostname()
+
+    def chain_starts(self, last: int) -> list[int] | None:
+        """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
+        from streamdiffvsr.vsfilter.filter import live_frame_servers
+
+        servers = live_frame_servers()
+        if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
+            return None
+        return servers[0].chain_starts(min(last, self.frames - 1))
+
+    def render(self, job: Job, report: Callable[[int], None]) -> Result:
+        """Render, verify and move one job into place; a failure is a Result, never an exception."""
+        began = time.monotonic()
+        try:
+            ffmpeg = require_tool("ffmpeg")
+            ffprobe = require_tool("ffprobe")
+        except Exception as exc:  # a node without the tools: say so, another node may have them
+            return Result(None, str(exc), node=self.node)
+        result = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
+        if result is None:
+            result = _verify_and_move(job, ffprobe)
+        job.partial.unlink(missing_ok=True)
+        return Result(**{**result.__dict__, "node": self.node, "seconds": time.monotonic() - began})
+
+    def _encode(self, job: Job, command: list[str], report: Callable[[int], None]) -> Result | None:
+        import vapoursynth as vs
+
+        clip = self.clip[job.segment.first : job.segment.last + 1]
+        if job.check_anchor:
+            clip = _checked_anchor(clip, job.segment.first)
+        child = spawn("ffmpeg", command, stdin=subprocess.PIPE)
+        script_error = None
+        try:
+            clip.output(child.proc.stdin, y4m=True, progress_update=lambda done, total: report(done))
+        except vs.Error as exc:
+            script_error = str(exc).strip().splitlines() or ["vs.Error"]
+        except (BrokenPipeError, OSError):
+            pass  # ffmpeg stopped reading: its own status and tail say why
+        finally:
+            with contextlib.suppress(OSError):
+                child.proc.stdin.close()
+        if script_error is not None:  # a Python error in a frame callback comes with its traceback
+            stop(child)
+            return Result(
+                None, script_error[-1], "script", tuple(script_error[-TAIL_LINES:-1]), retryable=False
+            )
+        code = child.proc.wait()
+        child.join()
+        if code != 0:
+            tail = tuple(child.tail)
+            return Result(None, child.status(), "ffmpeg", tail, retryable=not _disk_full(tail))
+        return None
+
+
+def _verify_and_move(job: Job, ffprobe: str) -> Result:
+    try:
+        verify_frames(job.partial, ffprobe, job.segment.frames)
+        if job.overwrite:
+            os.replace(job.partial, job.target)
+        else:
+            os.link(job.partial, job.target)  # fails if the target appeared meanwhile: never replaced
+    except IncompleteVideo as exc:
+        return Result(None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", retryable=False)
+    except FileExistsError:
+        return Result(None, f"{job.target} was created by someone else meanwhile; pass --overwrite to replace it",
+                      retryable=False)  # fmt: skip
+    except OSError as exc:
+        return Result(
+            None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=not _disk_full((str(exc),))
+        )
+    return Result(job.segment.frames)
+
+
+def _disk_full(lines: tuple[str, ...]) -> bool:
+    return any(FULL_DISK in line for line in lines)
+
+
+def _evaluate(spec: ScriptSpec):
+    """Run the script as vspipe does (its folder as the working directory, ``--arg`` values as globals, run
+    as ``__vapoursynth__``) and return its output 0 as a clip."""
+    import vapoursynth as vs
+
+    os.chdir(spec.path.parent)
+    runpy.run_path(str(spec.path), init_globals=dict(spec.args), run_name="__vapoursynth__")
+    try:
+        output = vs.get_output(0)
+    except KeyError:
+        raise RuntimeError(f"{spec.path} sets no output (call clip.set_output())") from None
+    return getattr(output, "clip", output)
+
+
+def _checked_anchor(clip, first: int):
+    """``clip`` (a segment starting at script frame ``first``) whose first frame must carry the filter's anchor
+    ``first``: the filter itself confirms the split is exact."""
+    import vapoursynth as vs
+
+    from streamdiffvsr.vsfilter import ANCHOR_PROP
+
+    def check(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        anchor = f.props.get(ANCHOR_PROP)
+        if n == 0 and anchor != first:
+            raise vs.Error(
+                f"segment at frame {first}: that frame starts no chain of the filter ({ANCHOR_PROP} = {anchor}); "
+                "a split there would not be exact"
+            )
+        return f
+
+    return vs.core.std.ModifyFrame(clip, clip, check)
+
+
+# ---- the local worker process and its driver side -------------------------------------------------------
+
+
+def _serve(commands: BinaryIO, events: BinaryIO) -> None:
+    """The worker process: load the script, then answer scan and render messages until stdin closes."""
+
+    def send(*message: Any) -> None:
+        pickle.dump(message, events)
+        events.flush()
+
+    try:
+        spec = pickle.load(commands)
+        renderer = Renderer(spec)
+    except Exception as exc:  # the script's own error: the driver shows it with the tail of stderr
+        traceback.print_exc()
+        lines = str(exc).strip().splitlines()
+        send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
+        return
+    send("ready", renderer.frames)
+    while True:
+        try:
+            kind, value = pickle.load(commands)
+        except EOFError:
+            return
+        if kind == "scan":
+            send("scan", renderer.chain_starts(value))
+        else:
+            send("result", renderer.render(value, lambda done: send("progress", done)))
+
+
+def main() -> None:
+    events = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what the script prints goes to stderr, never into the message stream
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops us; a Ctrl-C reaches it alone
+    _serve(sys.stdin.buffer, events)
+
+
+class WorkerFailed(Exception):
+    """The worker process could not evaluate the script (message), with the last lines it printed (tail)."""
+
+    def __init__(self, message: str, tail: list[str]) -> None:
+        super().__init__(message)
+        self.tail = tail
+
+
+class LocalWorker:
+    """A worker process on this machine, driven from this one; its script notices go to ``notify``."""
+
+    def __init__(self, spec: ScriptSpec, notify: Callable[[str], None], label: str) -> None:
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.notices: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # ``label`` (OUTPUT) only names the worker in process lists: which encode it belongs to.
+        self.child = spawn("worker", [sys.executable, "-m", WORKER_MODULE, label], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, on_line=self._stderr_line)  # fmt: skip
+        self.notify = notify
+        threading.Thread(target=self._read_events, daemon=True).start()
+        self._send(spec)
+        kind, value = self.wait_event()
+        if kind != "ready":
+            self.close()
+            raise WorkerFailed(value, list(self.child.tail))
+        self.frames: int = value
+
+    def _stderr_line(self, line: str) -> bool:
+        if line.startswith(NOTICE_PREFIX):
+            self.notices.put(line[len(NOTICE_PREFIX) :])
+            return True
+        return False
+
+    def _send(self, message: Any) -> None:
+        pickle.dump(message, self.child.proc.stdin)
+        self.child.proc.stdin.flush()
+
+    def _read_events(self) -> None:
+        stream = self.child.proc.stdout
+        with contextlib.suppress(EOFError, OSError, pickle.UnpicklingError):
+            while True:
+                self.events.put(pickle.load(stream))
+        self.events.put(("died", None))
+
+    def wait_event(self, timeout: float | None = None) -> tuple[Any, ...]:
+        """The next message of the worker (("died", None) once it is gone); raises queue.Empty on timeout."""
+        event = self.events.get(timeout=timeout)
+        self.flush_notices()
+        if event[0] == "died":
+            self.child.proc.wait()
+            self.child.join()
+            return ("failed", f"the worker process ended ({self.child.status()})")
+        return event
+
+    def flush_notices(self) -> None:
+        while not self.notices.empty():
+            self.notify(self.notices.get())
+
+    def chain_starts(self, last: int) -> list[int] | None:
+        self._send(("scan", last))
+        kind, value = self.wait_event()
+        if kind != "scan":
+            raise WorkerFailed(value, list(self.child.tail))
+        return value
+
+    def submit(self, job: Job) -> None:
+        self._send(("render", job))
+
+    def close(self) -> None:
+        stop(self.child)
+
+
+@contextlib.contextmanager
+def local_worker(spec: ScriptSpec, notify: Callable[[str], None], label: str) -> Iterator[LocalWorker]:
+    worker = LocalWorker(spec, notify, label)
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
+if __name__ == "__main__":  # the classes must be pickled under their module's real name, not __main__'s
+    from streamdiffvsr.cli.segments import worker
+
+    worker.main()
