@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from diffusers import SchedulerMixin
 
 from .checkpoint import (
     Components,
@@ -172,8 +175,12 @@ class StreamDiffVSR:
         return self.timer(name) if self.timer is not None else nullcontext()
 
     @classmethod
-    def from_pretrained(
-        cls,
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike = DEFAULT_MODEL, **settings) -> StreamDiffVSR:
+        """Load a checkpoint: ``prepare(path_or_repo_id, **settings).load()`` (see ``prepare``)."""
+        return cls.prepare(path_or_repo_id, **settings).load()
+
+    @staticmethod
+    def prepare(
         path_or_repo_id: str | os.PathLike = DEFAULT_MODEL,
         *,
         device: str | torch.device | None = None,
@@ -187,8 +194,10 @@ class StreamDiffVSR:
         timestep_spacing: str | None = None,
         download: bool = True,
         compile: bool = DEFAULT_COMPILE,
-    ) -> StreamDiffVSR:
-        """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("nano", "tiny").
+    ) -> EngineSpec:
+        """Check the settings, find the checkpoint and read its configs, without loading a network: what
+        ``EngineSpec.load`` needs. The checkpoint is a local folder in the official layout, a hub id, or an
+        embedded name ("nano", "tiny").
 
         ``device`` None: cuda:0 if CUDA is available, else the CPU; ``dtype`` None: bf16 on CUDA, fp32 on the CPU
         (``options.resolve_device`` and ``options.default_precision``).
@@ -212,14 +221,12 @@ class StreamDiffVSR:
         device = torch.device(device or resolve_device())
         dtype = resolve_dtype(dtype or default_precision(device.type))
         root = resolve_checkpoint(path_or_repo_id, download=download)
-        components = load_components(root, device, dtype)
         scheduler = load_scheduler(root, timestep_spacing)
         flow, flow_weights = resolve_flow(root, flow, flow_weights)
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
-        estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)
-        return cls(
-            components, scheduler, estimator, num_steps=num_steps, seed=seed, noise=noise, compile=compile
+        return EngineSpec(
+            root, device, dtype, scheduler, flow, flow_weights, flow_scale, num_steps, seed, noise, compile
         )
 
     def stream(self) -> Stream:
@@ -299,3 +306,34 @@ class StreamDiffVSR:
         vae = self.components.vae
         features = guidance.features if guidance is not None else None
         return vae.decode(z / vae.config.scaling_factor, features, self.strip_bytes)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A checked engine configuration (``StreamDiffVSR.prepare``): the checkpoint found and its configs read,
+    no network loaded. ``load`` loads them (shared per checkpoint, device and dtype) and the flow backend."""
+
+    root: Path
+    device: torch.device
+    dtype: torch.dtype
+    scheduler: SchedulerMixin
+    flow: str
+    flow_weights: Path | None
+    flow_scale: float
+    num_steps: int
+    seed: int
+    noise: str
+    compile: bool
+
+    def load(self) -> StreamDiffVSR:
+        components = load_components(self.root, self.device, self.dtype)
+        backend = make_flow_backend(self.flow, self.flow_weights, self.device)
+        return StreamDiffVSR(
+            components,
+            copy.deepcopy(self.scheduler),  # set_timesteps changes it: each engine has its own
+            FlowEstimator(backend, self.flow_scale, SCALE),
+            num_steps=self.num_steps,
+            seed=self.seed,
+            noise=self.noise,
+            compile=self.compile,
+        )

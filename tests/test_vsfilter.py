@@ -368,17 +368,35 @@ def test_wrong_scene_prop_type_names_the_prop_and_frame() -> None:
         out.get_frame(2)
 
 
-def test_truncated_prompt_embedding_fails_at_the_call(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_truncated_prompt_embedding_fails_at_the_first_frame(tiny_checkpoint: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_checkpoint, damaged)
     embeds = damaged / "prompt_embeds.safetensors"
     embeds.write_bytes(embeds.read_bytes()[:100])
     clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    out = stream_diffvsr(clip, model=str(damaged), **FAST)
     with pytest.raises(
         vs.Error,
-        match=f"cannot read the prompt embedding {re.escape(str(embeds))} .*download or copy it again",
+        match=f"frame 0: cannot read the prompt embedding {re.escape(str(embeds))} .*download or copy it again",
     ):
-        stream_diffvsr(clip, model=str(damaged), **FAST)
+        out.get_frame(0)
+
+
+def test_networks_load_at_the_first_frame_not_at_the_call(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The call checks the checkpoint and its configs; the weights are read only when a frame is rendered, so a
+    script evaluated to plan (chain starts) never loads them."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoint, copy)
+    clip = numpy_clip(np.concatenate([SCENE[:3], pattern(2, 1)]))
+    out = stream_diffvsr(clip, model=str(copy), **FAST)
+    assert frame_server(out).chain_starts(4) == [0, 3]
+    weights = copy / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # damaged after the call: only a later load can notice
+    with pytest.raises(vs.Error, match="frame 0: could not load the checkpoint"):
+        out.get_frame(0)
+    shutil.rmtree(copy / "scheduler")
+    with pytest.raises(vs.Error, match="could not load the scheduler config"):
+        stream_diffvsr(clip, model=str(copy), **FAST)
 
 
 def test_device_index() -> None:

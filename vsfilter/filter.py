@@ -100,7 +100,7 @@ def stream_diffvsr(
     device = resolve_device(device_index)
     precision = precision or default_precision(device)
     try:
-        engine = StreamDiffVSR.from_pretrained(
+        spec = StreamDiffVSR.prepare(
             model,
             device=device,
             dtype=precision,
@@ -119,7 +119,7 @@ def stream_diffvsr(
     core = vs.core
     width, height = clip.width * SCALE, clip.height * SCALE
     server = FrameServer(
-        engine,
+        spec,
         clip,
         SceneCuts(clip, scene_detect, scene_threshold),
         max_chain=max_chain,

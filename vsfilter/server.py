@@ -23,6 +23,7 @@ import torch
 import vapoursynth as vs
 
 from streamdiffvsr import SCALE, Stream, StreamDiffVSR
+from streamdiffvsr.engine import EngineSpec
 
 from .convert import Downloader, FrameReader, host_buffer, write_frame
 from .scenes import SceneCuts, chain_anchor
@@ -181,11 +182,12 @@ class OutputCache:
 
 
 class FrameServer:
-    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time)."""
+    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time).
+    The networks are loaded when the first frame is computed (a script evaluated only to plan never loads them)."""
 
     def __init__(
         self,
-        engine: StreamDiffVSR,
+        spec: EngineSpec,
         clip: vs.VideoNode,
         scenes: SceneCuts,
         *,
@@ -193,18 +195,33 @@ class FrameServer:
         snapshot_interval: int,
         output_frames: int,
     ) -> None:
-        self.engine = engine
+        self.spec = spec
+        self._engine: StreamDiffVSR | None = None
+        self._stream: Stream | None = None
         self.clip = clip
         self.scenes = scenes
         self.max_chain = max_chain
         self.interval = snapshot_interval
-        self.reader = FrameReader(clip.width, clip.height, engine.device)
-        self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), engine.device)
+        self.reader = FrameReader(clip.width, clip.height, spec.device)
+        self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), spec.device)
         self.snapshots = SnapshotStore(snapshot_interval)
-        self.stream = engine.stream()
         self.live: Chain | None = None
         self.lock = threading.Lock()
         self.steps_run = 0  # frames the model has processed (for tests and diagnostics)
+
+    @property
+    def engine(self) -> StreamDiffVSR:
+        """The loaded engine (loaded on first use)."""
+        if self._engine is None:
+            self._engine = self.spec.load()
+        return self._engine
+
+    @property
+    def stream(self) -> Stream:
+        """The live stream (made with the engine on first use)."""
+        if self._stream is None:
+            self._stream = self.engine.stream()
+        return self._stream
 
     def chain_starts(self, last: int) -> list[int]:
         """The frames 0..``last`` where a chain starts (scene cuts and ``max_chain`` restarts), found by a scan
