@@ -17,6 +17,7 @@ vs = pytest.importorskip("vapoursynth")
 
 from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
 from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
+from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
 
 # Two cores shared with other work: one torch thread avoids oversubscription stalls (results do not depend on it).
 torch.set_num_threads(1)
@@ -280,6 +281,28 @@ def test_max_chain(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
     expected = fresh_stream(tiny_checkpoint, SCENE[3:5])
     np.testing.assert_array_equal(to_array(out.get_frame(4)), expected[1])
     np.testing.assert_array_equal(to_array(out.get_frame(2)), reference[2])
+
+
+@pytest.mark.parametrize(("detect", "max_chain"), [(True, 0), (True, 2), (False, 3)])
+def test_chain_starts_need_no_model_and_are_the_rendered_anchors(
+    tiny_checkpoint: Path, detect: bool, max_chain: int
+) -> None:
+    """Chains.starts (what a segmented encode plans with) from the source and scene settings alone gives exactly
+    the frames that rendering, in any order, marks as their own chain's anchor."""
+    src = numpy_clip(np.concatenate([SCENE[:3], pattern(3, 1), SCENE[3:5]]))
+    marked = src[:4] + core.std.SetFrameProps(src[4], _SceneChangePrev=1) + src[5:]
+    chains = Chains(marked, scene_detect=detect, scene_threshold=0.1, max_chain=max_chain)
+    planned = chains.starts(marked.num_frames - 1)
+    out = filtered(marked, tiny_checkpoint, scene_detect=detect, max_chain=max_chain)
+    order = random.Random(max_chain).sample(range(marked.num_frames), marked.num_frames)
+    rendered = sorted(n for n in order if out.get_frame(n).props[ANCHOR_PROP] == n)
+    assert planned == rendered
+    assert (
+        planned
+        == {(True, 0): [0, 3, 4, 6], (True, 2): [0, 2, 3, 4, 6], (False, 3): [0, 3, 4, 7]}[
+            (detect, max_chain)
+        ]
+    )
 
 
 # --- errors -------------------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from streamdiffvsr.options import (
     default_precision,
 )
 
+from .chains import Chains
 from .checks import check_clip, check_settings, error, resolve_device
-from .scenes import SceneCuts
 from .server import FrameServer, output_cache_size
 
 ANCHOR_PROP = "_StreamDiffVSRAnchor"
@@ -118,20 +118,20 @@ def stream_diffvsr(
 
     core = vs.core
     width, height = clip.width * SCALE, clip.height * SCALE
+    chains = Chains(clip, scene_detect=scene_detect, scene_threshold=scene_threshold, max_chain=max_chain)
     server = FrameServer(
         spec,
         clip,
-        SceneCuts(clip, scene_detect, scene_threshold),
-        max_chain=max_chain,
+        chains,
         snapshot_interval=snapshot_interval,
         output_frames=output_cache_size(width * height * 3 * 4),
     )
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        blank, source = f
+        blank, source, cut = f
         out = blank.copy()
         try:
-            anchor = server.render(n, source, out)
+            anchor = server.render(n, source, cut, out)
         except StreamDiffVSRError as exc:
             raise error(f"frame {n}: {exc}") from None
         except torch.cuda.OutOfMemoryError:
@@ -145,7 +145,7 @@ def stream_diffvsr(
         return out
 
     blank = core.std.BlankClip(clip, width=width, height=height, keep=True)
-    output = core.std.ModifyFrame(blank, [blank, clip], render)
+    output = core.std.ModifyFrame(blank, [blank, clip, chains.cuts], render)
     _servers[output] = server
     _live_servers.add(server)
     return output
