@@ -31,9 +31,8 @@ from .options import (
     DEFAULT_NOISE,
     DEFAULT_SEED,
     DEFAULT_STEPS,
-    FLOW_CHOICES,
-    NOISE_MODES,
     SCALE,
+    check_options,
     default_precision,
     resolve_device,
     use_tf32,
@@ -212,12 +211,9 @@ class StreamDiffVSR:
         ``compile`` True: the UNet and ControlNet are compiled with torch.compile for the first frame size
         (the first frames are slow while it compiles; output equal within float rounding).
         """
-        if flow not in FLOW_CHOICES:
-            raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
-        if noise not in NOISE_MODES:
-            raise ValueError(f"unknown noise mode {noise!r}; choose one of {', '.join(NOISE_MODES)}")
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        settings = {"flow": flow, "flow_weights": flow_weights, "flow_scale": flow_scale, "steps": num_steps}
+        settings |= {"seed": seed, "noise": noise, "timestep_spacing": timestep_spacing, "compile": compile}
+        check_options(settings)  # the rules the filter and the presets check: options.OPTIONS
         device = torch.device(device or resolve_device())
         dtype = resolve_dtype(dtype or default_precision(device.type))
         root = resolve_checkpoint(path_or_repo_id, download=download)

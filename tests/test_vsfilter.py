@@ -16,6 +16,7 @@ import torch
 vs = pytest.importorskip("vapoursynth")
 
 from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
+from streamdiffvsr.options import DEFAULT_NOISE  # noqa: E402
 from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
 from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
 
@@ -70,7 +71,7 @@ def to_array(frame: vs.VideoFrame) -> np.ndarray:
 
 
 def fresh_stream(
-    model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1, noise: str = "fresh"
+    model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1, noise: str = DEFAULT_NOISE
 ) -> list[np.ndarray]:
     """The ground truth: the frames through one new engine stream, in order."""
     engine = StreamDiffVSR.from_pretrained(str(model), device="cpu", flow=flow, num_steps=steps, noise=noise)
@@ -364,13 +365,16 @@ def test_too_small() -> None:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("seed", -5, "seed must be a non-negative integer"),
-        ("seed", 1.5, "seed must be a non-negative integer"),
-        ("flow_scale", "2", "flow_scale must be in"),
-        ("scene_threshold", None, "scene_threshold must be in"),
-        ("scene_detect", "no", "scene_detect must be True or False"),
-        ("steps", True, "steps must be a positive integer"),
-        ("timestep_spacing", "bogus", "timestep_spacing must be None or one of"),
+        ("seed", -5, "seed must be an integer from 0 to"),
+        ("seed", 1.5, "seed must be an integer from 0 to"),
+        ("flow_scale", "2", "flow_scale must be a number above 0, up to 4"),
+        ("scene_threshold", None, "scene_threshold must be a number above 0, up to 1"),
+        ("scene_detect", "no", "scene_detect must be true or false"),
+        ("scene_detect", 1, "scene_detect must be true or false"),
+        ("compile", 0, "compile must be true or false"),
+        ("steps", True, "steps must be an integer from 1 to 50"),
+        ("steps", 500, "steps must be an integer from 1 to 50"),
+        ("timestep_spacing", "bogus", "timestep_spacing must be one of leading, trailing, linspace, or auto"),
     ],
 )
 def test_wrong_type_or_sign_fails_at_the_call(option: str, value: object, message: str) -> None:
@@ -436,15 +440,16 @@ def test_missing_model_and_bad_settings(tmp_path: Path) -> None:
     raises(r"model '/nonexistent/model': no such checkpoint folder", clip, model="/nonexistent/model")
     raises(r"not a Stream-DiffVSR checkpoint folder", clip, model=str(tmp_path))
     raises(r"'nobody/no-such-model' is not in the Hugging Face cache", clip, model="nobody/no-such-model")
-    raises(r"steps must be a positive integer", clip, steps=0)
+    raises(r"steps must be an integer from 1 to 50", clip, steps=0)
     raises(r"precision must be one of fp32, fp16, bf16", clip, precision="fp8")
     raises(r"flow must be one of", clip, flow="farneback")
     raises(r"noise must be one of fresh, fixed, warped, got 'frozen'", clip, noise="frozen")
-    raises(r"flow_scale must be in \(0, 4\]", clip, flow_scale=5.0)
-    raises(r"scene_threshold must be in", clip, scene_threshold=0)
-    raises(r"max_chain must be", clip, max_chain=-1)
-    raises(r"snapshot_interval must be", clip, snapshot_interval=0)
-    raises(r"checkpoint_interval must be", clip, checkpoint_interval=0)  # the former name still works
+    raises(r"flow_scale must be a number above 0, up to 4, got 5.0", clip, flow_scale=5.0)
+    raises(r"scene_threshold must be a number above 0, up to 1", clip, scene_threshold=0)
+    raises(r"max_chain must be an integer >= 0", clip, max_chain=-1)
+    raises(r"snapshot_interval must be an integer >= 1", clip, snapshot_interval=0)
+    with pytest.warns(FutureWarning, match="checkpoint_interval is now snapshot_interval; .* version 0.3"):
+        raises(r"snapshot_interval must be an integer >= 1", clip, checkpoint_interval=0)  # still read
 
 
 # --- memory -------------------------------------------------------------------------------------------------
