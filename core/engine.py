@@ -239,20 +239,14 @@ class StreamDiffVSR:
 
     @torch.inference_mode()
     def upscale(
-        self,
-        lr: torch.Tensor,
-        previous: tuple[torch.Tensor, torch.Tensor] | None,
-        latents: torch.Tensor,
-        flow: torch.Tensor | None = None,
+        self, lr: torch.Tensor, latents: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
-        """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, the previous
-        (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped. ``flow``: this frame's
-        ``estimate_flow`` if the caller has it already (the stream does: the warped noise needs it too)."""
-        if previous is not None and flow is None:
-            flow = self.estimate_flow(lr, previous[0])
+        """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, ``previous`` = (the
+        previous raw HR output, this frame's ``estimate_flow`` to the previous LR frame) -> raw decoder output
+        (1, 3, 4h, 4w), about [-1, 1], unclamped. The flow is the caller's: the warped noise needs it too."""
         with self.components.lock, tf32(self.tf32):
             try:
-                guidance = self.warped_guidance(previous[1], flow) if previous is not None else None
+                guidance = self.warped_guidance(*previous) if previous is not None else None
                 return self.generate(lr, latents, guidance)
             finally:  # also after an error (out of memory): never keep HR-sized tensors for a retry
                 self.components.conditioning.clear()
