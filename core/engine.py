@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from diffusers import SchedulerMixin
 
 from .checkpoint import (
     Components,
@@ -28,9 +31,8 @@ from .options import (
     DEFAULT_NOISE,
     DEFAULT_SEED,
     DEFAULT_STEPS,
-    FLOW_CHOICES,
-    NOISE_MODES,
     SCALE,
+    check_options,
     default_precision,
     resolve_device,
     use_tf32,
@@ -172,8 +174,12 @@ class StreamDiffVSR:
         return self.timer(name) if self.timer is not None else nullcontext()
 
     @classmethod
-    def from_pretrained(
-        cls,
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike = DEFAULT_MODEL, **settings) -> StreamDiffVSR:
+        """Load a checkpoint: ``prepare(path_or_repo_id, **settings).load()`` (see ``prepare``)."""
+        return cls.prepare(path_or_repo_id, **settings).load()
+
+    @staticmethod
+    def prepare(
         path_or_repo_id: str | os.PathLike = DEFAULT_MODEL,
         *,
         device: str | torch.device | None = None,
@@ -187,8 +193,10 @@ class StreamDiffVSR:
         timestep_spacing: str | None = None,
         download: bool = True,
         compile: bool = DEFAULT_COMPILE,
-    ) -> StreamDiffVSR:
-        """Load a checkpoint: a local folder in the official layout, a hub id, or an embedded name ("nano", "tiny").
+    ) -> EngineSpec:
+        """Check the settings, find the checkpoint and read its configs, without loading a network: what
+        ``EngineSpec.load`` needs. The checkpoint is a local folder in the official layout, a hub id, or an
+        embedded name ("nano", "tiny").
 
         ``device`` None: cuda:0 if CUDA is available, else the CPU; ``dtype`` None: bf16 on CUDA, fp32 on the CPU
         (``options.resolve_device`` and ``options.default_precision``).
@@ -203,23 +211,18 @@ class StreamDiffVSR:
         ``compile`` True: the UNet and ControlNet are compiled with torch.compile for the first frame size
         (the first frames are slow while it compiles; output equal within float rounding).
         """
-        if flow not in FLOW_CHOICES:
-            raise ValueError(f"unknown flow backend {flow!r}; choose one of {', '.join(FLOW_CHOICES)}")
-        if noise not in NOISE_MODES:
-            raise ValueError(f"unknown noise mode {noise!r}; choose one of {', '.join(NOISE_MODES)}")
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        settings = {"flow": flow, "flow_weights": flow_weights, "flow_scale": flow_scale, "steps": num_steps}
+        settings |= {"seed": seed, "noise": noise, "timestep_spacing": timestep_spacing, "compile": compile}
+        check_options(settings)  # the rules the filter and the presets check: options.OPTIONS
         device = torch.device(device or resolve_device())
         dtype = resolve_dtype(dtype or default_precision(device.type))
         root = resolve_checkpoint(path_or_repo_id, download=download)
-        components = load_components(root, device, dtype)
         scheduler = load_scheduler(root, timestep_spacing)
         flow, flow_weights = resolve_flow(root, flow, flow_weights)
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
-        estimator = FlowEstimator(make_flow_backend(flow, flow_weights, device), flow_scale, SCALE)
-        return cls(
-            components, scheduler, estimator, num_steps=num_steps, seed=seed, noise=noise, compile=compile
+        return EngineSpec(
+            root, device, dtype, scheduler, flow, flow_weights, flow_scale, num_steps, seed, noise, compile
         )
 
     def stream(self) -> Stream:
@@ -236,20 +239,14 @@ class StreamDiffVSR:
 
     @torch.inference_mode()
     def upscale(
-        self,
-        lr: torch.Tensor,
-        previous: tuple[torch.Tensor, torch.Tensor] | None,
-        latents: torch.Tensor,
-        flow: torch.Tensor | None = None,
+        self, lr: torch.Tensor, latents: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
-        """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, the previous
-        (LR, raw HR) pair -> raw decoder output (1, 3, 4h, 4w), about [-1, 1], unclamped. ``flow``: this frame's
-        ``estimate_flow`` if the caller has it already (the stream does: the warped noise needs it too)."""
-        if previous is not None and flow is None:
-            flow = self.estimate_flow(lr, previous[0])
+        """One frame: LR (1, 3, h, w) in [-1, 1] (sides multiples of 4) and, after frame 0, ``previous`` = (the
+        previous raw HR output, this frame's ``estimate_flow`` to the previous LR frame) -> raw decoder output
+        (1, 3, 4h, 4w), about [-1, 1], unclamped. The flow is the caller's: the warped noise needs it too."""
         with self.components.lock, tf32(self.tf32):
             try:
-                guidance = self.warped_guidance(previous[1], flow) if previous is not None else None
+                guidance = self.warped_guidance(*previous) if previous is not None else None
                 return self.generate(lr, latents, guidance)
             finally:  # also after an error (out of memory): never keep HR-sized tensors for a retry
                 self.components.conditioning.clear()
@@ -299,3 +296,34 @@ class StreamDiffVSR:
         vae = self.components.vae
         features = guidance.features if guidance is not None else None
         return vae.decode(z / vae.config.scaling_factor, features, self.strip_bytes)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A checked engine configuration (``StreamDiffVSR.prepare``): the checkpoint found and its configs read,
+    no network loaded. ``load`` loads them (shared per checkpoint, device and dtype) and the flow backend."""
+
+    root: Path
+    device: torch.device
+    dtype: torch.dtype
+    scheduler: SchedulerMixin
+    flow: str
+    flow_weights: Path | None
+    flow_scale: float
+    num_steps: int
+    seed: int
+    noise: str
+    compile: bool
+
+    def load(self) -> StreamDiffVSR:
+        components = load_components(self.root, self.device, self.dtype)
+        backend = make_flow_backend(self.flow, self.flow_weights, self.device)
+        return StreamDiffVSR(
+            components,
+            copy.deepcopy(self.scheduler),  # set_timesteps changes it: each engine has its own
+            FlowEstimator(backend, self.flow_scale, SCALE),
+            num_steps=self.num_steps,
+            seed=self.seed,
+            noise=self.noise,
+            compile=self.compile,
+        )

@@ -8,9 +8,13 @@ torch when it is called.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from os import PathLike
+from typing import Any
 
-from .errors import DeviceError
+from .errors import DeviceError, StreamDiffVSRError
 
 SCALE = 4  # the model's upscale factor
 MIN_SIDE = 16  # smallest LR side: the tiny UNet's bottom level needs it
@@ -29,7 +33,8 @@ DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
 DEFAULT_STEPS = 4
 DEFAULT_FLOW_SCALE = 1.0
 DEFAULT_SEED = 0
-DEFAULT_NOISE = "fresh"
+# "fixed": less temporal flicker than bicubic on every clip measured, "fresh" more, at the same PSNR (BENCHMARKS.md).
+DEFAULT_NOISE = "fixed"
 DEFAULT_SCENE_THRESHOLD = 0.1
 DEFAULT_MAX_CHAIN = 0
 DEFAULT_SNAPSHOT_INTERVAL = 16
@@ -63,6 +68,111 @@ SEED_BOUNDS = Bounds(0, 2**63 - 1)
 SCENE_THRESHOLD_BOUNDS = Bounds(0, 1, low_open=True)
 MAX_CHAIN_BOUNDS = Bounds(0)  # 0 = never restart
 SNAPSHOT_INTERVAL_BOUNDS = Bounds(1)
+DEVICE_INDEX_BOUNDS = Bounds(0)
+
+
+class OptionError(StreamDiffVSRError, ValueError):
+    """A setting's value is not allowed; the message says what is."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of the engine or the filter. ``kind``: int, float, bool, choice or path. ``auto``: None is
+    allowed and means the automatic choice. ``engine``: the keyword of ``StreamDiffVSR.prepare`` it is passed
+    as (None: the filter's own setting)."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    bounds: Bounds | None = None
+    auto: bool = False
+    engine: str | None = None
+
+    def allowed(self) -> str:
+        """The allowed values, in words (for error messages and ``presets --keys``)."""
+        if self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "choice":
+            text = "one of " + ", ".join(self.choices)
+        elif self.kind == "path":
+            text = "a file path"
+        else:
+            noun = "an integer" if self.kind == "int" else "a number"
+            b = self.bounds
+            if b is None:
+                text = noun
+            elif b.high is None:
+                text = f"{noun} {'>' if b.low_open else '>='} {b.low:g}"
+            elif b.low_open:
+                text = f"{noun} above {b.low:g}, up to {b.high:g}"
+            else:
+                text = f"{noun} from {b.low:g} to {b.high:g}"
+        return f"{text}, or auto" if self.auto else text
+
+    def check(self, value: Any, name: str | None = None) -> Any:
+        """``value`` if allowed (a float option's int as float), else an OptionError naming ``name`` (default:
+        the option's own name)."""
+        if value is None and (self.auto or self.kind == "path"):
+            return None
+        if self.kind == "bool":
+            ok = isinstance(value, bool)
+        elif self.kind in ("int", "float"):
+            types = (int,) if self.kind == "int" else (int, float)
+            ok = isinstance(value, types) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (self.bounds is None or value in self.bounds)
+            value = float(value) if ok and self.kind == "float" else value
+        elif self.kind == "choice":
+            ok = isinstance(value, str) and value in self.choices
+        else:
+            ok = isinstance(value, str | PathLike)
+        if not ok:
+            raise OptionError(f"{name or self.name} must be {self.allowed()}, got {value!r}")
+        return value
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("steps", "int", DEFAULT_STEPS, "diffusion steps per frame", bounds=STEPS_BOUNDS, engine="num_steps"),
+    Option("precision", "choice", None, "network precision (auto: bf16 on CUDA, fp32 on CPU)",
+           choices=PRECISIONS, auto=True, engine="dtype"),
+    Option("flow", "choice", AUTO_FLOW, "optical flow backend (auto: the model's own, raft_large for the official)",
+           choices=FLOW_CHOICES, engine="flow"),
+    Option("flow_scale", "float", DEFAULT_FLOW_SCALE, "LR upscale factor before flow (4 = official, 1 = cheap)",
+           bounds=FLOW_SCALE_BOUNDS, engine="flow_scale"),
+    Option("flow_weights", "path", None, "RAFT state dict file (default: torchvision's weights)",
+           engine="flow_weights"),
+    Option("seed", "int", DEFAULT_SEED, "seed of the per-frame initial noise", bounds=SEED_BOUNDS, engine="seed"),
+    Option("noise", "choice", DEFAULT_NOISE,
+           "initial noise: fixed per chain, fresh per frame (the official pipeline), or warped along the flow",
+           choices=NOISE_MODES, engine="noise"),
+    Option("scene_detect", "bool", True, "restart the temporal chain at scene changes"),
+    Option("scene_threshold", "float", DEFAULT_SCENE_THRESHOLD, "scene cut threshold (mean abs gray difference)",
+           bounds=SCENE_THRESHOLD_BOUNDS),
+    Option("max_chain", "int", DEFAULT_MAX_CHAIN, "restart the temporal chain every N frames (0 = never)",
+           bounds=MAX_CHAIN_BOUNDS),
+    Option("snapshot_interval", "int", DEFAULT_SNAPSHOT_INTERVAL,
+           "frames between snapshots of the stream state (seeking)", bounds=SNAPSHOT_INTERVAL_BOUNDS),
+    Option("timestep_spacing", "choice", None, "DDIM timestep spacing (auto: the checkpoint's)",
+           choices=TIMESTEP_SPACINGS, auto=True, engine="timestep_spacing"),
+    Option("compile", "bool", DEFAULT_COMPILE, "torch.compile the denoising networks (slow first frames)",
+           engine="compile"),
+    Option("device_index", "int", None, "CUDA device index (auto: the first)", bounds=DEVICE_INDEX_BOUNDS,
+           auto=True),
+)  # fmt: skip
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+# Former names, accepted with a deprecation notice until the version named.
+RENAMED = {"checkpoint_interval": ("snapshot_interval", "0.3")}
+
+
+def check_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (by option name) checked, normalised; an OptionError names the first one not allowed."""
+    return {name: OPTIONS_BY_NAME[name].check(value) for name, value in values.items()}
+
+
+def engine_keywords(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``StreamDiffVSR.prepare`` keywords from setting values by option name (the filter's own are left out)."""
+    return {o.engine: values[o.name] for o in OPTIONS if o.engine is not None and o.name in values}
 
 
 def resolve_device(device_index: int | None = None) -> str:

@@ -29,6 +29,3 @@ class StageTimer:
             if self.device is not None:
                 torch.cuda.synchronize(self.device)
             self.seconds[stage] += time.perf_counter() - start
-
-    def reset(self) -> None:
-        self.seconds.clear()

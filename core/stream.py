@@ -27,11 +27,7 @@ class FrameUpscaler(Protocol):
     def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor: ...
 
     def upscale(
-        self,
-        lr: torch.Tensor,
-        previous: tuple[torch.Tensor, torch.Tensor] | None,
-        latents: torch.Tensor,
-        flow: torch.Tensor | None = None,
+        self, lr: torch.Tensor, latents: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor: ...
 
 
@@ -86,14 +82,13 @@ class Stream:
         noise_shape = (1, 4, *lr_n.shape[-2:])
         if latents is not None and tuple(latents.shape) != noise_shape:
             raise FrameError(f"latents must have shape {noise_shape}, got {tuple(latents.shape)}")
-        previous = (self.prev_lr, self.prev_hr) if self.prev_lr is not None else None
-        flow = engine.estimate_flow(lr_n, self.prev_lr) if previous is not None else None
+        flow = engine.estimate_flow(lr_n, self.prev_lr) if self.prev_lr is not None else None
         if latents is None:
             noise_flow = latent_flow(flow) if flow is not None and engine.noise == "warped" else None
             latents = chain_noise(
                 engine.noise, engine.seed, self.index, noise_shape, self.prev_noise, noise_flow
             )
-        raw = engine.upscale(lr_n, previous, latents, flow)
+        raw = engine.upscale(lr_n, latents, (self.prev_hr, flow) if flow is not None else None)
         if engine.noise == "warped":
             self.prev_noise = latents.detach().to("cpu", torch.float32, copy=True)
         # Kept NCHW (the networks run channels_last): the state then has one layout whether it comes from the

@@ -31,7 +31,26 @@ def test_presets_command_lists_one_line_each(capsys: pytest.CaptureFixture[str])
     assert len(lines) == len(bundled_presets())
     assert any(line.startswith("balanced (default)") for line in lines)
     assert main(["presets", "--keys"]) == 0
-    assert "engine.steps" in capsys.readouterr().out
+    keys = capsys.readouterr().out
+    assert "engine.steps" in keys
+    assert re.search(r"^engine\.noise .*; default 'fixed'$", keys, re.MULTILINE)
+
+
+def test_former_key_name_works_with_a_notice_naming_the_version() -> None:
+    settings = load_settings(None, ["checkpoint_interval=5"])
+    assert settings["snapshot_interval"] == 5
+    assert settings.notices == (
+        "engine.checkpoint_interval is now engine.snapshot_interval; the old name stops working in version 0.3",
+    )
+    assert load_settings(None, ["snapshot_interval=5"]).notices == ()
+
+
+def test_frames_passes_every_engine_key_to_the_engine() -> None:
+    from streamdiffvsr.cli.commands.frames import engine_options
+
+    engine = load_settings(None, ["compile=true", "steps=3"]).section("engine")
+    options = engine_options(engine)
+    assert options["compile"] is True and options["num_steps"] == 3 and options["device"] in ("cpu", "cuda:0")
 
 
 def test_presets_command_prints_a_preset_file_like_a_bundled_one(tmp_path: Path, capsys) -> None:

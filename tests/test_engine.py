@@ -197,7 +197,7 @@ def test_noise_modes_share_frame_zero_and_differ_after(tiny_checkpoint):
     assert torch.equal(outputs["fresh"][0], outputs["warped"][0])
     for a, b in [("fresh", "fixed"), ("fixed", "warped"), ("fresh", "warped")]:
         assert not torch.equal(outputs[a][2], outputs[b][2]), (a, b)
-    with pytest.raises(ValueError, match="unknown noise mode 'frozen'; choose one of fresh, fixed, warped"):
+    with pytest.raises(ValueError, match="noise must be one of fresh, fixed, warped, got 'frozen'"):
         StreamDiffVSR.from_pretrained(tiny_checkpoint, device="cpu", flow="none", noise="frozen")
 
 

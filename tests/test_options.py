@@ -7,7 +7,17 @@ import sys
 
 import pytest
 
-from streamdiffvsr.options import FLOW_SCALE_BOUNDS, MATRIX_NAMES, Bounds, default_precision, guess_matrix
+from streamdiffvsr.options import (
+    FLOW_SCALE_BOUNDS,
+    MATRIX_NAMES,
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    Bounds,
+    OptionError,
+    default_precision,
+    engine_keywords,
+    guess_matrix,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,3 +42,44 @@ def test_default_precision() -> None:
 def test_schema_and_options_import_without_torch() -> None:
     code = "import sys, streamdiffvsr.cli.settings.schema; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_setting_has_one_home() -> None:
+    """The filter's keywords and defaults, the preset schema's engine keys and the engine's checks all come from
+    options.OPTIONS: a setting added there reaches all three."""
+    import inspect
+
+    from streamdiffvsr.cli.settings.schema import KEYS
+    from streamdiffvsr.vsfilter import stream_diffvsr
+
+    engine_keys = {k.name: k for k in KEYS if k.section == "engine"}
+    assert list(engine_keys) == [o.name for o in OPTIONS]
+    for option in OPTIONS:
+        key = engine_keys[option.name]
+        assert (key.default, key.allowed()) == (option.default, option.allowed()), option.name
+    parameters = inspect.signature(stream_diffvsr).parameters
+    for option in OPTIONS:
+        if option.name != "device_index":  # the device rule checks it: options.resolve_device
+            assert parameters[option.name].default == option.default, option.name
+    assert OPTIONS_BY_NAME["noise"].default == "fixed"
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [({"num_steps": 500}, "steps must be an integer from 1 to 50, got 500"),
+     ({"flow_scale": 8.0}, "flow_scale must be a number above 0, up to 4"),
+     ({"seed": -1}, "seed must be an integer from 0 to"),
+     ({"compile": "yes"}, "compile must be true or false")],
+)  # fmt: skip
+def test_engine_checks_the_same_rules(keywords: dict, message: str) -> None:
+    from streamdiffvsr import StreamDiffVSR
+
+    with pytest.raises(OptionError, match=message):
+        StreamDiffVSR.prepare("tiny", device="cpu", **keywords)
+
+
+def test_engine_keywords_carry_every_engine_setting() -> None:
+    values = {o.name: o.default for o in OPTIONS} | {"compile": True, "steps": 2}
+    keywords = engine_keywords(values)
+    assert keywords["compile"] is True and keywords["num_steps"] == 2 and "max_chain" not in keywords
+    assert set(keywords) == {o.engine for o in OPTIONS if o.engine}

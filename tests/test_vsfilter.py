@@ -16,7 +16,9 @@ import torch
 vs = pytest.importorskip("vapoursynth")
 
 from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
+from streamdiffvsr.options import DEFAULT_NOISE  # noqa: E402
 from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
+from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
 
 # Two cores shared with other work: one torch thread avoids oversubscription stalls (results do not depend on it).
 torch.set_num_threads(1)
@@ -69,7 +71,7 @@ def to_array(frame: vs.VideoFrame) -> np.ndarray:
 
 
 def fresh_stream(
-    model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1, noise: str = "fresh"
+    model: Path, data: np.ndarray, *, flow: str = "dis", steps: int = 1, noise: str = DEFAULT_NOISE
 ) -> list[np.ndarray]:
     """The ground truth: the frames through one new engine stream, in order."""
     engine = StreamDiffVSR.from_pretrained(str(model), device="cpu", flow=flow, num_steps=steps, noise=noise)
@@ -282,6 +284,28 @@ def test_max_chain(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
     np.testing.assert_array_equal(to_array(out.get_frame(2)), reference[2])
 
 
+@pytest.mark.parametrize(("detect", "max_chain"), [(True, 0), (True, 2), (False, 3)])
+def test_chain_starts_need_no_model_and_are_the_rendered_anchors(
+    tiny_checkpoint: Path, detect: bool, max_chain: int
+) -> None:
+    """Chains.starts (what a segmented encode plans with) from the source and scene settings alone gives exactly
+    the frames that rendering, in any order, marks as their own chain's anchor."""
+    src = numpy_clip(np.concatenate([SCENE[:3], pattern(3, 1), SCENE[3:5]]))
+    marked = src[:4] + core.std.SetFrameProps(src[4], _SceneChangePrev=1) + src[5:]
+    chains = Chains(marked, scene_detect=detect, scene_threshold=0.1, max_chain=max_chain)
+    planned = chains.starts(marked.num_frames - 1)
+    out = filtered(marked, tiny_checkpoint, scene_detect=detect, max_chain=max_chain)
+    order = random.Random(max_chain).sample(range(marked.num_frames), marked.num_frames)
+    rendered = sorted(n for n in order if out.get_frame(n).props[ANCHOR_PROP] == n)
+    assert planned == rendered
+    assert (
+        planned
+        == {(True, 0): [0, 3, 4, 6], (True, 2): [0, 2, 3, 4, 6], (False, 3): [0, 3, 4, 7]}[
+            (detect, max_chain)
+        ]
+    )
+
+
 # --- errors -------------------------------------------------------------------------------------------------
 
 
@@ -341,13 +365,16 @@ def test_too_small() -> None:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("seed", -5, "seed must be a non-negative integer"),
-        ("seed", 1.5, "seed must be a non-negative integer"),
-        ("flow_scale", "2", "flow_scale must be in"),
-        ("scene_threshold", None, "scene_threshold must be in"),
-        ("scene_detect", "no", "scene_detect must be True or False"),
-        ("steps", True, "steps must be a positive integer"),
-        ("timestep_spacing", "bogus", "timestep_spacing must be None or one of"),
+        ("seed", -5, "seed must be an integer from 0 to"),
+        ("seed", 1.5, "seed must be an integer from 0 to"),
+        ("flow_scale", "2", "flow_scale must be a number above 0, up to 4"),
+        ("scene_threshold", None, "scene_threshold must be a number above 0, up to 1"),
+        ("scene_detect", "no", "scene_detect must be true or false"),
+        ("scene_detect", 1, "scene_detect must be true or false"),
+        ("compile", 0, "compile must be true or false"),
+        ("steps", True, "steps must be an integer from 1 to 50"),
+        ("steps", 500, "steps must be an integer from 1 to 50"),
+        ("timestep_spacing", "bogus", "timestep_spacing must be one of leading, trailing, linspace, or auto"),
     ],
 )
 def test_wrong_type_or_sign_fails_at_the_call(option: str, value: object, message: str) -> None:
@@ -368,17 +395,35 @@ def test_wrong_scene_prop_type_names_the_prop_and_frame() -> None:
         out.get_frame(2)
 
 
-def test_truncated_prompt_embedding_fails_at_the_call(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_truncated_prompt_embedding_fails_at_the_first_frame(tiny_checkpoint: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_checkpoint, damaged)
     embeds = damaged / "prompt_embeds.safetensors"
     embeds.write_bytes(embeds.read_bytes()[:100])
     clip = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
+    out = stream_diffvsr(clip, model=str(damaged), **FAST)
     with pytest.raises(
         vs.Error,
-        match=f"cannot read the prompt embedding {re.escape(str(embeds))} .*download or copy it again",
+        match=f"frame 0: cannot read the prompt embedding {re.escape(str(embeds))} .*download or copy it again",
     ):
-        stream_diffvsr(clip, model=str(damaged), **FAST)
+        out.get_frame(0)
+
+
+def test_networks_load_at_the_first_frame_not_at_the_call(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The call checks the checkpoint and its configs; the weights are read only when a frame is rendered, so a
+    script evaluated to plan (chain starts) never loads them."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoint, copy)
+    clip = numpy_clip(np.concatenate([SCENE[:3], pattern(2, 1)]))
+    out = stream_diffvsr(clip, model=str(copy), **FAST)
+    assert frame_server(out).chain_starts(4) == [0, 3]
+    weights = copy / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # damaged after the call: only a later load can notice
+    with pytest.raises(vs.Error, match="frame 0: could not load the checkpoint"):
+        out.get_frame(0)
+    shutil.rmtree(copy / "scheduler")
+    with pytest.raises(vs.Error, match="could not load the scheduler config"):
+        stream_diffvsr(clip, model=str(copy), **FAST)
 
 
 def test_device_index() -> None:
@@ -395,15 +440,16 @@ def test_missing_model_and_bad_settings(tmp_path: Path) -> None:
     raises(r"model '/nonexistent/model': no such checkpoint folder", clip, model="/nonexistent/model")
     raises(r"not a Stream-DiffVSR checkpoint folder", clip, model=str(tmp_path))
     raises(r"'nobody/no-such-model' is not in the Hugging Face cache", clip, model="nobody/no-such-model")
-    raises(r"steps must be a positive integer", clip, steps=0)
+    raises(r"steps must be an integer from 1 to 50", clip, steps=0)
     raises(r"precision must be one of fp32, fp16, bf16", clip, precision="fp8")
     raises(r"flow must be one of", clip, flow="farneback")
     raises(r"noise must be one of fresh, fixed, warped, got 'frozen'", clip, noise="frozen")
-    raises(r"flow_scale must be in \(0, 4\]", clip, flow_scale=5.0)
-    raises(r"scene_threshold must be in", clip, scene_threshold=0)
-    raises(r"max_chain must be", clip, max_chain=-1)
-    raises(r"snapshot_interval must be", clip, snapshot_interval=0)
-    raises(r"checkpoint_interval must be", clip, checkpoint_interval=0)  # the former name still works
+    raises(r"flow_scale must be a number above 0, up to 4, got 5.0", clip, flow_scale=5.0)
+    raises(r"scene_threshold must be a number above 0, up to 1", clip, scene_threshold=0)
+    raises(r"max_chain must be an integer >= 0", clip, max_chain=-1)
+    raises(r"snapshot_interval must be an integer >= 1", clip, snapshot_interval=0)
+    with pytest.warns(FutureWarning, match="checkpoint_interval is now snapshot_interval; .* version 0.3"):
+        raises(r"snapshot_interval must be an integer >= 1", clip, checkpoint_interval=0)  # still read
 
 
 # --- memory -------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def make(n, f):
     return out
 
 clip = stream_diffvsr(core.std.ModifyFrame(blank, blank, make), model=model, flow="dis", steps=1,
-                      checkpoint_interval=3)
+                      snapshot_interval=3)
 frame_server(clip).outputs.capacity = 1  # out-of-order arrivals must recompute, not hit the cache
 core.std.SetVideoCache(clip, 0)
 clip.set_output()

@@ -306,9 +306,9 @@ def report(models: NanoModels, photos: list[torch.Tensor], seed: int) -> None:
         for k in range(3):
             lr = clip.lr[k] * 2 - 1
             noise = torch.randn((1, 4, *lr.shape[-2:]), generator=torch.Generator().manual_seed(k))
-            previous = (clip.lr[k - 1] * 2 - 1, prev) if k else None
-            out = models.engine.upscale(lr, previous, noise)
-            single = models.engine.upscale(lr, None, noise)
+            previous = (prev, models.engine.estimate_flow(lr, clip.lr[k - 1] * 2 - 1)) if k else None
+            out = models.engine.upscale(lr, noise, previous)
+            single = models.engine.upscale(lr, noise, None)
             prev = out
             ours.append(psnr_y((out + 1) / 2, clip.hr[k]))
             fbf.append(psnr_y((single + 1) / 2, clip.hr[k]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 
 import torch
@@ -20,12 +21,14 @@ from streamdiffvsr.options import (
     DEFAULT_SEED,
     DEFAULT_SNAPSHOT_INTERVAL,
     DEFAULT_STEPS,
+    RENAMED,
     SCALE,
     default_precision,
+    engine_keywords,
 )
 
-from .checks import check_clip, check_settings, error, resolve_device
-from .scenes import SceneCuts
+from .chains import Chains
+from .checks import NAME, check_clip, check_settings, error, resolve_device
 from .server import FrameServer, output_cache_size
 
 ANCHOR_PROP = "_StreamDiffVSRAnchor"
@@ -65,8 +68,9 @@ def stream_diffvsr(
     :param flow_scale: upscale of the LR pair before flow: 4 is the official setting, 1 is far cheaper.
     :param flow_weights: a RAFT state dict to use instead of torchvision's download.
     :param seed: seed of the initial noise (a function of seed and the frame's place in its chain).
-    :param noise: each frame's initial noise: "fresh" (a new draw per frame, the official pipeline), "fixed"
-        (frame 0's draw for the whole chain) or "warped" (the previous frame's noise carried along the flow).
+    :param noise: each frame's initial noise: "fixed" (frame 0's draw for the whole chain: less flicker),
+        "fresh" (a new draw per frame, the official pipeline) or "warped" (the previous frame's noise carried
+        along the flow).
     :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
     :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
     :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
@@ -74,64 +78,57 @@ def stream_diffvsr(
         already passed costs at most this many steps near the newest frame, about a quarter of the distance
         further back; only the last few chains keep snapshots, so a linear encode runs in flat memory).
     :param timestep_spacing: override the scheduler's timestep spacing ("leading", "trailing", ...).
-    :param checkpoint_interval: the former name of ``snapshot_interval`` (still accepted).
+    :param checkpoint_interval: the former name of ``snapshot_interval`` (accepted with a FutureWarning until
+        version 0.3).
     :param compile: compile the UNet and ControlNet for this clip's frame size with torch.compile (the first
         frames wait for the compiler; output equal within float rounding).
     """
     clip = check_clip(clip)
-    interval_name = "snapshot_interval"
     if checkpoint_interval is not None:
-        snapshot_interval, interval_name = checkpoint_interval, "checkpoint_interval"
-    check_settings(
-        steps=steps,
-        precision=precision,
-        flow=flow,
-        flow_scale=flow_scale,
-        seed=seed,
-        scene_detect=scene_detect,
-        noise=noise,
-        scene_threshold=scene_threshold,
-        max_chain=max_chain,
-        snapshot_interval=snapshot_interval,
-        timestep_spacing=timestep_spacing,
-        interval_name=interval_name,
-        compile=compile,
+        new, version = RENAMED["checkpoint_interval"]
+        message = f"checkpoint_interval is now {new}; the old name stops working in version {version}"
+        warnings.warn(f"{NAME}: {message}", FutureWarning, stacklevel=2)
+        snapshot_interval = checkpoint_interval
+    settings = check_settings(
+        {
+            "steps": steps,
+            "precision": precision,
+            "flow": flow,
+            "flow_scale": flow_scale,
+            "flow_weights": flow_weights,
+            "seed": seed,
+            "noise": noise,
+            "scene_detect": scene_detect,
+            "scene_threshold": scene_threshold,
+            "max_chain": max_chain,
+            "snapshot_interval": snapshot_interval,
+            "timestep_spacing": timestep_spacing,
+            "compile": compile,
+        }
     )
     device = resolve_device(device_index)
-    precision = precision or default_precision(device)
+    precision = settings["precision"] = precision or default_precision(device)
     try:
-        engine = StreamDiffVSR.from_pretrained(
-            model,
-            device=device,
-            dtype=precision,
-            flow=flow,
-            flow_weights=flow_weights,
-            flow_scale=flow_scale,
-            num_steps=steps,
-            seed=seed,
-            noise=noise,
-            timestep_spacing=timestep_spacing,
-            compile=compile,
-        )
-    except (StreamDiffVSRError, ValueError) as exc:
+        spec = StreamDiffVSR.prepare(model, device=device, **engine_keywords(settings))
+    except StreamDiffVSRError as exc:
         raise error(str(exc)) from None
 
     core = vs.core
     width, height = clip.width * SCALE, clip.height * SCALE
+    chains = Chains(clip, scene_detect=scene_detect, scene_threshold=scene_threshold, max_chain=max_chain)
     server = FrameServer(
-        engine,
+        spec,
         clip,
-        SceneCuts(clip, scene_detect, scene_threshold),
-        max_chain=max_chain,
+        chains,
         snapshot_interval=snapshot_interval,
         output_frames=output_cache_size(width * height * 3 * 4),
     )
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        blank, source = f
+        blank, source, cut = f
         out = blank.copy()
         try:
-            anchor = server.render(n, source, out)
+            anchor = server.render(n, source, cut, out)
         except StreamDiffVSRError as exc:
             raise error(f"frame {n}: {exc}") from None
         except torch.cuda.OutOfMemoryError:
@@ -145,7 +142,7 @@ def stream_diffvsr(
         return out
 
     blank = core.std.BlankClip(clip, width=width, height=height, keep=True)
-    output = core.std.ModifyFrame(blank, [blank, clip], render)
+    output = core.std.ModifyFrame(blank, [blank, clip, chains.cuts], render)
     _servers[output] = server
     _live_servers.add(server)
     return output

@@ -23,9 +23,10 @@ import torch
 import vapoursynth as vs
 
 from streamdiffvsr import SCALE, Stream, StreamDiffVSR
+from streamdiffvsr.engine import EngineSpec
 
+from .chains import Chains
 from .convert import Downloader, FrameReader, host_buffer, write_frame
-from .scenes import SceneCuts, chain_anchor
 
 SNAPSHOT_BUDGET = 1 << 30  # bytes of host memory for stream-state snapshots
 MIN_SNAPSHOTS = 2
@@ -45,15 +46,10 @@ def output_cache_size(frame_bytes: int, budget: int = OUTPUT_BUDGET) -> int:
 
 @dataclass
 class Chain:
-    """Where a temporal chain is: frames ``scene`` .. ``pos`` - 1 are known to be in one scene, and ``pos`` is
-    the next frame the state can produce."""
+    """Where a temporal chain is: it starts at ``anchor``, and ``pos`` is the next frame the state can produce."""
 
-    scene: int
     anchor: int
     pos: int
-
-    def knows(self, k: int) -> bool:
-        return self.scene <= k < self.pos
 
 
 @dataclass
@@ -82,7 +78,7 @@ class SnapshotStore:
         nbytes = sum(t.numel() * t.element_size() for t in state.values())
         if chain.pos in self.entries:
             self._drop(chain.pos)
-        self.entries[chain.pos] = Snapshot(Chain(chain.scene, chain.anchor, chain.pos), state, nbytes)
+        self.entries[chain.pos] = Snapshot(Chain(chain.anchor, chain.pos), state, nbytes)
         self.nbytes += nbytes
         self._use_chain(chain.anchor)
         self._thin(chain)
@@ -127,17 +123,11 @@ class SnapshotStore:
             self._use_chain(anchor)
         return best
 
-    def scene_of(self, k: int) -> int | None:
-        for snap in self.entries.values():
-            if snap.chain.knows(k):
-                return snap.chain.scene
-        return None
-
 
 @dataclass
 class Output:
     image: torch.Tensor  # (3, H, W) float32 host buffer
-    chain: Chain
+    anchor: int  # the frame its chain started at
     copied: torch.cuda.Event | None  # set while the copy from the device may still be running
 
     def ready(self) -> torch.Tensor:
@@ -173,64 +163,67 @@ class OutputCache:
         else:
             buffer = host_buffer(self.shape, self.device)
         copied = self.downloader.copy(image[0], buffer)
-        self.entries[n] = Output(buffer, Chain(chain.scene, chain.anchor, n + 1), copied)
-
-    def scene_of(self, k: int) -> int | None:
-        entry = self.entries.get(k)
-        return entry.chain.scene if entry is not None else None
+        self.entries[n] = Output(buffer, chain.anchor, copied)
 
 
 class FrameServer:
-    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time)."""
+    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time).
+    The networks are loaded when the first frame is computed (a script evaluated only to plan never loads them)."""
 
     def __init__(
         self,
-        engine: StreamDiffVSR,
+        spec: EngineSpec,
         clip: vs.VideoNode,
-        scenes: SceneCuts,
+        chains: Chains,
         *,
-        max_chain: int,
         snapshot_interval: int,
         output_frames: int,
     ) -> None:
-        self.engine = engine
+        self.spec = spec
+        self._engine: StreamDiffVSR | None = None
+        self._stream: Stream | None = None
         self.clip = clip
-        self.scenes = scenes
-        self.max_chain = max_chain
+        self.chains = chains
         self.interval = snapshot_interval
-        self.reader = FrameReader(clip.width, clip.height, engine.device)
-        self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), engine.device)
+        self.reader = FrameReader(clip.width, clip.height, spec.device)
+        self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), spec.device)
         self.snapshots = SnapshotStore(snapshot_interval)
-        self.stream = engine.stream()
         self.live: Chain | None = None
         self.lock = threading.Lock()
         self.steps_run = 0  # frames the model has processed (for tests and diagnostics)
 
-    def chain_starts(self, last: int) -> list[int]:
-        """The frames 0..``last`` where a chain starts (scene cuts and ``max_chain`` restarts), found by a scan
-        of the source frames as rendering would find them: where a segmented encode may split exactly."""
-        starts, scene = [], 0
-        for k, frame in enumerate(self.clip[: last + 1].frames()):
-            if self.scenes.is_cut(k, frame):
-                scene = k
-            if chain_anchor(k, scene, self.max_chain) == k:
-                starts.append(k)
-        return starts
+    @property
+    def engine(self) -> StreamDiffVSR:
+        """The loaded engine (loaded on first use)."""
+        if self._engine is None:
+            self._engine = self.spec.load()
+        return self._engine
 
-    def render(self, n: int, source: vs.VideoFrame, out: vs.VideoFrame) -> int:
-        """Write output frame n (``source`` is source frame n) into ``out``; returns n's chain anchor."""
+    @property
+    def stream(self) -> Stream:
+        """The live stream (made with the engine on first use)."""
+        if self._stream is None:
+            self._stream = self.engine.stream()
+        return self._stream
+
+    def chain_starts(self, last: int) -> list[int]:
+        """The frames 0..``last`` where a chain starts (``Chains.starts``: the rule rendering uses)."""
+        return self.chains.starts(last)
+
+    def render(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame, out: vs.VideoFrame) -> int:
+        """Write output frame n into ``out``, given source frame n and frame n of ``chains.cuts``; returns n's
+        chain anchor."""
         with self.lock:
             if self.outputs.get(n) is None:
-                self._compute(n, source)
+                self._compute(n, source, cut)
             output = self.outputs.get(n)  # the last one computed: always kept
             write_frame(output.ready(), out)
-            return output.chain.anchor
+            return output.anchor
 
-    def _compute(self, n: int, source: vs.VideoFrame) -> None:
+    def _compute(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame) -> None:
         """Step the live stream to frame n, caching the outputs that fit (n's among them)."""
-        scene = self._scene_start(n, source)
-        anchor = chain_anchor(n, scene, self.max_chain)
-        self._seek(scene, anchor, n)
+        anchor = self.chains.anchor(n, cut)
+        self._seek(anchor, n)
         live = self.live
         keep_from = n - self.outputs.capacity + 1
         try:
@@ -247,24 +240,7 @@ class FrameServer:
             self.live = None  # the stream may be half-stepped: never continue from it
             raise
 
-    def _scene_start(self, n: int, source: vs.VideoFrame) -> int:
-        """The first frame of n's scene: walk back to a cut, or to a frame whose scene is already known."""
-        k = n
-        while True:
-            known = self._known_scene(k)
-            if known is not None:
-                return known
-            if self.scenes.is_cut(k, source if k == n else None):
-                return k
-            k -= 1
-
-    def _known_scene(self, k: int) -> int | None:
-        if self.live is not None and self.live.knows(k):
-            return self.live.scene
-        scene = self.outputs.scene_of(k)
-        return scene if scene is not None else self.snapshots.scene_of(k)
-
-    def _seek(self, scene: int, anchor: int, n: int) -> None:
+    def _seek(self, anchor: int, n: int) -> None:
         """Make the live stream the best available start for frame n of the chain beginning at ``anchor``."""
         live = self.live
         live_pos = live.pos if live is not None and live.anchor == anchor and live.pos <= n else None
@@ -275,7 +251,7 @@ class FrameServer:
             self.snapshots.save(self.stream, live)  # park it: a later request may want to go on from here
         if snap is not None:
             self.stream.load_state_dict(snap.state)
-            self.live = Chain(snap.chain.scene, anchor, snap.chain.pos)
+            self.live = Chain(anchor, snap.chain.pos)
         else:
             self.stream.reset()
-            self.live = Chain(scene, anchor, anchor)
+            self.live = Chain(anchor, anchor)

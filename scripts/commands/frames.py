@@ -60,21 +60,11 @@ def write_png(path: Path, rgb: np.ndarray, peak: int) -> None:
 
 
 def engine_options(engine: dict[str, Any]) -> dict[str, Any]:
-    """``StreamDiffVSR.from_pretrained`` keywords from the preset's engine section (the device and precision
-    rules are the engine's own: ``streamdiffvsr.options``)."""
-    from streamdiffvsr.options import resolve_device
+    """``StreamDiffVSR.prepare`` keywords from the preset's engine section (``options.engine_keywords``) and the
+    device (the engine's own rule: ``options.resolve_device``)."""
+    from streamdiffvsr.options import engine_keywords, resolve_device
 
-    return {
-        "device": resolve_device(engine.get("device_index")),
-        "dtype": engine.get("precision"),
-        "flow": engine["flow"],
-        "flow_scale": engine["flow_scale"],
-        "flow_weights": engine.get("flow_weights"),
-        "num_steps": engine["steps"],
-        "seed": engine["seed"],
-        "noise": engine["noise"],
-        "timestep_spacing": engine.get("timestep_spacing"),
-    }
+    return {"device": resolve_device(engine.get("device_index")), **engine_keywords(engine)}
 
 
 def run_frames(args: argparse.Namespace) -> int:
