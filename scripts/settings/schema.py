@@ -108,7 +108,7 @@ KEYS: tuple[Key, ...] = (
     _key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
     _key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
         "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
-    Key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
+    _key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
         "everywhere, so segments equal the linear encode bit for bit; auto: this machine's cores)",
         bounds=Bounds(1), auto=True),
 )  # fmt: skip
