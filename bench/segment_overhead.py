@@ -57,7 +57,9 @@ def worker_start_seconds(source: Path, folder: Path) -> float:
     """A render worker from spawn to ready: process, torch, VapourSynth, the source, the script (no model)."""
     script = folder / "upscale.vpy"
     script.write_text(render_script(load_settings(None)), encoding="utf-8")
-    spec = ScriptSpec(script, {"src": str(source), "model": str(choose_model("nano").path)}, os.cpu_count() or 1)
+    spec = ScriptSpec(
+        script, {"src": str(source), "model": str(choose_model("nano").path)}, os.cpu_count() or 1
+    )
     began = time.perf_counter()
     worker = LocalWorker(spec, lambda line: None, "bench")
     seconds = time.perf_counter() - began
@@ -89,7 +91,9 @@ def main() -> None:
         make_clip(source, args.size, args.scenes, args.scene_frames)
         start = worker_start_seconds(source, folder)
         linear = encode_seconds(source, folder / "linear.mkv", [])
-        split = encode_seconds(source, folder / "split.mkv", ["--set", f"segment.min_frames={args.scene_frames}"])
+        split = encode_seconds(
+            source, folder / "split.mkv", ["--set", f"segment.min_frames={args.scene_frames}"]
+        )
     per_segment = (split - linear) / args.scenes
     film = film_estimate(172_800, 8, 0.05, per_segment, start, load_settings(None)["min_frames"])
     results = {

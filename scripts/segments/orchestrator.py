@@ -24,7 +24,13 @@ from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.progress import ProgressSink
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
-from streamdiffvsr.cli.segments.partials import partial_path, segment_file, segment_partial, work_folder
+from streamdiffvsr.cli.segments.partials import (
+    joined_partial,
+    partial_path,
+    segment_file,
+    segment_partial,
+    work_folder,
+)
 from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import Job, Result, ScriptSpec, WorkerFailed, local_worker
@@ -155,7 +161,7 @@ def _run_segments(
                       notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
     files = [segment_file(folder, s.index) for s in manifest.segments]
     write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps)
-    partial = folder / f"joined.partial{request.output.suffix}"
+    partial = joined_partial(folder, request.output)
     join([request.tools.ffmpeg, *request.commands.join(folder / CONCAT_LIST, partial)], request.tools.ffprobe,
          partial, request.output, sum(s.frames for s in manifest.segments), request.overwrite)  # fmt: skip
 

@@ -30,6 +30,11 @@ def segment_partial(folder: Path, index: int) -> Path:
     return folder / f"segment-{index:05d}.partial.mkv"
 
 
+def joined_partial(folder: Path, output: Path) -> Path:
+    """Where the joined segments are written before they are verified and moved to OUTPUT."""
+    return folder / f"joined.partial{output.suffix}"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

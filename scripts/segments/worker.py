@@ -9,6 +9,7 @@ by ``LocalWorker`` over pickled messages on its stdin/stdout) and inside a Ray a
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import queue
@@ -30,7 +31,6 @@ from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
 from streamdiffvsr.cli.segments.plan import Segment
 
-FULL_DISK = "No space left on device"
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
 
 
@@ -67,7 +67,8 @@ class Job:
 @dataclass(frozen=True)
 class Result:
     """What came of a job: its verified frame count, or why it failed (``side``: the script or ffmpeg, with the
-    last lines it printed), and whether another try can help."""
+    last lines it printed), and whether another try can help (a worker that died or a node without the tools:
+    yes; the script's or ffmpeg's own failure, or a full disk: no)."""
 
     frames: int | None
     error: str = ""
@@ -109,13 +110,16 @@ class Renderer:
             ffprobe = require_tool("ffprobe")
         except Exception as exc:  # a node without the tools: say so, another node may have them
             return Result(None, str(exc), node=self.node)
-        result = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
+        result, tail = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
-            result = _verify_and_move(job, ffprobe)
+            result = _verify_and_move(job, ffprobe, tail)
         job.partial.unlink(missing_ok=True)
         return Result(**{**result.__dict__, "node": self.node, "seconds": time.monotonic() - began})
 
-    def _encode(self, job: Job, command: list[str], report: Callable[[int], None]) -> Result | None:
+    def _encode(
+        self, job: Job, command: list[str], report: Callable[[int], None]
+    ) -> tuple[Result | None, tuple[str, ...]]:
+        """Frames into ffmpeg: a Result if either side failed, and ffmpeg's last lines."""
         import vapoursynth as vs
 
         clip = self.clip[job.segment.first : job.segment.last + 1]
@@ -134,18 +138,22 @@ class Renderer:
                 child.proc.stdin.close()
         if script_error is not None:  # a Python error in a frame callback comes with its traceback
             stop(child)
-            return Result(
+            failed = Result(
                 None, script_error[-1], "script", tuple(script_error[-TAIL_LINES:-1]), retryable=False
             )
+            return failed, tuple(child.tail)
         code = child.proc.wait()
         child.join()
-        if code != 0:
-            tail = tuple(child.tail)
-            return Result(None, child.status(), "ffmpeg", tail, retryable=not _disk_full(tail))
-        return None
+        if code != 0:  # the same command would fail the same way (options, a full disk): not tried again
+            return Result(None, child.status(), "ffmpeg", tuple(child.tail), retryable=False), tuple(
+                child.tail
+            )
+        return None, tuple(child.tail)
 
 
-def _verify_and_move(job: Job, ffprobe: str) -> Result:
+def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
+    """Trust the file only if ffprobe reads it whole with every frame (ffmpeg exits 0 on a full disk), then
+    move it into place; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
     try:
         verify_frames(job.partial, ffprobe, job.segment.frames)
         if job.overwrite:
@@ -153,19 +161,17 @@ def _verify_and_move(job: Job, ffprobe: str) -> Result:
         else:
             os.link(job.partial, job.target)  # fails if the target appeared meanwhile: never replaced
     except IncompleteVideo as exc:
-        return Result(None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", retryable=False)
+        return Result(
+            None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", tail, retryable=False
+        )
     except FileExistsError:
         return Result(None, f"{job.target} was created by someone else meanwhile; pass --overwrite to replace it",
                       retryable=False)  # fmt: skip
     except OSError as exc:
         return Result(
-            None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=not _disk_full((str(exc),))
+            None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=exc.errno != errno.ENOSPC
         )
     return Result(job.segment.frames)
-
-
-def _disk_full(lines: tuple[str, ...]) -> bool:
-    return any(FULL_DISK in line for line in lines)
 
 
 def _evaluate(spec: ScriptSpec):
@@ -174,12 +180,23 @@ def _evaluate(spec: ScriptSpec):
     import vapoursynth as vs
 
     os.chdir(spec.path.parent)
-    runpy.run_path(str(spec.path), init_globals=dict(spec.args), run_name="__vapoursynth__")
+    values = {name: _argument(value) for name, value in spec.args.items()}
+    runpy.run_path(str(spec.path), init_globals=values, run_name="__vapoursynth__")
     try:
         output = vs.get_output(0)
     except KeyError:
         raise RuntimeError(f"{spec.path} sets no output (call clip.set_output())") from None
     return getattr(output, "clip", output)
+
+
+def _argument(value: str) -> str | bytes:
+    """A script argument as vspipe hands it over: text, or the raw bytes of a path that is not UTF-8 (legal on
+    Linux; VapourSynth's functions take the bytes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(value)
+    return value
 
 
 def _checked_anchor(clip, first: int):
