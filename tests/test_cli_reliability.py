@@ -304,3 +304,25 @@ def test_audio_is_cut_to_a_late_starting_video(tmp_path: Path, passthrough: Path
         for s in json.loads(out)["streams"]
     }
     assert abs(durations["audio"] - durations["video"]) < 0.05, durations
+
+
+def test_an_output_created_meanwhile_is_never_replaced_without_overwrite(clip: Path, tmp_path: Path) -> None:
+    """Two runs to one OUTPUT: the one that finishes second fails in one line and leaves the first's file."""
+    script = tmp_path / "slow.vpy"
+    script.write_text(SLOW_VPY.replace("length=100000", "length=60"))
+    output = tmp_path / "out.mkv"
+    cli = subprocess.Popen([str(CLI), "encode", str(clip), str(output), "--vpy", str(script), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / f".out.partial-{cli.pid}.mkv").exists():
+        assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+        time.sleep(0.05)
+    output.write_bytes(b"the other run's encode")
+    _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 1
+    assert (
+        err.splitlines()[-1].startswith("streamdiffvsr: error: ")
+        and "pass --overwrite" in err.splitlines()[-1]
+    )
+    assert output.read_bytes() == b"the other run's encode"
+    assert {p.name for p in tmp_path.iterdir()} == {"slow.vpy", "out.mkv"}

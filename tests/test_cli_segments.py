@@ -145,9 +145,17 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     )
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
+    finished = sorted(folder.glob("segment-?????.mkv"))
+    damaged = bytearray(finished[0].read_bytes())  # bytes zeroed inside a finished segment
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
+    finished[0].write_bytes(bytes(damaged))
     resumed = encode(*args)
+    assert (
+        "segment 1/4 (frames 0-3) is rendered again: its file is not the one that was verified"
+        in resumed.stderr
+    )
     done = int(resumed.stderr.split("resuming: ")[1].split(" of ")[0])
-    assert 1 <= done < SEGMENTS
+    assert 0 <= done < SEGMENTS - 1
     assert resumed.stderr.count(" done in ") == SEGMENTS - done  # finished segments are not rendered again
     assert framemd5(output) == linear
     assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"}
@@ -156,6 +164,7 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     kill_after_first_segment(args, folder)
     restarted = encode(*args, "--restart")
     assert "resuming" not in restarted.stderr and restarted.stderr.count(" done in ") == SEGMENTS
+    assert "--restart: removed the earlier run's work (1 finished segments)" in restarted.stderr
     assert framemd5(output) == linear
     assert_none_left(tmp_path, set())
 
@@ -334,3 +343,73 @@ class socket_port:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "expected"),
+    [
+        ("[]", "is damaged (not a JSON object)"),
+        ("null", "is damaged (not a JSON object)"),
+        ('{"version": 2, "fingerprint": {}}', "holds segments of another encode"),
+        ('{"version": 1, "segments": []}', "was written by another version of streamdiffvsr"),
+        ("{", "cannot read"),
+    ],
+)
+def test_a_damaged_or_foreign_manifest_is_one_line(
+    scenes: Path, tmp_path: Path, manifest: str, expected: str
+) -> None:
+    folder = tmp_path / ".out.mkv.segments"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(manifest)
+    result = encode(
+        str(scenes), str(tmp_path / "out.mkv"), "--model", "tiny", *LOSSLESS, *SEGMENTED, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("streamdiffvsr: error: ") and expected in last and "--restart" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A manifest of this encode whose segment list is broken: refused in one line, nothing deleted."""
+    output = tmp_path / "out.mkv"
+    folder = tmp_path / ".out.mkv.segments"
+    args = [
+        str(scenes),
+        str(output),
+        "--model",
+        str(tiny_checkpoint),
+        *LOSSLESS,
+        *SEGMENTED,
+        "--workers",
+        "1",
+    ]
+    kill_after_first_segment(args, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    for segments in ([], [[0, "3"], [4, 15]], [[0, 3], [8, 15]]):
+        (folder / "manifest.json").write_text(json.dumps({**data, "segments": segments}))
+        result = encode(*args, check=False)
+        assert result.returncode == 2 and "is damaged" in result.stderr.splitlines()[-1], result.stderr
+    assert any(folder.glob("segment-?????.mkv"))
+
+
+def test_a_linked_work_folder_is_refused_not_followed(scenes: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "users-folder"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    (tmp_path / ".out.mkv.segments").symlink_to(elsewhere)
+    result = encode(str(scenes), str(tmp_path / "out.mkv"), "--model", "tiny", *LOSSLESS, *SEGMENTED, "--restart",
+                    check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "is a symbolic link; remove it" in result.stderr.splitlines()[-1]
+    assert (elsewhere / "precious.txt").read_text() == "keep me"
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_ray_address_in_the_environment_yields_to_an_explicit_workers(scenes: Path, tmp_path: Path) -> None:
+    env = {**fresh_home(tmp_path), "RAY_ADDRESS": "127.0.0.1:9"}
+    output = tmp_path / "out.mkv"
+    result = run_cli(
+        ["encode", str(scenes), str(output), "--model", "tiny", *LOSSLESS, "--workers", "1"], env
+    )
+    assert result.returncode == 0, result.stderr
