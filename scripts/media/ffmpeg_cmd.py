@@ -113,6 +113,9 @@ def ffmpeg_command(
         command += ["-ss", f"{trim.start:.6f}"]
         if trim.duration is not None:
             command += ["-t", f"{trim.duration:.6f}"]
+        # The input seek lands on the video keyframe before trim.start; a copied stream would keep the packets
+        # from there (with times before the video's first frame) unless told to drop them.
+        options.update({"copypriorss:a": "0", "copypriorss:s": "0"})
     command += ["-i", ffmpeg_url(source), "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
     options.update(
         {

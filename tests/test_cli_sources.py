@@ -1,0 +1,61 @@
+"""``streamdiffvsr encode`` keeps what the source says about its streams (issue 19): audio in step with a
+trimmed video, the sample aspect ratio; and it says what it cannot keep (interlacing, cover art, tiny frames).
+Real vspipe/ffmpeg; a passthrough script stands in for the model where the model does not matter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.main import main
+
+from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
+
+
+@pytest.fixture(scope="module")
+def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
+    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
+    return script
+
+
+def encode(*args: object) -> int:
+    return main(["encode", *map(str, args), "--quiet"])
+
+
+def stream_entries(path: Path, entries: str) -> list[dict]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", f"stream={entries}", "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)["streams"]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_range_starting_after_a_keyframe_keeps_audio_in_step(
+    tmp_path: Path, passthrough: Path, suffix: str
+) -> None:
+    source = tmp_path / "gop.mkv"  # one keyframe (x264's GOP is 250): the seek to frame 25 lands on frame 0
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
+        "-map", "0", "-map", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(source),
+    )  # fmt: skip
+    output = tmp_path / f"out{suffix}"
+    assert encode(source, output, "--vpy", passthrough, "--start", 25, "--end", 34) == 0
+    starts = {
+        s["codec_type"]: float(s["start_time"]) for s in stream_entries(output, "codec_type,start_time")
+    }
+    assert abs(starts["video"]) < 0.001, starts
+    assert 0 <= starts["audio"] < 0.03, starts  # within one AAC frame of the first picture
+    packets = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
+         str(output)],
+        capture_output=True, check=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert float(packets[0]) > -0.03, packets[:3]  # no second of sound that an mp4 edit list hides
