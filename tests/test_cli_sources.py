@@ -13,7 +13,7 @@ import pytest
 
 from streamdiffvsr.cli.main import main
 
-from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg
+from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 
@@ -59,3 +59,21 @@ def test_a_range_starting_after_a_keyframe_keeps_audio_in_step(
         capture_output=True, check=True, text=True,
     ).stdout.split()  # fmt: skip
     assert float(packets[0]) > -0.03, packets[:3]  # no second of sound that an mp4 edit list hides
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_sample_aspect_ratio_is_kept(tiny_checkpoint: Path, tmp_path: Path, suffix: str) -> None:
+    source = tmp_path / "anamorphic.mkv"  # 64x48 pixels shown 16:9
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.125", "-vf", "setsar=4/3",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", str(source),
+    )  # fmt: skip
+    output = tmp_path / f"out{suffix}"
+    assert encode(source, output, "--model", tiny_checkpoint, *CHEAP) == 0
+    (video,) = stream_entries(output, "width,height,sample_aspect_ratio,display_aspect_ratio")
+    assert video == {
+        "width": 256,
+        "height": 192,
+        "sample_aspect_ratio": "4:3",
+        "display_aspect_ratio": "16:9",
+    }

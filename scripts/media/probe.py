@@ -37,6 +37,8 @@ class SourceInfo:
     # HDR10 static metadata in x265's syntax (master-display, max-cll), from the stream or its first frame.
     master_display: str | None = None
     max_cll: str | None = None
+    # The shape of a pixel (e.g. 4:3 for 720x576 shown 16:9), None when square or unknown.
+    sample_aspect_ratio: Fraction | None = None
 
     @property
     def frame_count(self) -> int | None:
@@ -73,6 +75,12 @@ def _seconds(text: str | None) -> Fraction:
         return Fraction(text) if text else Fraction(0)
     except (ValueError, ZeroDivisionError):
         return Fraction(0)
+
+
+def _aspect(text: str | None) -> Fraction | None:
+    """ffprobe's "4:3" as a Fraction; square ("1:1") or unknown ("0:1", absent) as None."""
+    value = _fraction((text or "").replace(":", "/"))
+    return None if value in (None, 1) else value
 
 
 def _tag(value: str | None) -> str | None:
@@ -164,6 +172,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         master_display=master_display,
         max_cll=max_cll,
         video_start=video_start,
+        sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
     )
 
 
