@@ -77,3 +77,16 @@ def test_sample_aspect_ratio_is_kept(tiny_checkpoint: Path, tmp_path: Path, suff
         "sample_aspect_ratio": "4:3",
         "display_aspect_ratio": "16:9",
     }
+
+
+def test_a_frame_too_small_for_the_model_is_refused_before_anything_loads(
+    tiny_checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    source = tmp_path / "small.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=18x10:rate=24:duration=0.125", "-c:v", "ffv1", str(source))
+    assert encode(source, tmp_path / "out.mkv", "--model", tiny_checkpoint, *CHEAP) == 2
+    assert capsys.readouterr().err == (
+        "streamdiffvsr: error: INPUT is 18x10; the model needs each side to be at least 16 pixels: upscale or "
+        "pad it first (e.g. in your own script, passed with --vpy)\n"
+    )
+    assert {p.name for p in tmp_path.iterdir()} == {"small.mkv"}
