@@ -90,3 +90,21 @@ def test_a_frame_too_small_for_the_model_is_refused_before_anything_loads(
         "pad it first (e.g. in your own script, passed with --vpy)\n"
     )
     assert {p.name for p in tmp_path.iterdir()} == {"small.mkv"}
+
+
+def test_interlacing_and_cover_art_are_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
+    cover = tmp_path / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32:rate=1", "-frames:v", "1", str(cover))
+    source = tmp_path / "tv.mp4"  # interlaced (top field first), with cover art after the video
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.25", "-i", str(cover), "-map", "0", "-map", "1",
+        "-c:v:0", "libx264", "-flags:v:0", "+ildct+ilme", "-field_order:v:0", "tt", "-c:v:1", "png",
+        "-disposition:v:1", "attached_pic", str(source),
+    )  # fmt: skip
+    assert encode(source, tmp_path / "out.mkv", "--vpy", passthrough) == 0
+    err = capsys.readouterr().err
+    assert (
+        "streamdiffvsr: INPUT is interlaced; it is upscaled as progressive frames (combing stays): deinterlace it "
+        "first, e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`\n"
+    ) in err
+    assert "streamdiffvsr: INPUT's cover art (1 attached picture(s)) is not carried into OUTPUT\n" in err

@@ -128,6 +128,19 @@ def odd_size_notice(info: SourceInfo) -> str | None:
     )
 
 
+def stream_notices(info: SourceInfo) -> list[str]:
+    """What the encode does not keep of INPUT's video streams: its fields, its cover art."""
+    notices = []
+    if info.interlaced:
+        notices.append(
+            "INPUT is interlaced; it is upscaled as progressive frames (combing stays): deinterlace it first, "
+            "e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`"
+        )
+    if info.cover_art:
+        notices.append(f"INPUT's cover art ({info.cover_art} attached picture(s)) is not carried into OUTPUT")
+    return notices
+
+
 def check_frame_size(info: SourceInfo) -> None:
     """The model's smallest side, checked before vspipe loads anything (the filter would refuse it later)."""
     width, height = read_size(info)
@@ -231,7 +244,7 @@ def run_encode(args: argparse.Namespace) -> int:
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)
-    if notice := odd_size_notice(info):
+    for notice in filter(None, [odd_size_notice(info), *stream_notices(info)]):
         notify(notice)
     if user_vpy is None:
         check_frame_size(info)

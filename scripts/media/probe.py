@@ -12,6 +12,7 @@ from pathlib import Path
 from streamdiffvsr.cli.errors import CliError
 
 UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
+INTERLACED = {"tt", "bb", "tb", "bt"}  # ffprobe's field orders other than progressive/unknown
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class SourceInfo:
     max_cll: str | None = None
     # The shape of a pixel (e.g. 4:3 for 720x576 shown 16:9), None when square or unknown.
     sample_aspect_ratio: Fraction | None = None
+    interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
+    cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
 
     @property
     def frame_count(self) -> int | None:
@@ -147,7 +150,11 @@ def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, st
 def probe(path: Path, ffprobe: str) -> SourceInfo:
     """Probe ``path``; an unreadable or video-less file is a one-line CliError with ffprobe's reason."""
     info = _ffprobe_json(path, ffprobe, ["-show_streams", "-show_format"])
-    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
+    streams = info.get("streams", [])
+    pictures = [
+        s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic")
+    ]
+    video = next((s for s in streams if s.get("codec_type") == "video" and s not in pictures), None)
     if video is None:
         raise CliError(f"{path} has no video stream")
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
@@ -173,6 +180,8 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         max_cll=max_cll,
         video_start=video_start,
         sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
+        interlaced=video.get("field_order") in INTERLACED,
+        cover_art=len(pictures),
     )
 
 
