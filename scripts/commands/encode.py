@@ -293,8 +293,16 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--vpy", metavar="FILE", help="your own script instead of the generated one (gets --arg src=)"
     )
-    p.add_argument("--start", type=int, metavar="N", help="first frame to encode")
-    p.add_argument("--end", type=int, metavar="N", help="last frame to encode (inclusive)")
+    p.add_argument(
+        "--start",
+        type=int,
+        metavar="N",
+        help="first frame to encode: a frame number of INPUT, counted from 0 (default 0)",
+    )
+    p.add_argument(
+        "--end", type=int, metavar="N",
+        help="last frame to encode, counted from 0 like --start and included (default: INPUT's last frame)",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--workers", type=int, metavar="N",
