@@ -108,3 +108,15 @@ def test_interlacing_and_cover_art_are_announced(tmp_path: Path, passthrough: Pa
         "first, e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`\n"
     ) in err
     assert "streamdiffvsr: INPUT's cover art (1 attached picture(s)) is not carried into OUTPUT\n" in err
+
+
+def test_a_display_rotation_is_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
+    plain = tmp_path / "plain.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.125", "-c:v", "libx264", str(plain))
+    turned = tmp_path / "phone.mp4"  # a display matrix, as phones write
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned))
+    assert encode(turned, tmp_path / "out.mkv", "--vpy", passthrough) == 0
+    assert (
+        "streamdiffvsr: INPUT is shown turned by 90 degrees (its display matrix), which OUTPUT does not carry: it "
+        "plays unturned; turn the frames in your own script (--vpy), e.g. with core.std.Transpose\n"
+    ) in capsys.readouterr().err

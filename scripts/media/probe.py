@@ -42,6 +42,7 @@ class SourceInfo:
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
     cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
+    rotation: int = 0  # degrees the player turns the picture by (the display matrix), which y4m cannot carry
 
     @property
     def frame_count(self) -> int | None:
@@ -84,6 +85,14 @@ def _aspect(text: str | None) -> Fraction | None:
     """ffprobe's "4:3" as a Fraction; square ("1:1") or unknown ("0:1", absent) as None."""
     value = _fraction((text or "").replace(":", "/"))
     return None if value in (None, 1) else value
+
+
+def _rotation(video: dict) -> int:
+    """The display matrix's rotation in degrees (0 when none)."""
+    for data in video.get("side_data_list", []):
+        if data.get("side_data_type") == "Display Matrix":
+            return round(float(data.get("rotation", 0))) % 360
+    return 0
 
 
 def _tag(value: str | None) -> str | None:
@@ -182,6 +191,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
         interlaced=video.get("field_order") in INTERLACED,
         cover_art=len(pictures),
+        rotation=_rotation(video),
     )
 
 
