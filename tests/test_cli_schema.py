@@ -221,7 +221,7 @@ def test_an_unknown_key_lists_the_known_ones_with_their_section() -> None:
     assert str(error.value).startswith(
         "unknown key 'engine.stepz'; did you mean engine.steps? known keys: engine.steps, engine.precision, "
     )
-    assert "encoder.crf, " in str(error.value) and str(error.value).endswith(", segment.min_frames")
+    assert "encoder.crf, " in str(error.value) and ", segment.min_frames" in str(error.value)
 
 
 def test_encode_help_says_what_start_and_end_count(capsys) -> None:
