@@ -58,8 +58,13 @@ class Bounds:
         return above and (self.high is None or value <= self.high)
 
     def describe(self) -> str:
-        low = f"({self.low:g}" if self.low_open else f"[{self.low:g}"
-        return f"{low}, {self.high:g}]" if self.high is not None else f"{low}, inf)"
+        low = f"({number(self.low)}" if self.low_open else f"[{number(self.low)}"
+        return f"{low}, {number(self.high)}]" if self.high is not None else f"{low}, inf)"
+
+
+def number(x: float) -> str:
+    """A bound as written: whole numbers in full (a seed's 9223372036854775807, not 9.22337e+18)."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 STEPS_BOUNDS = Bounds(1, 50)
@@ -104,11 +109,11 @@ class Option:
             if b is None:
                 text = noun
             elif b.high is None:
-                text = f"{noun} {'>' if b.low_open else '>='} {b.low:g}"
+                text = f"{noun} {'>' if b.low_open else '>='} {number(b.low)}"
             elif b.low_open:
-                text = f"{noun} above {b.low:g}, up to {b.high:g}"
+                text = f"{noun} above {number(b.low)}, up to {number(b.high)}"
             else:
-                text = f"{noun} from {b.low:g} to {b.high:g}"
+                text = f"{noun} from {number(b.low)} to {number(b.high)}"
         return f"{text}, or auto" if self.auto else text
 
     def check(self, value: Any, name: str | None = None) -> Any:

@@ -202,3 +202,31 @@ def test_every_codec_of_the_registry_is_a_choice_with_its_own_options() -> None:
         assert options["c:v"] == codec.encoder
         assert ("crf" in options) == (codec.crf_max is not None)
         assert ("x265-params" in options) == (codec.name == "x265")
+
+
+def test_presets_keys_lines_up_every_section_and_prints_ranges_in_full(capsys) -> None:
+    assert main(["presets", "--keys"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    values = {re.match(r"\S+ +", line).end() for line in lines[::2]}  # after "engine.steps   "
+    helps = {len(line) - len(line.lstrip()) for line in lines[1::2]}
+    columns = values | helps
+    assert len(columns) == 1, columns  # engine.*, encoder.* and segment.* values start in one column
+    text = "\n".join(lines)
+    assert "engine.seed               an integer from 0 to 9223372036854775807; default 0" in text
+
+
+def test_an_unknown_key_lists_the_known_ones_with_their_section() -> None:
+    with pytest.raises(CliError) as error:
+        load_settings(None, ["engine.stepz=1"])
+    assert str(error.value).startswith(
+        "unknown key 'engine.stepz'; did you mean engine.steps? known keys: engine.steps, engine.precision, "
+    )
+    assert "encoder.crf, " in str(error.value) and ", segment.min_frames" in str(error.value)
+
+
+def test_encode_help_says_what_start_and_end_count(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--start N first frame to encode: a frame number of INPUT, counted from 0 (default 0)" in help_text
+    assert "--end N last frame to encode, counted from 0 like --start and included" in help_text

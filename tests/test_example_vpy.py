@@ -92,3 +92,37 @@ def test_relative_src_is_taken_from_where_vspipe_runs(tiny_checkpoint: Path, tmp
     assert f"--arg src=nothere.mkv: no such file in {tmp_path} or {SCRIPT.parent}; pass an absolute path" in (
         missing.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "example.vpy: error: pass the input video with --arg src=PATH"),
+        (["src=nothere.mkv"], "example.vpy: error: --arg src=nothere.mkv: no such file in "),
+        (
+            ["src=input.mkv", "model=Jamichsu/Stream-DiffVSR"],
+            "example.vpy: error: model 'Jamichsu/Stream-DiffVSR' is not in",
+        ),
+        (
+            ["src=input.mkv", "device=0"],
+            "example.vpy: error: stream_diffvsr: device_index=0 asks for a CUDA device",
+        ),
+    ],
+)
+def test_mistakes_are_one_line_without_a_traceback(tmp_path: Path, args: list[str], expected: str) -> None:
+    """Offline, with empty caches and no CUDA: each mistake is one line of ours (vspipe adds its own two)."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={WIDTH}x{HEIGHT}:rate=10",
+         "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "input.mkv")],
+        check=True,
+    )  # fmt: skip
+    env = {
+        **os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": "",
+        "STREAMDIFFVSR_CACHE": str(tmp_path / "cache"), "PWD": str(tmp_path),
+    }  # fmt: skip
+    command = [str(VSPIPE), "--info", str(SCRIPT)] + [part for a in args for part in ("--arg", a)]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode != 0
+    ours = [line for line in run.stderr.splitlines() if line.startswith("example.vpy: error: ")]
+    assert len(ours) == 1 and ours[0].startswith(expected), run.stderr
+    assert "Traceback" not in run.stderr

@@ -10,13 +10,17 @@ Snapshots are taken every ``snapshot_interval`` frames of a chain but kept only 
 cheaply, so a long linear encode runs in flat memory: the snapshots of the chain in use and the few chains used
 before it, thinned with distance (the newest ``RECENT_PER_SPACING`` at the interval, the ones behind them at
 twice it, and so on: O(log n) per chain, and a seek d frames back costs at most about d / RECENT_PER_SPACING +
-interval steps), and never more than ``SNAPSHOT_BUDGET`` bytes.
+interval steps), and never more than ``SNAPSHOT_BUDGET`` bytes (``snapshot_budget`` sets another budget, e.g.
+none for an encode's script).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -28,8 +32,7 @@ from streamdiffvsr.engine import EngineSpec
 from .chains import Chains
 from .convert import Downloader, FrameReader, host_buffer, write_frame
 
-SNAPSHOT_BUDGET = 1 << 30  # bytes of host memory for stream-state snapshots
-MIN_SNAPSHOTS = 2
+SNAPSHOT_BUDGET = 512 << 20  # bytes of host memory for stream-state snapshots, whatever the frame size
 MAX_SNAPSHOTS = 256
 RECENT_PER_SPACING = 4  # snapshots kept at each spacing (interval, 2x, 4x, ...) behind a chain's newest one
 KEPT_CHAINS = 3  # the chain in use and the two chains used before it
@@ -59,13 +62,27 @@ class Snapshot:
     nbytes: int
 
 
+_budget: ContextVar[int] = ContextVar("snapshot_budget", default=SNAPSHOT_BUDGET)
+
+
+@contextmanager
+def snapshot_budget(nbytes: int) -> Iterator[None]:
+    """Filters made inside this block keep at most ``nbytes`` of snapshots; 0 for a script only ever read
+    linearly (an encode), which never seeks back to one."""
+    token = _budget.set(nbytes)
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
 class SnapshotStore:
     """Host-memory copies of stream states keyed by the next frame they produce; thinned with distance, only
-    for the last few chains used, LRU-bounded in bytes."""
+    for the last few chains used, LRU-bounded in bytes (a state larger than the whole budget is not kept)."""
 
-    def __init__(self, interval: int, budget: int = SNAPSHOT_BUDGET) -> None:
+    def __init__(self, interval: int, budget: int | None = None) -> None:
         self.interval = interval
-        self.budget = budget
+        self.budget = _budget.get() if budget is None else budget
         self.entries: OrderedDict[int, Snapshot] = OrderedDict()
         self.chains: OrderedDict[int, None] = OrderedDict()  # anchors, least recently used first
         self.nbytes = 0
@@ -74,17 +91,18 @@ class SnapshotStore:
         return pos in self.entries
 
     def save(self, stream: Stream, chain: Chain) -> None:
-        state = {key: value.to("cpu", copy=True) for key, value in stream.state_dict().items()}
-        nbytes = sum(t.numel() * t.element_size() for t in state.values())
+        live = stream.state_dict()
+        nbytes = sum(t.numel() * t.element_size() for t in live.values())
+        if nbytes > self.budget:
+            return
+        state = {key: value.to("cpu", copy=True) for key, value in live.items()}
         if chain.pos in self.entries:
             self._drop(chain.pos)
         self.entries[chain.pos] = Snapshot(Chain(chain.anchor, chain.pos), state, nbytes)
         self.nbytes += nbytes
         self._use_chain(chain.anchor)
         self._thin(chain)
-        while len(self.entries) > MAX_SNAPSHOTS or (
-            len(self.entries) > MIN_SNAPSHOTS and self.nbytes > self.budget
-        ):
+        while len(self.entries) > MAX_SNAPSHOTS or self.nbytes > self.budget:
             self._drop(next(iter(self.entries)))
 
     def _drop(self, pos: int) -> None:

@@ -26,6 +26,7 @@ from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
+from streamdiffvsr.options import MIN_SIDE
 
 
 def check_input(path: Path) -> None:
@@ -102,20 +103,58 @@ def check_constant_rate(source: Path, info: SourceInfo) -> None:
     )
 
 
-def odd_size_notice(info: SourceInfo) -> str | None:
-    """VapourSynth cannot hold an odd size in subsampled YUV, so the source reader drops the last column/row:
-    say so rather than crop silently."""
+def read_size(info: SourceInfo) -> tuple[int, int]:
+    """INPUT's frame size as VapourSynth reads it: an odd size cannot be held in subsampled YUV, so the source
+    reader drops the last column/row."""
     fmt = info.pix_fmt or ""
     drop_w = info.width % 2 if fmt.startswith(("yuv420", "yuvj420", "yuv422", "yuvj422", "nv")) else 0
     drop_h = info.height % 2 if fmt.startswith(("yuv420", "yuvj420", "nv12", "nv21")) else 0
-    if not (drop_w or drop_h):
+    return info.width - drop_w, info.height - drop_h
+
+
+def odd_size_notice(info: SourceInfo) -> str | None:
+    """Say that the source reader crops an odd size rather than crop silently."""
+    width, height = read_size(info)
+    if (width, height) == (info.width, info.height):
         return None
-    width, height = info.width - drop_w, info.height - drop_h
-    dropped = " and ".join(side for side, drop in (("last column", drop_w), ("last row", drop_h)) if drop)
-    return (
-        f"INPUT is {info.width}x{info.height} {fmt}, odd for its subsampled chroma: VapourSynth reads it as "
-        f"{width}x{height} ({dropped} dropped)"
+    dropped = " and ".join(
+        side
+        for side, drop in (("last column", width < info.width), ("last row", height < info.height))
+        if drop
     )
+    return (
+        f"INPUT is {info.width}x{info.height} {info.pix_fmt}, odd for its subsampled chroma: VapourSynth reads it "
+        f"as {width}x{height} ({dropped} dropped)"
+    )
+
+
+def stream_notices(info: SourceInfo) -> list[str]:
+    """What the encode does not keep of INPUT's video: its fields, its display rotation, its cover art."""
+    notices = []
+    if info.interlaced:
+        notices.append(
+            "INPUT is interlaced; it is upscaled as progressive frames (combing stays): deinterlace it first, "
+            "e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`"
+        )
+    if info.rotation:
+        notices.append(
+            f"INPUT is shown turned by {info.rotation} degrees (its display matrix), which OUTPUT does not carry: "
+            "it plays unturned; turn the frames in your own script (--vpy), e.g. with core.std.Transpose"
+        )
+    if info.cover_art:
+        notices.append(f"INPUT's cover art ({info.cover_art} attached picture(s)) is not carried into OUTPUT")
+    return notices
+
+
+def check_frame_size(info: SourceInfo) -> None:
+    """The model's smallest side, checked before vspipe loads anything (the filter would refuse it later)."""
+    width, height = read_size(info)
+    if min(width, height) < MIN_SIDE:
+        read = f" (read as {width}x{height})" if (width, height) != (info.width, info.height) else ""
+        raise CliError(
+            f"INPUT is {info.width}x{info.height}{read}; the model needs each side to be at least {MIN_SIDE} "
+            "pixels: upscale or pad it first (e.g. in your own script, passed with --vpy)"
+        )
 
 
 def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:
@@ -210,8 +249,10 @@ def run_encode(args: argparse.Namespace) -> int:
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)
-    if notice := odd_size_notice(info):
+    for notice in filter(None, [odd_size_notice(info), *stream_notices(info)]):
         notify(notice)
+    if user_vpy is None:
+        check_frame_size(info)
 
     script_args = {"src": str(source.absolute())}
     if user_vpy is None or args.model:
@@ -257,8 +298,16 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--vpy", metavar="FILE", help="your own script instead of the generated one (gets --arg src=)"
     )
-    p.add_argument("--start", type=int, metavar="N", help="first frame to encode")
-    p.add_argument("--end", type=int, metavar="N", help="last frame to encode (inclusive)")
+    p.add_argument(
+        "--start",
+        type=int,
+        metavar="N",
+        help="first frame to encode: a frame number of INPUT, counted from 0 (default 0)",
+    )
+    p.add_argument(
+        "--end", type=int, metavar="N",
+        help="last frame to encode, counted from 0 like --start and included (default: INPUT's last frame)",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--workers", type=int, metavar="N",

@@ -24,9 +24,11 @@ def _format_default(value: object) -> str:
 
 def run_presets(args: argparse.Namespace) -> int:
     if args.keys:
-        for key in KEYS:
-            print(f"{key.section}.{key.name:<20} {key.allowed()}; default {_format_default(key.default)}")
-            print(f"{'':28} {key.help}")
+        names = [f"{key.section}.{key.name}" for key in KEYS]
+        width = max(map(len, names)) + 2
+        for name, key in zip(names, KEYS, strict=True):
+            print(f"{name:<{width}}{key.allowed()}; default {_format_default(key.default)}")
+            print(f"{'':<{width}}{key.help}")
         return 0
     if args.name:  # a bundled preset or a file, checked like --preset would check it
         text, _ = preset_text(args.name)

@@ -42,7 +42,8 @@ def _exact_timescale(info: SourceInfo) -> bool:
 
 
 def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
-    """The encoder options of the video stream (codec, rate, pixel format, colour tags, x265's HDR data)."""
+    """The encoder options of the video stream (codec, rate, pixel format); for the generated script's output
+    also the source's colour tags, x265's HDR data and the sample aspect ratio (4x both ways: the same shape)."""
     codec = CODECS[encoder["codec"]]
     options: dict[str, Any] = codec.options(encoder)
     params = ["log-level=warning"]  # keep x265's info lines out of the error tail
@@ -58,6 +59,8 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
             params.append(f"master-display={info.master_display}")
         if info.max_cll:
             params.append(f"max-cll={info.max_cll}")
+        if (sar := info.sample_aspect_ratio) is not None:  # y4m from vspipe always says A0:0
+            options["vf"] = f"setsar={sar.numerator}/{sar.denominator}"
     if codec.params_option is not None:  # x265 logs on its own; the user's parameters come last
         options[codec.params_option] = ":".join(filter(None, [*params, encoder.get(codec.params_key)]))
     return options
@@ -113,6 +116,9 @@ def ffmpeg_command(
         command += ["-ss", f"{trim.start:.6f}"]
         if trim.duration is not None:
             command += ["-t", f"{trim.duration:.6f}"]
+        # The input seek lands on the video keyframe before trim.start; a copied stream would keep the packets
+        # from there (with times before the video's first frame) unless told to drop them.
+        options.update({"copypriorss:a": "0", "copypriorss:s": "0"})
     command += ["-i", ffmpeg_url(source), "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
     options.update(
         {

@@ -12,6 +12,7 @@ from pathlib import Path
 from streamdiffvsr.cli.errors import CliError
 
 UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
+INTERLACED = {"tt", "bb", "tb", "bt"}  # ffprobe's field orders other than progressive/unknown
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class SourceInfo:
     # HDR10 static metadata in x265's syntax (master-display, max-cll), from the stream or its first frame.
     master_display: str | None = None
     max_cll: str | None = None
+    # The shape of a pixel (e.g. 4:3 for 720x576 shown 16:9), None when square or unknown.
+    sample_aspect_ratio: Fraction | None = None
+    interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
+    cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
+    rotation: int = 0  # degrees the player turns the picture by (the display matrix), which y4m cannot carry
 
     @property
     def frame_count(self) -> int | None:
@@ -73,6 +79,20 @@ def _seconds(text: str | None) -> Fraction:
         return Fraction(text) if text else Fraction(0)
     except (ValueError, ZeroDivisionError):
         return Fraction(0)
+
+
+def _aspect(text: str | None) -> Fraction | None:
+    """ffprobe's "4:3" as a Fraction; square ("1:1") or unknown ("0:1", absent) as None."""
+    value = _fraction((text or "").replace(":", "/"))
+    return None if value in (None, 1) else value
+
+
+def _rotation(video: dict) -> int:
+    """The display matrix's rotation in degrees (0 when none)."""
+    for data in video.get("side_data_list", []):
+        if data.get("side_data_type") == "Display Matrix":
+            return round(float(data.get("rotation", 0))) % 360
+    return 0
 
 
 def _tag(value: str | None) -> str | None:
@@ -139,7 +159,11 @@ def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, st
 def probe(path: Path, ffprobe: str) -> SourceInfo:
     """Probe ``path``; an unreadable or video-less file is a one-line CliError with ffprobe's reason."""
     info = _ffprobe_json(path, ffprobe, ["-show_streams", "-show_format"])
-    video = next((s for s in info.get("streams", []) if s.get("codec_type") == "video"), None)
+    streams = info.get("streams", [])
+    pictures = [
+        s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic")
+    ]
+    video = next((s for s in streams if s.get("codec_type") == "video" and s not in pictures), None)
     if video is None:
         raise CliError(f"{path} has no video stream")
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
@@ -164,6 +188,10 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         master_display=master_display,
         max_cll=max_cll,
         video_start=video_start,
+        sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
+        interlaced=video.get("field_order") in INTERLACED,
+        cover_art=len(pictures),
+        rotation=_rotation(video),
     )
 
 

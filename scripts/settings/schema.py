@@ -8,6 +8,7 @@ or encoder's own default" and is not passed on.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -122,7 +123,10 @@ def find_key(name: str) -> Key:
     section, _, bare = name.rpartition(".")
     key = KEYS_BY_NAME.get(ALIASES.get(bare, bare))
     if key is None or (section and section != key.section):
-        raise CliError(f"unknown key {name!r}; known keys: {', '.join(k.name for k in KEYS)}")
+        names = [f"{k.section}.{k.name}" for k in KEYS]
+        close = difflib.get_close_matches(bare, KEYS_BY_NAME, n=1)
+        hint = f"did you mean {KEYS_BY_NAME[close[0]].section}.{close[0]}? " if close else ""
+        raise CliError(f"unknown key {name!r}; {hint}known keys: {', '.join(names)}")
     return key
 
 

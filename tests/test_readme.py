@@ -1,0 +1,94 @@
+"""The README's commands as a new user runs them (issue 19): after the set-up, on a fresh offline CPU machine
+(empty caches, no CUDA), with the commands put on PATH the way the README says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.main import build_parser
+from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+VENV = Path(sys.executable).parent.parent
+ACTIVATE = "source .venv/bin/activate"
+
+
+def blocks(section: str, language: str) -> list[str]:
+    """The ```language code blocks of the README section whose heading starts with ``section``."""
+    start = README.index(f"\n{section}")
+    end = README.find("\n## ", start + 1)
+    return re.findall(rf"```{language}\n(.*?)```", README[start:end], flags=re.DOTALL)
+
+
+def fresh_machine(folder: Path) -> dict[str, str]:
+    """The environment of a user's shell on a new offline CPU machine: empty caches, the venv not on PATH, and
+    ``folder`` holding .venv and scripts/ as the repository does."""
+    (folder / ".venv").symlink_to(VENV)
+    (folder / "scripts").symlink_to(ROOT / "scripts")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != VENV / "bin")
+    return {
+        **{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        "PATH": path,
+        "PWD": str(folder),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(folder / "hf"),
+        "TORCH_HOME": str(folder / "torch"),
+        "STREAMDIFFVSR_CACHE": str(folder / "cache"),
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def frames_and_size(path: Path) -> tuple[int, int, int]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames,width,height", "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    stream = json.loads(out)["streams"][0]
+    return int(stream["nb_read_frames"]), stream["width"], stream["height"]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
+def test_the_vpy_section_runs_as_written_on_a_fresh_offline_cpu_machine(tmp_path: Path) -> None:
+    assert ACTIVATE in README.split("## In a `.vpy`")[0]  # said before any example needs it
+    script, *commands = blocks("## In a `.vpy`", "python") + blocks("## In a `.vpy`", "bash")
+    assert len(commands) == 2
+    env = fresh_machine(tmp_path)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=10", "-frames:v", "2",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "input.mkv")],
+        check=True,
+    )  # fmt: skip
+    (tmp_path / "script.vpy").write_text(script, encoding="utf-8")
+    for command in commands:
+        run = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", f"{ACTIVATE}\n{command}"],
+            cwd=tmp_path, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        output = tmp_path / shlex.split(command)[-1]
+        assert frames_and_size(output) == (2, 128, 96)
+
+
+def test_every_raft_preset_is_covered_by_a_download_command_shown() -> None:
+    lines = [line.split("#")[0].strip() for line in README.splitlines()]
+    synopsis = [line for line in lines if line.startswith("streamdiffvsr download [")]
+    assert len(synopsis) == 1 and "--flow" in synopsis[0]  # the command list shows the option
+    fetched = set()
+    for line in lines:
+        if line.startswith("streamdiffvsr download") and line not in synopsis:
+            fetched |= set(build_parser().parse_args(shlex.split(line)[1:]).flow or ["raft_large"])
+    needed = {load_settings(name)["flow"] for name in bundled_presets()} & {"raft_large", "raft_small"}
+    assert needed == {"raft_large", "raft_small"} and needed <= fetched
