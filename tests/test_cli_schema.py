@@ -151,12 +151,12 @@ def test_unknown_preset_lists_the_bundled_ones() -> None:
 
 
 def test_generated_script_is_valid_python_with_settings_but_no_paths(tmp_path: Path) -> None:
-    weights = tmp_path / "raft'\nimport os.toml"
+    weights = tmp_path / "raft'\nimport shutil.toml"
     settings = load_settings("fast", ["steps=3", f"flow_weights={weights}"])
     text = render_script(settings)
     compile(text, "generated.vpy", "exec")
     assert "'steps': 3," in text and "'flow': 'raft_small'," in text
-    assert str(tmp_path) not in text and "import os" not in text
+    assert str(tmp_path) not in text and "import shutil" not in text
     assert "vs.YUV420P10" in text
 
 

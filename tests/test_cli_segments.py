@@ -146,7 +146,7 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     )
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
-    finished = sorted(folder.glob("segment-?????.mkv"))
+    finished = sorted(folder.glob("segment-?????.nut"))
     damaged = bytearray(finished[0].read_bytes())  # bytes zeroed inside a finished segment
     damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
     finished[0].write_bytes(bytes(damaged))
@@ -155,7 +155,9 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
         "segment 1/4 (frames 0-3) is rendered again: its file is not the one that was verified"
         in resumed.stderr
     )
-    done = int(resumed.stderr.split("resuming: ")[1].split(" of ")[0]) if "resuming: " in resumed.stderr else 0
+    done = (
+        int(resumed.stderr.split("resuming: ")[1].split(" of ")[0]) if "resuming: " in resumed.stderr else 0
+    )
     assert done < SEGMENTS - 1
     assert resumed.stderr.count(" done in ") == SEGMENTS - done  # finished segments are not rendered again
     assert framemd5(output) == linear
@@ -182,7 +184,7 @@ def wait_for_done(cli: subprocess.Popen, folder: Path, count: int) -> None:
 def rendering_worker(folder: Path) -> int | None:
     """The worker process whose ffmpeg is writing a segment in ``folder`` now (for Ray: the actor)."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        if ".partial.mkv" in _cmdline(pid) and str(folder) in _cmdline(pid):
+        if ".partial.nut" in _cmdline(pid) and str(folder) in _cmdline(pid):
             try:
                 return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             except OSError:
@@ -392,7 +394,7 @@ def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: P
         (folder / "manifest.json").write_text(json.dumps({**data, "segments": segments}))
         result = encode(*args, check=False)
         assert result.returncode == 2 and "is damaged" in result.stderr.splitlines()[-1], result.stderr
-    assert any(folder.glob("segment-?????.mkv"))
+    assert any(folder.glob("segment-?????.nut"))
 
 
 def test_a_linked_work_folder_is_refused_not_followed(scenes: Path, tmp_path: Path) -> None:

@@ -83,10 +83,10 @@ _COMMON = ["-hide_banner", "-nostats", "-loglevel", "warning", "-y"]
 
 def segment_command(info: SourceInfo, target: Path, encoder: dict[str, Any], tag_colour: bool) -> list[str]:
     """ffmpeg's arguments (after the executable) encoding y4m from stdin into ``target``, a video-only
-    Matroska segment of a segmented encode."""
+    NUT segment of a segmented encode (exact frame times, whatever the codec)."""
     command = list(_COMMON)
     command += ["-f", "yuv4mpegpipe", "-i", "pipe:0", "-map", "0:v:0"]
-    options = {**video_options(encoder, info, tag_colour), "f": "matroska"}
+    options = {**video_options(encoder, info, tag_colour), "f": "nut"}
     return [*_append_options(command, options), ffmpeg_url(target)]
 
 

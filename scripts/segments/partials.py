@@ -21,13 +21,16 @@ def work_folder(output: Path) -> Path:
     return output.with_name(f".{output.name}.segments")
 
 
+SEGMENT_SUFFIX = ".nut"  # NUT keeps each frame's exact time (Matroska rounds to 1 ms), every codec fits
+
+
 def segment_file(folder: Path, index: int) -> Path:
-    return folder / f"segment-{index:05d}.mkv"
+    return folder / f"segment-{index:05d}{SEGMENT_SUFFIX}"
 
 
 def segment_partial(folder: Path, index: int) -> Path:
     """Where a segment is written before it is verified (a retry writes it anew)."""
-    return folder / f"segment-{index:05d}.partial.mkv"
+    return folder / f"segment-{index:05d}.partial{SEGMENT_SUFFIX}"
 
 
 def joined_partial(folder: Path, output: Path) -> Path:
