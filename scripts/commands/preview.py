@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def describe_settings(settings: Settings) -> str:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    began = time.perf_counter()  # until the first script is ready: what an encode's worker takes to start
     compared = compared_settings(args.preset, args.set, args.compare)
     settings = compared[0][1]
     source, output = Path(args.input), Path(args.output)
@@ -128,11 +130,11 @@ def run_preview(args: argparse.Namespace) -> int:
     plot = plot_png(preview.flicker, f"flicker: {source.name}, model {choice.name}", preview.cuts, float(fps))
     publish({output: picture, plot_path(output): plot})
     print(printable(f"wrote {output.absolute()} and {plot_path(output).name}"), flush=True)
-    print_speed(preview, args.workers, settings["min_frames"], float(fps))
+    print_speed(preview, args.workers, settings["min_frames"], float(fps), preview.ready_at - began)
     return 0
 
 
-def print_speed(preview, workers: int | None, min_frames: int, fps: float) -> None:
+def print_speed(preview, workers: int | None, min_frames: int, fps: float, start_seconds: float) -> None:
     """Each setting's measured speed, and the estimate of the encode with the first."""
     import torch
 
@@ -147,7 +149,7 @@ def print_speed(preview, workers: int | None, min_frames: int, fps: float) -> No
         return
     estimate = Estimate(
         even_split(preview.frames, min_frames), spf, workers or max(1, torch.cuda.device_count()),
-        seconds_per_segment=SEGMENT_SECONDS, seconds_per_worker_start=preview.load_seconds,
+        seconds_per_segment=SEGMENT_SECONDS, seconds_per_worker_start=start_seconds,
     )  # fmt: skip
     print(estimate.describe(fps, preview.device))
 

@@ -46,7 +46,6 @@ class ScriptRun:
 
     output: vs.VideoNode
     server: FrameServer
-    load_seconds: float
     timing: Timing = field(default_factory=Timing)
 
     def __post_init__(self) -> None:
@@ -56,7 +55,6 @@ class ScriptRun:
     def start(cls, script_text: str, vpy_args: dict[str, str]) -> ScriptRun:
         """Evaluate ``script_text`` with vspipe's ``--arg`` globals, as ``vspipe`` would."""
         before = set(live_frame_servers())
-        began = time.perf_counter()
         scope: dict[str, object] = {"__name__": "__vapoursynth__", **vpy_args}
         try:
             exec(compile(script_text, "<generated script>", "exec"), scope)
@@ -67,7 +65,7 @@ class ScriptRun:
         servers = [server for server in live_frame_servers() if server not in before]
         if len(servers) != 1:
             raise CliError("the script has no stream_diffvsr filter to preview")
-        return cls(getattr(output, "clip", output), servers[0], time.perf_counter() - began)
+        return cls(getattr(output, "clip", output), servers[0])
 
     @property
     def source(self) -> vs.VideoNode:

@@ -3,6 +3,7 @@ from its chain's start, as the encode renders it) and a stretch of frames for th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,7 +36,7 @@ class Preview:
     flicker: Flicker
     cuts: list[int]
     timings: dict[str, Timing]
-    load_seconds: float
+    ready_at: float  # time.perf_counter() when the first script was ready
     frames: int
     device: str
 
@@ -71,7 +72,7 @@ def render(
     """Run every variant; the first one's filter also picks the moments (``choose_moments``). The flicker
     stretch is the ``stretch`` frames from the first moment on (fewer at the end of the video)."""
     run = ScriptRun.start(variants[0].script, vpy_args)
-    load_seconds = run.load_seconds
+    ready_at = time.perf_counter()
     moments = choose_moments(run)
     sources = Sources(run.source)
     last = min(run.output.num_frames - 1, moments[0] + max(stretch, 2) - 1)
@@ -111,4 +112,4 @@ def render(
         images = (enlarged, sources.upscaled(moment), *outputs[moment])
         rows.append(Row(_header(moment, anchors[moment], fps), labels, images))
     device = str(run.server.engine.device)
-    return Preview(rows, lowres, flicker, cuts, timings, load_seconds, run.output.num_frames, device)
+    return Preview(rows, lowres, flicker, cuts, timings, ready_at, run.output.num_frames, device)
