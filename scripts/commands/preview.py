@@ -24,9 +24,10 @@ from streamdiffvsr.cli.media.probe import probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.preview.moments import parse_at, place, spread
+from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
-from streamdiffvsr.cli.settings.schema import CODECS, Settings, find_key
+from streamdiffvsr.cli.settings.schema import Settings, find_key
 
 WARMUP_SECONDS = 1.0  # default moments: this far into a chain, so the temporal guidance has settled
 MIN_WARMUP = 4
@@ -81,7 +82,7 @@ def run_preview(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1 (got {args.workers})")
     flow_weights = check_flow_weights(settings)
-    tools = require_encode_tools(CODECS[settings["codec"]])
+    tools = require_encode_tools(CODECS[settings["codec"]].encoder)
     for _, each in compared:
         if each["codec"] == "x265":
             check_x265_params(tools.ffmpeg, each["x265_params"])
