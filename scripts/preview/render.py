@@ -15,6 +15,8 @@ from streamdiffvsr.vsfilter.filter import live_frame_servers
 from streamdiffvsr.vsfilter.scenes import chain_anchor
 from streamdiffvsr.vsfilter.server import FrameServer
 
+UNTIMED = 2
+
 
 def to_rgb24(clip: vs.VideoNode) -> vs.VideoNode:
     """8-bit RGB for the eye: YUV through the matrix and range its frames are tagged with (what a player does),
@@ -29,7 +31,8 @@ def rgb_array(frame: vs.VideoFrame) -> np.ndarray:
 
 @dataclass
 class Timing:
-    """Seconds spent in requests and the model steps they ran (the first request is left out: one-off costs)."""
+    """Seconds spent in requests and the model steps they ran, from the ``UNTIMED`` + 1st request on (the first
+    frame of a chain and the first with temporal guidance carry one-off costs: allocations, flow set-up)."""
 
     seconds: float = 0.0
     steps: int = 0
@@ -80,7 +83,7 @@ class ScriptRun:
             rgb = rgb_array(self.display.get_frame(n))
         except vs.Error as exc:
             raise CliError(f"frame {n}: {str(exc).strip().splitlines()[-1]}") from None
-        if self.timing.requests:
+        if self.timing.requests >= UNTIMED:
             self.timing.seconds += time.perf_counter() - began
             self.timing.steps += self.server.steps_run - steps
         self.timing.requests += 1
