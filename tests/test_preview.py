@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 
 from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.preview.flicker import METADATA_KEY
+from streamdiffvsr.cli.preview.moments import parse_moment, place
 from streamdiffvsr.cli.preview.picture import Layout
 from streamdiffvsr.cli.preview.render import rgb_array, to_rgb24
 from streamdiffvsr.cli.segments.estimate import Estimate, even_split
@@ -164,6 +166,23 @@ def test_estimate_schedules_longest_segments_first() -> None:
     assert estimate.render_seconds == 2500 + 30
     block = estimate.describe(fps=25, device="cuda:0")
     assert "2500 (0:01:40 at 25 fps)" in block and "3 segments on 2 workers" in block and "0:25:25" in block
+
+
+def test_moments_parse_and_land_a_warmup_after_a_cut() -> None:
+    assert [parse_moment(text, Fraction(24)) for text in ("120", "5.5s", "1:05", "0:01:05.5")] == [
+        120,
+        132,
+        1560,
+        1572,
+    ]
+    cuts = (0, 90, 95, 200)
+
+    def starts(first: int, last: int) -> list[int]:
+        return [cut for cut in cuts if first <= cut <= last]
+
+    # 95 + 24: the chain from 90 ends at 95, too soon for 24 frames of warm-up
+    assert place(100, 1000, warmup=24, clear=4, chain_starts=starts) == 119
+    assert place(500, 1000, warmup=24, clear=4, chain_starts=starts) == 500  # no cut near: the frame itself
 
 
 def test_even_split_follows_the_encodes_rule() -> None:

@@ -7,6 +7,7 @@ import argparse
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdiffvsr.cli.commands.encode import (
     check_constant_rate,
@@ -28,6 +29,10 @@ from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import Settings, find_key
+
+if TYPE_CHECKING:
+    from streamdiffvsr.cli.preview.render import ScriptRun
+    from streamdiffvsr.cli.preview.session import Preview
 
 WARMUP_SECONDS = 1.0  # default moments: this far into a chain, so the temporal guidance has settled
 MIN_WARMUP = 4
@@ -108,13 +113,15 @@ def run_preview(args: argparse.Namespace) -> int:
     warmup = max(MIN_WARMUP, round(fps * Fraction(WARMUP_SECONDS)))
     stretch = max(2, round(fps * Fraction(args.stretch)))
 
-    def choose_moments(run) -> list[int]:
+    def choose_moments(run: ScriptRun) -> list[int]:
         frames = run.output.num_frames
         if at is not None and at[-1] >= frames:
             raise CliError(
                 f"--at {at[-1]} is beyond the end of INPUT: it has {frames} frames (0 to {frames - 1})"
             )
-        moments = at or sorted({place(c, frames, warmup, stretch, run.chain_starts) for c in spread(frames)})
+        moments = at or sorted(
+            {place(c, frames, warmup, MIN_WARMUP, run.chain_starts) for c in spread(frames)}
+        )
         for moment in moments:
             anchor = run.anchor_of(moment)
             if moment - anchor > LONG_WARMUP_SECONDS * fps:
@@ -135,7 +142,9 @@ def run_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_speed(preview, workers: int | None, min_frames: int, fps: float, start_seconds: float) -> None:
+def print_speed(
+    preview: Preview, workers: int | None, min_frames: int, fps: float, start_seconds: float
+) -> None:
     """Each setting's measured speed, and the estimate of the encode with the first."""
     import torch
 

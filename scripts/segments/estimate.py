@@ -54,7 +54,7 @@ class Estimate:
         lines = [
             "estimate of the encode" + (f" on {device}" if device else "") + ":",
             f"  frames     {self.frames}{length}",
-            f"  speed      {self.seconds_per_frame:.3f} s/frame ({1 / self.seconds_per_frame:.2f} fps)",
+            f"  speed      {self.seconds_per_frame:.3f} s/frame ({1 / max(self.seconds_per_frame, 1e-9):.2f} fps)",
             f"  plan       {plan}",
             f"  wall time  {format_duration(self.wall_seconds)}"
             + (f" (start-up and imbalance {format_duration(overhead)})" if overhead >= 0.5 else ""),
