@@ -68,6 +68,8 @@ def place(
     reach = 4 * (warmup + clear)
     first, last = max(0, candidate - reach), min(frames - 1, candidate + reach)
     starts = chain_starts(first, last)
+    if not starts:
+        return candidate
     ends = [*starts[1:], last + 1]
     fits = [start + warmup for start, end in zip(starts, ends, strict=True) if start + warmup + clear <= end]
     return min(fits, key=lambda frame: abs(frame - candidate), default=candidate)
