@@ -24,7 +24,7 @@ from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
-from streamdiffvsr.cli.preview.moments import parse_at, place, spread
+from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
@@ -115,10 +115,8 @@ def run_preview(args: argparse.Namespace) -> int:
 
     def choose_moments(run: ScriptRun) -> list[int]:
         frames = run.output.num_frames
-        if at is not None and at[-1] >= frames:
-            raise CliError(
-                f"--at {at[-1]} is beyond the end of INPUT: it has {frames} frames (0 to {frames - 1})"
-            )
+        if at is not None:
+            check_in_video(at, frames)  # ffprobe may not have counted the frames
         moments = at or sorted(
             {place(c, frames, warmup, MIN_WARMUP, run.chain_starts) for c in spread(frames)}
         )

@@ -44,11 +44,16 @@ def parse_at(text: str, fps: Fraction, frames: int) -> list[int]:
         raise CliError("--at needs at least one frame number or time")
     if len(moments) > MAX_MOMENTS:
         raise CliError(f"--at names {len(moments)} moments; at most {MAX_MOMENTS} fit in one picture")
+    check_in_video(moments, frames)
+    return moments
+
+
+def check_in_video(moments: list[int], frames: int) -> None:
+    """The last of the sorted ``--at`` moments must be a frame of the video."""
     if moments[-1] >= frames:
         raise CliError(
             f"--at {moments[-1]} is beyond the end of INPUT: it has {frames} frames (0 to {frames - 1})"
         )
-    return moments
 
 
 def spread(frames: int, count: int = DEFAULT_COUNT) -> list[int]:
