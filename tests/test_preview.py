@@ -160,6 +160,23 @@ def test_preview_mistakes_are_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failure_in_the_script_writes_nothing(
+    tmp_path: Path, clip: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "junk.safetensors"
+    weights.write_bytes(b"not a state dict")
+    argv = ["preview", str(clip), str(tmp_path / "out.png"), "--model", str(tiny_checkpoint), *CHEAP,
+            "--set", "flow=raft_small", "--set", f"flow_weights={weights}"]  # fmt: skip
+    assert main(argv) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith("streamdiffvsr: error: the script failed: ")
+    )
+    assert list(tmp_path.iterdir()) == [weights]
+
+
 def test_estimate_schedules_longest_segments_first() -> None:
     estimate = Estimate((500, 1000, 1000), 1.0, workers=2, seconds_per_segment=10, seconds_per_worker_start=5)
     assert estimate.wall_seconds == 5 + 10 + 1000 + 10 + 500

@@ -18,6 +18,19 @@ from streamdiffvsr.vsfilter.server import FrameServer
 UNTIMED = 2
 
 
+class ScriptFailed(CliError):
+    """The generated script or the filter failed (a failed run, as when the encode's vspipe fails)."""
+
+    exit_code = 1
+
+
+def last_line(exc: Exception) -> str:
+    """An exception's last message line (a vs.Error carries the filter's whole message), with its type when it
+    is not VapourSynth's."""
+    lines = str(exc).strip().splitlines() or [""]
+    return lines[-1] if isinstance(exc, vs.Error) else f"{type(exc).__name__}: {lines[-1]}"
+
+
 def to_rgb24(clip: vs.VideoNode) -> vs.VideoNode:
     """8-bit RGB for the eye: YUV through the matrix and range its frames are tagged with (what a player does),
     float RGB clamped and rounded."""
@@ -61,8 +74,8 @@ class ScriptRun:
         scope: dict[str, object] = {"__name__": "__vapoursynth__", **vpy_args}
         try:
             exec(compile(script_text, "<generated script>", "exec"), scope)
-        except vs.Error as exc:
-            raise CliError(f"the script failed: {str(exc).strip().splitlines()[-1]}") from None
+        except Exception as exc:  # as vspipe: whatever the script raises ends the run with its message
+            raise ScriptFailed(f"the script failed: {last_line(exc)}") from None
         output = vs.get_output(0)
         vs.clear_output(0)
         servers = [server for server in live_frame_servers() if server not in before]
@@ -81,8 +94,8 @@ class ScriptRun:
         try:
             frame = self.output.get_frame(n)
             rgb = rgb_array(self.display.get_frame(n))
-        except vs.Error as exc:
-            raise CliError(f"frame {n}: {str(exc).strip().splitlines()[-1]}") from None
+        except Exception as exc:
+            raise ScriptFailed(f"frame {n}: {last_line(exc)}") from None
         if self.timing.requests >= UNTIMED:
             self.timing.seconds += time.perf_counter() - began
             self.timing.steps += self.server.steps_run - steps
