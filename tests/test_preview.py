@@ -202,6 +202,11 @@ def test_moments_parse_and_land_a_warmup_after_a_cut() -> None:
     assert place(500, 1000, warmup=24, clear=4, chain_starts=starts) == 500  # no cut near: the frame itself
 
 
+def test_estimate_without_a_speed_is_the_plan_alone() -> None:
+    block = Estimate((1200, 900), None, workers=1).describe()
+    assert "not measured" in block and "2 segments on 1 worker" in block and "wall time" not in block
+
+
 def test_even_split_follows_the_encodes_rule() -> None:
     assert even_split(1999, 1000) == (1999,)
     assert even_split(2501, 1000) == (1251, 1250)

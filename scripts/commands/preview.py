@@ -151,10 +151,7 @@ def print_speed(
     speeds = {label: t.seconds_per_frame for label, t in preview.timings.items() if t.seconds_per_frame}
     if len(speeds) > 1:
         print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in speeds.items()))
-    spf = next(iter(preview.timings.values())).seconds_per_frame
-    if spf is None:
-        notify("no model step was timed (every frame came from the cache): no estimate")
-        return
+    spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame came from a cache
     estimate = Estimate(
         even_split(preview.frames, min_frames), spf, workers or max(1, torch.cuda.device_count()),
         seconds_per_segment=SEGMENT_SECONDS, seconds_per_worker_start=start_seconds,

@@ -15,10 +15,11 @@ from streamdiffvsr.cli.progress import format_duration
 
 @dataclass(frozen=True)
 class Estimate:
-    """The wall time of rendering ``segment_frames`` (frames per segment) on ``workers`` workers."""
+    """The wall time of rendering ``segment_frames`` (frames per segment) on ``workers`` workers
+    (``seconds_per_frame`` None: not measured, so the plan without times)."""
 
     segment_frames: tuple[int, ...]
-    seconds_per_frame: float
+    seconds_per_frame: float | None
     workers: int
     seconds_per_segment: float = 0.0
     seconds_per_worker_start: float = 0.0
@@ -32,13 +33,17 @@ class Estimate:
         return max(1, min(self.workers, len(self.segment_frames)))
 
     @property
-    def render_seconds(self) -> float:
+    def render_seconds(self) -> float | None:
         """Compute time of all segments together (what one worker would take, start-up left out)."""
+        if self.seconds_per_frame is None:
+            return None
         return self.frames * self.seconds_per_frame + len(self.segment_frames) * self.seconds_per_segment
 
     @property
-    def wall_seconds(self) -> float:
+    def wall_seconds(self) -> float | None:
         """From the start of rendering to the last segment done."""
+        if self.seconds_per_frame is None:
+            return None
         finish = [self.seconds_per_worker_start] * self.busy_workers
         for frames in sorted(self.segment_frames, reverse=True):
             start = heapq.heappop(finish)
@@ -50,15 +55,24 @@ class Estimate:
         length = f" ({format_duration(self.frames / fps)} at {fps:g} fps)" if fps else ""
         count = len(self.segment_frames)
         plan = f"{count} segment{'s' * (count != 1)} on {self.busy_workers} worker{'s' * (self.busy_workers != 1)}"
-        overhead = self.wall_seconds - self.render_seconds / self.busy_workers
         lines = [
             "estimate of the encode" + (f" on {device}" if device else "") + ":",
             f"  frames     {self.frames}{length}",
-            f"  speed      {self.seconds_per_frame:.3f} s/frame ({1 / max(self.seconds_per_frame, 1e-9):.2f} fps)",
-            f"  plan       {plan}",
-            f"  wall time  {format_duration(self.wall_seconds)}"
-            + (f" (start-up and imbalance {format_duration(overhead)})" if overhead >= 0.5 else ""),
         ]
+        spf, wall = self.seconds_per_frame, self.wall_seconds
+        if spf is None or wall is None:
+            lines += [
+                "  speed      not measured (`streamdiffvsr preview` measures it)",
+                f"  plan       {plan}",
+            ]
+        else:
+            overhead = wall - self.render_seconds / self.busy_workers
+            lines += [
+                f"  speed      {spf:.3f} s/frame ({1 / max(spf, 1e-9):.2f} fps)",
+                f"  plan       {plan}",
+                f"  wall time  {format_duration(wall)}"
+                + (f" (start-up and imbalance {format_duration(overhead)})" if overhead >= 0.5 else ""),
+            ]
         return "\n".join(lines)
 
 
