@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from streamdiffvsr.cli.media.probe import probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
+from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
@@ -72,7 +74,7 @@ def describe_settings(settings: Settings) -> str:
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    began = time.perf_counter()  # until the first script is ready: what an encode's worker takes to start
+    began = time.perf_counter()  # until the model has rendered: what an encode's worker takes to start
     compared = compared_settings(args.preset, args.set, args.compare)
     settings = compared[0][1]
     source, output = Path(args.input), Path(args.output)
@@ -109,6 +111,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from streamdiffvsr.cli.preview.picture import compose
     from streamdiffvsr.cli.preview.publish import png_bytes, publish
     from streamdiffvsr.cli.preview.session import Variant, render
+    from streamdiffvsr.cli.segments.worker import ScriptSpec
 
     warmup = max(MIN_WARMUP, round(fps * Fraction(WARMUP_SECONDS)))
     stretch = max(2, round(fps * Fraction(args.stretch)))
@@ -129,8 +132,13 @@ def run_preview(args: argparse.Namespace) -> int:
                 )
         return moments
 
-    variants = [Variant(label, render_script(each)) for label, each in compared]
-    preview = render(variants, vpy_args, choose_moments, stretch, fps)
+    with tempfile.TemporaryDirectory(prefix="streamdiffvsr-preview-") as scratch:
+        variants = []
+        for index, (label, each) in enumerate(compared):
+            path = Path(scratch) / f"setting{index}.vpy"
+            path.write_text(render_script(each), encoding="utf-8")
+            variants.append(Variant(label, ScriptSpec(path, vpy_args, render_threads(each["threads"]))))
+        preview = render(variants, choose_moments, stretch, fps)
     title = f"{source.name}   model {choice.name}   {describe_settings(load_settings(args.preset, args.set))}"
     picture = png_bytes(compose(title, preview.rows, preview.sources))
     plot = plot_png(preview.flicker, f"flicker: {source.name}, model {choice.name}", preview.cuts, float(fps))

@@ -1,8 +1,10 @@
-"""The generated script run in this process (VapourSynth's Python API, no vspipe): its output frames as the
+"""The generated script run in this process, as the encode's render workers run it: its output frames as the
 encode receives them, the filter's source, where chains start, and how long each step took."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -10,9 +12,10 @@ import numpy as np
 import vapoursynth as vs
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.worker import Renderer, ScriptSpec
 from streamdiffvsr.vsfilter import ANCHOR_PROP
+from streamdiffvsr.vsfilter.chains import CUT_PROP, chain_anchor
 from streamdiffvsr.vsfilter.filter import live_frame_servers
-from streamdiffvsr.vsfilter.scenes import chain_anchor
 from streamdiffvsr.vsfilter.server import FrameServer
 
 UNTIMED = 2
@@ -58,7 +61,8 @@ class Timing:
 
 @dataclass
 class ScriptRun:
-    """One generated script evaluated in-process: its output clip and the filter's frame server."""
+    """One script evaluated in this process by the encode's own ``Renderer`` (same evaluation, same CPU
+    threads): its output clip and the filter's frame server."""
 
     output: vs.VideoNode
     server: FrameServer
@@ -68,20 +72,20 @@ class ScriptRun:
         self.display = to_rgb24(self.output)
 
     @classmethod
-    def start(cls, script_text: str, vpy_args: dict[str, str]) -> ScriptRun:
-        """Evaluate ``script_text`` with vspipe's ``--arg`` globals, as ``vspipe`` would."""
+    def start(cls, script: ScriptSpec) -> ScriptRun:
+        """Evaluate ``script`` as a render worker of the encode does (the working directory is kept)."""
         before = set(live_frame_servers())
-        scope: dict[str, object] = {"__name__": "__vapoursynth__", **vpy_args}
         try:
-            exec(compile(script_text, "<generated script>", "exec"), scope)
-        except Exception as exc:  # as vspipe: whatever the script raises ends the run with its message
+            with contextlib.chdir(os.getcwd()):
+                output = Renderer(script).clip
+        except (
+            Exception
+        ) as exc:  # as a failed worker: whatever the script raises ends the run with its message
             raise ScriptFailed(f"the script failed: {last_line(exc)}") from None
-        output = vs.get_output(0)
-        vs.clear_output(0)
         servers = [server for server in live_frame_servers() if server not in before]
         if len(servers) != 1:
             raise CliError("the script has no stream_diffvsr filter to preview")
-        return cls(getattr(output, "clip", output), servers[0])
+        return cls(output, servers[0])
 
     @property
     def source(self) -> vs.VideoNode:
@@ -105,17 +109,14 @@ class ScriptRun:
     def chain_starts(self, first: int, last: int) -> list[int]:
         """The chain starts in ``first`` .. ``last`` that follow a cut seen in that range (a ``max_chain`` restart
         needs its scene's start)."""
-        scenes, starts, scene = self.server.scenes, [], None
-        for k in range(first, last + 1):
-            if scenes.is_cut(k):
+        chains, starts, scene = self.server.chains, [], None
+        for k, cut in enumerate(chains.cuts[first : last + 1].frames(), start=first):
+            if cut.props[CUT_PROP]:
                 scene = k
-            if scene is not None and chain_anchor(k, scene, self.server.max_chain) == k:
+            if scene is not None and chain_anchor(k, scene, chains.max_chain) == k:
                 starts.append(k)
         return starts
 
     def anchor_of(self, n: int) -> int:
-        """Where frame n's chain starts (a walk back to its scene's cut, as the filter does; no model step)."""
-        scene = n
-        while not self.server.scenes.is_cut(scene):
-            scene -= 1
-        return chain_anchor(n, scene, self.server.max_chain)
+        """Where frame n's chain starts (the filter's own rule; no model step)."""
+        return self.server.chains.anchor(n)

@@ -14,6 +14,7 @@ import vapoursynth as vs
 from streamdiffvsr.cli.preview.flicker import Flicker, changes
 from streamdiffvsr.cli.preview.picture import SCALE, Row
 from streamdiffvsr.cli.preview.render import ScriptRun, Timing, rgb_array, to_rgb24
+from streamdiffvsr.cli.segments.worker import ScriptSpec
 
 SOURCE_LABEL = "source (4x pixels)"
 BICUBIC_LABEL = "bicubic 4x"
@@ -24,7 +25,7 @@ class Variant:
     """One compared setting: its label and the script that renders it."""
 
     label: str
-    script: str
+    script: ScriptSpec
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Preview:
     flicker: Flicker
     cuts: list[int]
     timings: dict[str, Timing]
-    ready_at: float  # time.perf_counter() when the first script was ready
+    ready_at: float  # time.perf_counter() when the first setting had rendered its first frames (model loaded)
     frames: int
     device: str
 
@@ -64,15 +65,13 @@ def _header(frame: int, anchor: int, fps: Fraction) -> str:
 
 def render(
     variants: list[Variant],
-    vpy_args: dict[str, str],
     choose_moments: Callable[[ScriptRun], list[int]],
     stretch: int,
     fps: Fraction,
 ) -> Preview:
     """Run every variant; the first one's filter also picks the moments (``choose_moments``). The flicker
     stretch is the ``stretch`` frames from the first moment on (fewer at the end of the video)."""
-    run = ScriptRun.start(variants[0].script, vpy_args)
-    ready_at = time.perf_counter()
+    run = ScriptRun.start(variants[0].script)
     moments = choose_moments(run)
     sources = Sources(run.source)
     last = min(run.output.num_frames - 1, moments[0] + max(stretch, 2) - 1)
@@ -85,10 +84,12 @@ def render(
     cuts: list[int] = []
     for index, variant in enumerate(variants):
         if index:
-            run = ScriptRun.start(variant.script, vpy_args)
+            run = ScriptRun.start(variant.script)
         start = run.anchor_of(moments[0])
-        for frame in (start, min(start + 1, moments[0])):  # untimed: their one-off costs are no speed
+        for frame in (start, min(start + 1, moments[0])):  # untimed: the model's load and one-off costs
             run.frame(frame)
+        if not index:
+            ready_at = time.perf_counter()
 
         def stretch_images(run: ScriptRun = run, first: bool = index == 0) -> Iterator[np.ndarray]:
             for k in stretch_frames:
@@ -113,5 +114,5 @@ def render(
         enlarged = np.repeat(np.repeat(source, SCALE, axis=0), SCALE, axis=1)
         images = (enlarged, sources.upscaled(moment), *outputs[moment])
         rows.append(Row(_header(moment, anchors[moment], fps), labels, images))
-    device = str(run.server.engine.device)
+    device = str(run.server.spec.device)
     return Preview(rows, lowres, flicker, cuts, timings, ready_at, run.output.num_frames, device)
