@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ def rgb_array(frame: vs.VideoFrame) -> np.ndarray:
 @dataclass
 class Timing:
     """Seconds spent in requests and the model steps they ran, from the ``UNTIMED`` + 1st request on (the first
-    frame of a chain and the first with temporal guidance carry one-off costs: allocations, flow set-up)."""
+    frame of a chain and the first with temporal guidance carry one-off costs: the model's load, allocations)."""
 
     seconds: float = 0.0
     steps: int = 0
@@ -92,19 +93,25 @@ class ScriptRun:
         """The filter's input: the source in float RGB."""
         return self.server.clip
 
-    def frame(self, n: int) -> tuple[np.ndarray, int]:
-        """Output frame n as the encode receives it, shown as RGB24, and its chain's anchor."""
+    def frames(self, first: int, last: int) -> Iterator[tuple[np.ndarray, int]]:
+        """Output frames ``first`` .. ``last`` as the encode receives them (requested ahead, as the encode
+        requests them), shown as RGB24, each with its chain's anchor. Timed as one request."""
+        timed = self.timing.requests >= UNTIMED
+        self.timing.requests += 1
         steps, began = self.server.steps_run, time.perf_counter()
+        n = first
         try:
-            frame = self.output.get_frame(n)
-            rgb = rgb_array(self.display.get_frame(n))
+            for n, frame in enumerate(self.display[first : last + 1].frames(), start=first):
+                yield rgb_array(frame), int(frame.props.get(ANCHOR_PROP, n))
         except Exception as exc:
             raise ScriptFailed(f"frame {n}: {last_line(exc)}") from None
-        if self.timing.requests >= UNTIMED:
+        if timed:
             self.timing.seconds += time.perf_counter() - began
             self.timing.steps += self.server.steps_run - steps
-        self.timing.requests += 1
-        return rgb, int(frame.props.get(ANCHOR_PROP, n))
+
+    def frame(self, n: int) -> tuple[np.ndarray, int]:
+        """Output frame n (see ``frames``)."""
+        return [*self.frames(n, n)][0]
 
     def chain_starts(self, first: int, last: int) -> list[int]:
         """The chain starts in ``first`` .. ``last`` that follow a cut seen in that range (a ``max_chain`` restart

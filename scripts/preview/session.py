@@ -37,7 +37,7 @@ class Preview:
     flicker: Flicker
     cuts: list[int]
     timings: dict[str, Timing]
-    ready_at: float  # time.perf_counter() when the first setting had rendered its first frames (model loaded)
+    start_seconds: float  # the first script's evaluation and first frames (the model's load among them)
     frames: int
     device: str
 
@@ -71,7 +71,9 @@ def render(
 ) -> Preview:
     """Run every variant; the first one's filter also picks the moments (``choose_moments``). The flicker
     stretch is the ``stretch`` frames from the first moment on (fewer at the end of the video)."""
+    began = time.perf_counter()
     run = ScriptRun.start(variants[0].script)
+    start_seconds = time.perf_counter() - began
     moments = choose_moments(run)
     sources = Sources(run.source)
     last = min(run.output.num_frames - 1, moments[0] + max(stretch, 2) - 1)
@@ -86,14 +88,16 @@ def render(
         if index:
             run = ScriptRun.start(variant.script)
         start = run.anchor_of(moments[0])
+        began = time.perf_counter()
         for frame in (start, min(start + 1, moments[0])):  # untimed: the model's load and one-off costs
             run.frame(frame)
         if not index:
-            ready_at = time.perf_counter()
+            start_seconds += time.perf_counter() - began
 
         def stretch_images(run: ScriptRun = run, first: bool = index == 0) -> Iterator[np.ndarray]:
-            for k in stretch_frames:
-                image, anchor = run.frame(k)
+            for k, (image, anchor) in enumerate(
+                run.frames(stretch_frames.start, last), start=stretch_frames.start
+            ):
                 if first and anchor == k and k > stretch_frames.start:
                     cuts.append(k)
                 if k == moments[0]:
@@ -115,4 +119,4 @@ def render(
         images = (enlarged, sources.upscaled(moment), *outputs[moment])
         rows.append(Row(_header(moment, anchors[moment], fps), labels, images))
     device = str(run.server.spec.device)
-    return Preview(rows, lowres, flicker, cuts, timings, ready_at, run.output.num_frames, device)
+    return Preview(rows, lowres, flicker, cuts, timings, start_seconds, run.output.num_frames, device)
