@@ -67,10 +67,10 @@ def compared_settings(preset: str | None, sets: list[str], compare: str | None) 
     return [(f"{key}={value}", load_settings(preset, [*sets, f"{key}={value}"])) for value in choices]
 
 
-def describe_settings(settings: Settings) -> str:
-    """The preset and --set overrides, for the picture's title."""
-    name = Path(settings.source).name
-    return f"preset {name}" + (f"  --set {' '.join(settings.overrides)}" if settings.overrides else "")
+def describe_settings(settings: Settings, compares_presets: bool) -> str:
+    """The preset (unless the columns compare presets) and the --set overrides, for the picture's title."""
+    parts = [] if compares_presets else [f"preset {Path(settings.source).name}"]
+    return "  ".join(parts + ([f"--set {' '.join(settings.overrides)}"] if settings.overrides else []))
 
 
 def run_preview(args: argparse.Namespace) -> int:
@@ -140,7 +140,9 @@ def run_preview(args: argparse.Namespace) -> int:
             variants.append(Variant(label, ScriptSpec(path, vpy_args, render_threads(each["threads"]))))
         checked = time.perf_counter()
         preview = render(variants, choose_moments, stretch, fps)
-    title = f"{source.name}   model {choice.name}   {describe_settings(load_settings(args.preset, args.set))}"
+    base = load_settings(args.preset, args.set)
+    compares_presets = (args.compare or "").partition("=")[0].strip() == "preset"
+    title = f"{source.name}   model {choice.name}   {describe_settings(base, compares_presets)}"
     picture = png_bytes(compose(title, preview.rows, preview.sources))
     plot = plot_png(preview.flicker, f"flicker: {source.name}, model {choice.name}", preview.cuts, float(fps))
     publish({output: picture, plot_path(output): plot})
