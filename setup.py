@@ -20,6 +20,7 @@ setup(
         "streamdiffvsr.cli.settings",
         "streamdiffvsr.cli.media",
         "streamdiffvsr.cli.segments",
+        "streamdiffvsr.cli.preview",
         "streamdiffvsr.presets",
         "streamdiffvsr.training",
     ],
@@ -50,6 +51,8 @@ setup(
         "vapoursynth>=70",
         "vapoursynth-bestsource",
         "ray>=2.60,<3",  # segmented encodes on several workers (imported only then)
+        "matplotlib>=3.8",  # preview: the flicker plot
+        "pillow>=10.1",  # preview: the picture's labels
     ],
     extras_require={
         "xformers": ["xformers"],

@@ -8,13 +8,13 @@ import signal
 import sys
 from typing import NoReturn
 
-from streamdiffvsr.cli.commands import download, encode, frames, info, presets, script
+from streamdiffvsr.cli.commands import download, encode, frames, info, presets, preview, script
 from streamdiffvsr.cli.console import printable
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.errors import StreamDiffVSRError
 
 PROG = "streamdiffvsr"
-COMMANDS = (encode, script, presets, info, download, frames)
+COMMANDS = (encode, preview, script, presets, info, download, frames)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,209 @@
+"""``streamdiffvsr preview``: before a long encode, a picture of what the model does to a few moments of INPUT
+(source, bicubic and each compared setting side by side), a plot of their flicker, and the encode's time."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamdiffvsr.cli.commands.encode import (
+    check_constant_rate,
+    check_flow_available,
+    check_flow_weights,
+    check_input,
+    check_output,
+    check_output_folder,
+    check_x265_params,
+    odd_size_notice,
+)
+from streamdiffvsr.cli.console import notify, printable
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.probe import probe
+from streamdiffvsr.cli.media.tools import require_encode_tools
+from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
+from streamdiffvsr.cli.segments.plan import render_threads
+from streamdiffvsr.cli.settings.codecs import CODECS
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
+from streamdiffvsr.cli.settings.schema import Settings, find_key
+
+if TYPE_CHECKING:
+    from streamdiffvsr.cli.preview.render import ScriptRun
+    from streamdiffvsr.cli.preview.session import Preview
+
+WARMUP_SECONDS = 1.0  # default moments: this far into a chain, so the temporal guidance has settled
+MIN_WARMUP = 4
+LONG_WARMUP_SECONDS = 20.0  # a chosen moment further into its chain gets a notice (all of it is rendered)
+SEGMENT_SECONDS = 2.0  # a segment's own start-up in the estimate (seek, encoder start, verification)
+
+
+def plot_path(output: Path) -> Path:
+    """The flicker plot's file, beside the picture."""
+    return output.with_name(f"{output.stem}-flicker.png")
+
+
+def compared_settings(preset: str | None, sets: list[str], compare: str | None) -> list[tuple[str, Settings]]:
+    """(label, settings) per compared value of ``--compare KEY=V1,V2`` (KEY a preset key, or ``preset``);
+    without it, the one setting the encode would use."""
+    if compare is None:
+        settings = load_settings(preset, sets)
+        return [(f"model ({settings.source})", settings)]
+    key, sign, values = compare.partition("=")
+    key = key.strip()
+    choices = [value.strip() for value in values.split(",") if value.strip()]
+    if not sign or not key or not choices:
+        raise CliError(
+            f"--compare {compare!r}: write KEY=VALUE,VALUE (e.g. noise=fresh,fixed or preset=balanced,quality)"
+        )
+    if key == "preset":
+        return [(f"preset={name}", load_settings(name, sets)) for name in choices]
+    if find_key(key).kind == "path":
+        raise CliError(f"--compare {key}: a path cannot be compared; give it with --set")
+    return [(f"{key}={value}", load_settings(preset, [*sets, f"{key}={value}"])) for value in choices]
+
+
+def describe_settings(settings: Settings, compares_presets: bool) -> str:
+    """The preset (unless the columns compare presets) and the --set overrides, for the picture's title."""
+    parts = [] if compares_presets else [f"preset {Path(settings.source).name}"]
+    return "  ".join(parts + ([f"--set {' '.join(settings.overrides)}"] if settings.overrides else []))
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    began = time.perf_counter()  # the checks and imports before the script: part of an encode's start too
+    compared = compared_settings(args.preset, args.set, args.compare)
+    settings = compared[0][1]
+    source, output = Path(args.input), Path(args.output)
+    check_input(source)
+    if output.suffix.lower() != ".png":
+        raise CliError(f"OUTPUT {output} must be a .png picture")
+    for path in (output, plot_path(output)):
+        check_output(path, source, args.overwrite)
+    check_output_folder(output.parent)
+    if args.stretch <= 0:
+        raise CliError(f"--stretch must be > 0 seconds (got {args.stretch:g})")
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1 (got {args.workers})")
+    flow_weights = check_flow_weights(settings)
+    tools = require_encode_tools(CODECS[settings["codec"]].encoder)
+    for _, each in compared:
+        if each["codec"] == "x265":
+            check_x265_params(tools.ffmpeg, each["x265_params"])
+    info = probe(source, tools.ffprobe)
+    check_constant_rate(source, info)
+    if notice := odd_size_notice(info):
+        notify(notice)
+    fps = info.fps
+    at = parse_at(args.at, fps, info.frame_count or 2**62) if args.at else None
+    choice = choose_model(args.model)
+    notify(choice.notice)
+    for _, each in compared:
+        check_flow_available(each["flow"], choice.path, flow_weights)
+    vpy_args = {"src": str(source.absolute()), "model": str(choice.path)}
+    if flow_weights is not None:
+        vpy_args["flow_weights"] = flow_weights
+
+    from streamdiffvsr.cli.preview.flicker import plot_png
+    from streamdiffvsr.cli.preview.picture import compose
+    from streamdiffvsr.cli.preview.publish import png_bytes, publish
+    from streamdiffvsr.cli.preview.session import Variant, render
+    from streamdiffvsr.cli.segments.worker import ScriptSpec
+
+    warmup = max(MIN_WARMUP, round(fps * Fraction(WARMUP_SECONDS)))
+    stretch = max(2, round(fps * Fraction(args.stretch)))
+
+    def choose_moments(run: ScriptRun) -> list[int]:
+        frames = run.output.num_frames
+        if at is not None:
+            check_in_video(at, frames)  # ffprobe may not have counted the frames
+        moments = at or sorted(
+            {place(c, frames, warmup, MIN_WARMUP, run.chain_starts) for c in spread(frames)}
+        )
+        for moment in moments:
+            anchor = run.anchor_of(moment)
+            if moment - anchor > LONG_WARMUP_SECONDS * fps:
+                notify(
+                    f"frame {moment} is {moment - anchor} frames into its chain (from frame {anchor}): the encode's "
+                    "frame needs all of them, so the preview renders them too"
+                )
+        return moments
+
+    with tempfile.TemporaryDirectory(prefix="streamdiffvsr-preview-") as scratch:
+        variants = []
+        for index, (label, each) in enumerate(compared):
+            path = Path(scratch) / f"setting{index}.vpy"
+            path.write_text(render_script(each), encoding="utf-8")
+            variants.append(Variant(label, ScriptSpec(path, vpy_args, render_threads(each["threads"]))))
+        checked = time.perf_counter()
+        preview = render(variants, choose_moments, stretch, fps)
+    base = load_settings(args.preset, args.set)
+    compares_presets = (args.compare or "").partition("=")[0].strip() == "preset"
+    title = f"{source.name}   model {choice.name}   {describe_settings(base, compares_presets)}"
+    picture = png_bytes(compose(title, preview.rows, preview.sources))
+    plot = plot_png(preview.flicker, f"flicker: {source.name}, model {choice.name}", preview.cuts, float(fps))
+    publish({output: picture, plot_path(output): plot})
+    print(printable(f"wrote {output.absolute()} and {plot_path(output).name}"), flush=True)
+    print_speed(
+        preview, args.workers, settings["min_frames"], float(fps), checked - began + preview.start_seconds
+    )
+    return 0
+
+
+def print_speed(
+    preview: Preview, workers: int | None, min_frames: int, fps: float, start_seconds: float
+) -> None:
+    """Each setting's measured speed, and the estimate of the encode with the first."""
+    import torch
+
+    from streamdiffvsr.cli.segments.estimate import Estimate, even_split
+
+    speeds = {label: t.seconds_per_frame for label, t in preview.timings.items() if t.seconds_per_frame}
+    if len(speeds) > 1:
+        print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in speeds.items()))
+    spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame came from a cache
+    estimate = Estimate(
+        even_split(preview.frames, min_frames), spf, workers or max(1, torch.cuda.device_count()),
+        seconds_per_segment=SEGMENT_SECONDS, seconds_per_worker_start=start_seconds,
+    )  # fmt: skip
+    print(estimate.describe(fps, preview.device))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "preview",
+        help="a picture of a few upscaled moments, a flicker plot and the encode's time, before encoding",
+        description="Render a few moments of INPUT with the filter the encode would run (each warmed up over the "
+        "frames before it, as in the encode) and write OUTPUT (.png): per moment the source, bicubic 4x and "
+        "the model's output side by side, with an enlarged crop of the most detailed region; beside it "
+        "NAME-flicker.png, a plot of flicker over a few seconds. Prints the measured speed and an estimate "
+        "of the whole encode.",
+    )
+    p.add_argument("input", metavar="INPUT", help="the source video")
+    p.add_argument("output", metavar="OUTPUT", help="the picture (.png); the plot goes beside it")
+    add_preset_arguments(p)
+    add_model_argument(p)
+    p.add_argument(
+        "--at", metavar="TIMES|FRAMES",
+        help="comma-separated moments: frame numbers (120), seconds (5.5s) or times (1:05); default: "
+        "a handful spread over the video, each a second after a scene cut",
+    )  # fmt: skip
+    p.add_argument(
+        "--compare", metavar="KEY=V1,V2",
+        help="a column per value of one preset key (noise=fresh,fixed,warped) or per preset (preset=balanced,quality)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stretch", type=float, default=2.0, metavar="SECONDS",
+        help="length of the flicker plot, from the first moment on (default 2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="workers the estimate plans for (default: one per CUDA device)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT and its plot if they exist")
+    p.set_defaults(func=run_preview)
