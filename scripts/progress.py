@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
 BAR_WIDTH = 24
@@ -18,6 +19,9 @@ def format_duration(seconds: float) -> str:
 
 class ProgressSink(Protocol):
     """What an encode reports its progress to (``Progress``, or anything that shows it elsewhere)."""
+
+    # Seconds left given the frames per second measured so far; the encode sets it from its plan.
+    eta: Callable[[float], float | None] | None
 
     def update(self, done: int, total: int | None = None) -> None:
         """Frames done so far (and the total, once known); from any thread."""
@@ -50,6 +54,7 @@ class Progress:
         self._start = time.monotonic()
         self._drawn_at = 0.0
         self._drawn_text = ""
+        self.eta: Callable[[float], float | None] | None = None  # None: (total - done) / fps
 
     def update(self, done: int, total: int | None = None) -> None:
         with self._lock:
@@ -71,7 +76,10 @@ class Progress:
         if total:
             filled = round(BAR_WIDTH * min(done, total) / total)
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-            eta = f"ETA {format_duration((total - done) / fps)}" if fps > 0 else "ETA --:--:--"
+            left = self.eta(fps) if self.eta is not None and fps > 0 else None
+            if left is None and fps > 0:
+                left = (total - done) / fps
+            eta = f"ETA {format_duration(left)}" if left is not None else "ETA --:--:--"
             return f"{self.label} [{bar}] {done}/{total} frames  {fps:.2f} fps  {eta}"
         return f"{self.label}: {done} frames  {fps:.2f} fps"
 

@@ -438,3 +438,26 @@ def test_a_segmented_mp4_keeps_exact_timestamps(scenes: Path, tiny_checkpoint: P
     data = json.loads(out)
     assert data["streams"][0]["time_base"] == "1/24000"
     assert sorted(int(p["pts"]) for p in data["packets"]) == [1001 * k for k in range(4 * SCENE_FRAMES)]
+
+
+def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(scenes: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.mkv"
+    result = encode(str(scenes), str(output), "--model", "tiny", *LOSSLESS, *SEGMENTED, "--dry-run")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "plan: 4 segments"
+    assert lines[1:5] == [f"  segment {i + 1}/4 (frames {4 * i}-{4 * i + 3})" for i in range(4)]
+    assert "estimate of the encode:" in lines and "  plan       4 segments on 1 worker" in lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_eta_comes_from_the_encodes_plan() -> None:
+    from streamdiffvsr.cli.progress import Progress
+    from streamdiffvsr.cli.segments.estimate import Estimate
+
+    progress = Progress(enabled=False)
+    progress.update(10, 100)
+    progress._first = (time.monotonic() - 10, 0)  # 10 frames in 10 s: 1 frame/s overall
+    progress.eta = lambda fps: (
+        Estimate((45, 45), 2 / fps, 2, 1.0).wall_seconds
+    )  # two workers, two segments left
+    assert progress.text().endswith("ETA 0:01:31")  # 1 s start + 45 frames at 2 s each, not 90 frames at 1 s

@@ -277,6 +277,9 @@ def run_encode(args: argparse.Namespace) -> int:
     try:
         if user_vpy is None:
             generated.write_text(script_text, encoding="utf-8")
+        if args.dry_run:
+            print(orchestrator.dry_run(request, parallel, notify), flush=True)
+            return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     finally:
         generated.unlink(missing_ok=True)
@@ -324,4 +327,9 @@ def add_parser(subparsers) -> None:
         help="discard the finished segments of an earlier run and start over",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything, print the plan (segments, workers) and the estimate block; render nothing",
+    )
     p.set_defaults(func=run_encode)

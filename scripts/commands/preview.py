@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 WARMUP_SECONDS = 1.0  # default moments: this far into a chain, so the temporal guidance has settled
 MIN_WARMUP = 4
 LONG_WARMUP_SECONDS = 20.0  # a chosen moment further into its chain gets a notice (all of it is rendered)
-SEGMENT_SECONDS = 2.0  # a segment's own start-up in the estimate (seek, encoder start, verification)
 
 
 def plot_path(output: Path) -> Path:
@@ -159,7 +158,7 @@ def print_speed(
     """Each setting's measured speed, and the estimate of the encode with the first."""
     import torch
 
-    from streamdiffvsr.cli.segments.estimate import Estimate, even_split
+    from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, even_split
 
     speeds = {label: t.seconds_per_frame for label, t in preview.timings.items() if t.seconds_per_frame}
     if len(speeds) > 1:

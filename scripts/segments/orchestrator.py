@@ -22,6 +22,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.progress import ProgressSink
+from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
 from streamdiffvsr.cli.segments.partials import (
@@ -39,6 +40,7 @@ from streamdiffvsr.cli.settings.schema import Settings
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
 CONCAT_LIST = "segments.ffconcat"
+DRY_RUN_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,21 @@ def run(
                 manifest.save()
             _run_segments(request, manifest, parallel, first, progress, notify)
     shutil.rmtree(folder)
+
+
+def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None]) -> str:
+    """The plan and the estimate block of ``request``, rendering nothing (the script is evaluated, no model)."""
+    with _first_worker(request, notify) as first:
+        segments = make_plan(first, request.start, request.end, request.settings["min_frames"])
+    workers = parallel.workers or (max(1, _local_resources()[1]) if parallel.address is None else 1)
+    lines = [f"plan: {len(segments)} segment{'s' * (len(segments) != 1)}"]
+    lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
+    if len(segments) > DRY_RUN_LISTED:
+        lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
+    if parallel.address is not None and parallel.workers is None:
+        lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
+    estimate = Estimate(tuple(s.frames for s in segments), None, workers, SEGMENT_SECONDS)
+    return "\n".join([*lines, estimate.describe(float(request.info.fps))])
 
 
 @contextlib.contextmanager
@@ -208,6 +225,18 @@ def _run_jobs(
     queue, attempts = deque(jobs), dict.fromkeys((job.segment.index for job in jobs), 0)
     total = total if total is not None else sum(job.segment.frames for job in jobs)
     running = 0
+    started: dict[int, Job] = {}
+    done_now: dict[int, int] = {}
+
+    def seconds_left(fps: float) -> float | None:
+        """The encode's ETA from the same calculation as `preview`'s estimate: what is left of each started
+        segment and every queued one, on the workers there are, at the speed measured so far."""
+        workers = max(1, min(running + pool.idle(), len(started) + len(queue)))
+        left = [job.segment.frames - done_now.get(i, 0) for i, job in started.items()]
+        left += [job.segment.frames for job in queue]
+        return Estimate(tuple(left), workers / fps, workers, SEGMENT_SECONDS).wall_seconds
+
+    progress.eta = seconds_left
     progress.update(done_frames, total)
     try:
         while queue or running:
@@ -215,9 +244,11 @@ def _run_jobs(
                 job = queue.popleft()
                 attempts[job.segment.index] += 1
                 pool.submit(job)
+                started[job.segment.index] = job
                 running += 1
             for job, result in pool.wait(POLL_S):
                 running -= 1
+                started.pop(job.segment.index, None)
                 progress.clear()
                 where = f" on {result.node}" if result.node else ""
                 if result.frames is not None:
@@ -233,7 +264,8 @@ def _run_jobs(
                     status = result.error if tries == 1 else f"{tries} attempts; last{where}: {result.error}"
                     where = job.describe() if job.count > 1 else ""
                     raise EncodeError(result.side or "the worker", status, list(result.tail), where)
-            progress.update(done_frames + sum(pool.progress().values()), total)
+            done_now = pool.progress()
+            progress.update(done_frames + sum(done_now.values()), total)
             progress.render()
         progress.finish()
     finally:
