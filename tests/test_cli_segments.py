@@ -296,7 +296,8 @@ def assert_loopback_only() -> None:
         line for line in listening.splitlines() if any(name in line for name in ("gcs_server", "raylet"))
     ]
     assert ray_lines, listening
-    elsewhere = [line for line in ray_lines if "127.0.0.1:" not in line.split()[3]]  # also [::ffff:127.0.0.1]
+    hosts = {line: line.split()[3].rpartition(":")[0].strip("[]") for line in ray_lines}
+    elsewhere = [line for line, host in hosts.items() if host not in ("127.0.0.1", "::ffff:127.0.0.1")]
     assert elsewhere == []
 
 

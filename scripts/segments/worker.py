@@ -293,7 +293,7 @@ class LocalWorker:
 
     def _read_events(self) -> None:
         stream = self.child.proc.stdout
-        with contextlib.suppress(EOFError, OSError, pickle.UnpicklingError):
+        with contextlib.suppress(Exception):  # the end of the stream, however it ends (closed by close())
             while True:
                 self.events.put(pickle.load(stream))
         self.events.put(("died", None))
