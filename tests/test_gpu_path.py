@@ -119,7 +119,7 @@ def test_compile_option_in_the_filter_and_the_presets() -> None:
     assert load_settings(None)["compile"] is False
     assert load_settings(None, ["compile=yes"])["compile"] is True
     blank = vs.core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
-    with pytest.raises(vs.Error, match="compile must be True or False"):
+    with pytest.raises(vs.Error, match="compile must be true or false"):
         stream_diffvsr(blank, model="tiny", compile="yes")
 
 
