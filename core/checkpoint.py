@@ -17,7 +17,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
-from .conditioning_cache import ReusedConditioningEmbedding, reuse_conditioning_embedding
 from .errors import ModelLoadError
 from .layout import CHECKPOINT_PATTERNS, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
 from .options import AUTO_FLOW, FLOW_BACKENDS, PRECISIONS
@@ -165,11 +164,7 @@ class Components:
     prompt_embeds: torch.Tensor
     device: torch.device
     dtype: torch.dtype
-    conditioning: ReusedConditioningEmbedding = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "conditioning", reuse_conditioning_embedding(self.controlnet))
 
 
 _components_cache: dict[tuple[str, str, torch.dtype], Components] = {}

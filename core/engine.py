@@ -20,6 +20,7 @@ from .checkpoint import (
     resolve_dtype,
     resolve_flow,
 )
+from .controlnet import ControlNetOnEmbedding, embed_conditioning
 from .errors import ModelLoadError
 from .flow import FlowEstimator, make_flow_backend
 from .options import (
@@ -51,29 +52,17 @@ def ddim_rollout(
     lr: torch.Tensor,
     z: torch.Tensor,
     prompt_embeds: torch.Tensor,
-    warped: torch.Tensor | None = None,
-    before_controlnet: Callable[[], None] | None = None,
+    embed: Callable[[], torch.Tensor] | None = None,
     before_step: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """The denoising of one frame (docs/algorithm.md, "The per-frame step", step 6): DDIM (eta 0) from ``z`` over
-    ``timesteps``, the UNet fed ``[z, lr]`` and, when ``warped`` is given, the ControlNet's residuals for that
-    warped HR estimate."""
+    ``timesteps``, the UNet fed ``[z, lr]`` and, when ``embed`` is given, the residuals of ``controlnet``
+    (a ``ControlNetOnEmbedding``) for the conditioning embedding ``embed()`` returns at each step."""
     for t in timesteps:
         if before_step is not None:
             before_step()
         sample = torch.cat([z, lr], dim=1)
-        down, mid = None, None
-        if warped is not None:
-            if before_controlnet is not None:
-                before_controlnet()
-            down, mid = controlnet(
-                sample,
-                t,
-                encoder_hidden_states=prompt_embeds,
-                controlnet_cond=warped,
-                conditioning_scale=1.0,
-                return_dict=False,
-            )
+        down, mid = controlnet(sample, t, prompt_embeds, embed()) if embed is not None else (None, None)
         noise_pred = unet(
             sample,
             t,
@@ -110,10 +99,12 @@ def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TemporalGuidance:
-    """What frame t borrows from frame t-1: the warped raw HR estimate and its encoder features."""
+    """What frame t borrows from frame t-1: the warped raw HR estimate, its encoder features and the ControlNet's
+    embedding of it (None: embedded again at every step, as the official pipeline does)."""
 
     warped: torch.Tensor
     features: list[torch.Tensor]
+    embedding: torch.Tensor | None
 
 
 class StreamDiffVSR:
@@ -150,7 +141,7 @@ class StreamDiffVSR:
         self.strip_bytes = default_strip_bytes(self.device) if strips else None
         self.timer: StageTimer | None = None
         self.tf32 = use_tf32(self.device.type)
-        self.unet, self.controlnet = components.unet, components.controlnet
+        self.unet, self.controlnet = components.unet, ControlNetOnEmbedding(components.controlnet)
         # CUDA graphs: each DDIM step starts a new generation (the previous step's outputs are consumed).
         self.before_step = None
         if compile:
@@ -161,7 +152,7 @@ class StreamDiffVSR:
         new size compiles again). The shared networks stay as they are for other engines."""
         c = self.components
         self.unet = torch.compile(c.unet, mode=mode, dynamic=False)
-        self.controlnet = torch.compile(c.controlnet, mode=mode, dynamic=False)
+        self.controlnet = torch.compile(ControlNetOnEmbedding(c.controlnet), mode=mode, dynamic=False)
         uses_graphs = self.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
         self.before_step = torch.compiler.cudagraph_mark_step_begin if uses_graphs else None
 
@@ -245,11 +236,8 @@ class StreamDiffVSR:
         previous raw HR output, this frame's ``estimate_flow`` to the previous LR frame) -> raw decoder output
         (1, 3, 4h, 4w), about [-1, 1], unclamped. The flow is the caller's: the warped noise needs it too."""
         with self.components.lock, tf32(self.tf32):
-            try:
-                guidance = self.warped_guidance(*previous) if previous is not None else None
-                return self.generate(lr, latents, guidance)
-            finally:  # also after an error (out of memory): never keep HR-sized tensors for a retry
-                self.components.conditioning.clear()
+            guidance = self.warped_guidance(*previous) if previous is not None else None
+            return self.generate(lr, latents, guidance)
 
     # The methods below follow the caller's autograd mode and take batches: the nano training runs them with
     # gradients on (training/), so what is trained is what the engine runs.
@@ -258,9 +246,13 @@ class StreamDiffVSR:
         """The guidance from the previous raw HR output and the flow current -> previous (HR pixels)."""
         with self._stage("guidance"):
             warped = warp(prev_hr.to(self.dtype), flow)
-            if self.reuse_conditioning:
-                self.components.conditioning.prime(warped, self.strip_bytes)
-            return TemporalGuidance(warped, self.components.vae.temporal_features(warped, self.strip_bytes))
+            c = self.components
+            embedding = (
+                embed_conditioning(c.controlnet, warped, self.strip_bytes)
+                if self.reuse_conditioning
+                else None
+            )
+            return TemporalGuidance(warped, c.vae.temporal_features(warped, self.strip_bytes), embedding)
 
     def generate(
         self, lr: torch.Tensor, latents: torch.Tensor, guidance: TemporalGuidance | None
@@ -268,7 +260,6 @@ class StreamDiffVSR:
         """Denoise ``latents`` given ``lr`` (and the guidance) and decode: the raw HR output."""
         with self._stage("denoise"):
             z = self.denoise(lr, latents, guidance)
-        self.components.conditioning.clear()
         with self._stage("decode"):
             return self.decode(z, guidance)
 
@@ -285,11 +276,18 @@ class StreamDiffVSR:
             lr.to(c.dtype),
             upload(latents, self.device).to(c.dtype),
             c.prompt_embeds.expand(lr.shape[0], -1, -1),
-            guidance.warped if guidance is not None else None,
-            # The baseline re-embeds the conditioning image at every step, as the official pipeline does.
-            before_controlnet=None if self.reuse_conditioning else c.conditioning.clear,
+            self._embedding(guidance),
             before_step=self.before_step,
         )
+
+    def _embedding(self, guidance: TemporalGuidance | None) -> Callable[[], torch.Tensor] | None:
+        """What each denoising step gives the ControlNet: the frame's embedding, or (the baseline, without one)
+        the warped estimate embedded again, whole."""
+        if guidance is None:
+            return None
+        if guidance.embedding is not None:
+            return lambda: guidance.embedding
+        return lambda: self.components.controlnet.controlnet_cond_embedding(guidance.warped)
 
     def decode(self, z: torch.Tensor, guidance: TemporalGuidance | None) -> torch.Tensor:
         """Final latent (and the guidance's encoder features) -> raw HR output, about [-1, 1], unclamped."""

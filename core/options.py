@@ -40,8 +40,8 @@ DEFAULT_MAX_CHAIN = 0
 DEFAULT_SNAPSHOT_INTERVAL = 16
 # torch.compile of the UNet and ControlNet for the clip's frame size: off until measured on a GPU (BENCHMARKS.md).
 DEFAULT_COMPILE = False
-# inductor without CUDA graphs: the ControlNet's reused conditioning embedding runs eagerly between the compiled
-# graphs, and the outputs of one CUDA-graph generation feed the next ("reduce-overhead" is the experiment).
+# inductor without CUDA graphs: the ControlNet's conditioning embedding runs eagerly once per frame, before the
+# compiled graphs, and the outputs of one CUDA-graph generation feed the next ("reduce-overhead" is the experiment).
 DEFAULT_COMPILE_MODE = "default"
 
 

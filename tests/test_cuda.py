@@ -118,7 +118,6 @@ def test_cuda_out_of_memory_is_a_clear_error_and_the_next_frame_is_right(
         hook.remove()
     fixes = str(info.value).split("; try ", 1)[1]
     assert "precision" not in fixes and "flow_scale" not in fixes  # bf16 and flow_scale=1 are in use
-    assert engine.components.conditioning._output is None
     for n in (2, 3):
         np.testing.assert_array_equal(to_array(out.get_frame(n)), bf16_reference[n])
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+from diffusers import ControlNetModel
 from safetensors.torch import load_file, save_file
 
 from streamdiffvsr import FrameError, ModelLoadError, StreamDiffVSR, TemporalAutoencoderTiny
+from streamdiffvsr.controlnet import ControlNetOnEmbedding, embed_conditioning
 from streamdiffvsr.flow import DisFlow, FlowEstimator
 from streamdiffvsr.stream import pad_to_multiple
 from streamdiffvsr.warp import warp
@@ -151,6 +154,41 @@ def test_temporal_path_changes_later_frames(engine):
     fresh.reset()
     fresh.index = 1  # same initial noise as frame 1 of the chain: only the temporal guidance differs
     assert (chained[1] - fresh.step(frames[1])).abs().max() > 1e-3
+
+
+def test_controlnet_on_the_embedding_is_the_diffusers_forward(engine):
+    controlnet, embeds = engine.components.controlnet, engine.components.prompt_embeds
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 7, 24, 32, generator=generator)
+    cond = torch.rand(1, 3, 96, 128, generator=generator) * 2 - 1
+    with torch.inference_mode():
+        embedding = embed_conditioning(controlnet, cond, None)
+        for t in (engine.timesteps[1], 249):
+            down, mid = controlnet(
+                sample, t, encoder_hidden_states=embeds, controlnet_cond=cond, return_dict=False
+            )
+            ours_down, ours_mid = ControlNetOnEmbedding(controlnet)(sample, t, embeds, embedding)
+            assert len(ours_down) == len(down)
+            for expected, ours in zip([*down, mid], [*ours_down, ours_mid], strict=True):
+                assert torch.equal(ours, expected)
+
+
+def test_engines_sharing_the_networks_in_threads_leave_them_unchanged(tiny_checkpoint):
+    settings = {"device": "cpu", "flow": "dis", "num_steps": 2}
+    engines = [StreamDiffVSR.from_pretrained(tiny_checkpoint, seed=seed, **settings) for seed in (0, 1)]
+    shared = engines[0].components
+    assert engines[1].components is shared
+    clips = [clip(3), clip(3)[::-1]]
+    expected = [run(e, frames) for e, frames in zip(engines, clips, strict=True)]
+    with ThreadPoolExecutor(2) as pool:  # two streams' frames interleave on the shared networks
+        results = list(pool.map(run, engines * 2, clips * 2))
+    for ours, reference in zip(results, expected * 2, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True))
+    fresh = ControlNetModel.from_pretrained(tiny_checkpoint, subfolder="controlnet")
+    assert [(n, type(m)) for n, m in shared.controlnet.named_modules()] == [
+        (n, type(m)) for n, m in fresh.named_modules()
+    ]
+    assert vars(shared.controlnet).keys() == vars(fresh).keys()
 
 
 def test_checkpoint_and_resume_is_exact(engine, tmp_path):

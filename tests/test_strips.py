@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from streamdiffvsr import StreamDiffVSR
+from streamdiffvsr.controlnet import embed_conditioning
 from streamdiffvsr.strips import is_local, run_in_strips
 
 
@@ -70,10 +71,10 @@ def test_engine_output_is_the_same_with_and_without_strips():
 
 
 def test_conditioning_embedding_in_strips_matches_its_forward():
-    conditioning = StreamDiffVSR.from_pretrained("nano", device="cpu").components.conditioning
+    controlnet = StreamDiffVSR.from_pretrained("nano", device="cpu").components.controlnet
     cond = torch.rand(1, 3, 64, 96) * 2 - 1
     with torch.inference_mode():
-        conditioning.prime(cond, 3000)
-        primed = conditioning(cond)
-        conditioning.clear()
-        torch.testing.assert_close(primed, conditioning.embedding(cond), rtol=1e-5, atol=1e-6)
+        in_strips = embed_conditioning(controlnet, cond, 3000)
+        torch.testing.assert_close(
+            in_strips, controlnet.controlnet_cond_embedding(cond), rtol=1e-5, atol=1e-6
+        )

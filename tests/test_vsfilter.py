@@ -19,6 +19,7 @@ from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
 from streamdiffvsr.options import DEFAULT_NOISE  # noqa: E402
 from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
 from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
+from streamdiffvsr.vsfilter.server import FrameServer  # noqa: E402
 
 # Two cores shared with other work: one torch thread avoids oversubscription stalls (results do not depend on it).
 torch.set_num_threads(1)
@@ -232,6 +233,34 @@ def test_seek_after_first_pass_costs_at_most_interval(tiny_checkpoint: Path) -> 
         before = server.steps_run
         np.testing.assert_array_equal(to_array(out.get_frame(n)), first[n])
         assert server.steps_run - before <= interval
+
+
+def test_seeks_fetch_frames_without_the_lock_a_few_at_a_time(
+    tiny_checkpoint: Path, reference: list[np.ndarray]
+) -> None:
+    """A seek fetches its source frames and cut flags with the server's lock released (a get_frame under it can
+    deadlock VapourSynth), ``seek_frames`` at a time, for no extra step."""
+    servers: list[FrameServer] = []
+
+    def checked(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        if servers[0].lock.locked():  # requests run one at a time: only this thread could hold it
+            raise vs.Error(f"source frame {n} was requested under the frame server's lock")
+        return f
+
+    source = numpy_clip(SCENE)
+    outs = [
+        filtered(
+            core.std.ModifyFrame(source, source, checked), tiny_checkpoint, outputs=1, snapshot_interval=3
+        )
+    ]
+    outs.append(filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=3))
+    servers += [frame_server(out) for out in outs]
+    servers[0].seek_frames = 2
+    for n in (11, 4, 7, 0, 10, 2):
+        for out in outs:
+            np.testing.assert_array_equal(to_array(out.get_frame(n)), reference[n], err_msg=f"frame {n}")
+    assert servers[1].seek_frames > len(SCENE)
+    assert servers[0].steps_run == servers[1].steps_run
 
 
 def test_cached_repeat_costs_nothing(tiny_checkpoint: Path) -> None:

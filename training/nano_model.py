@@ -109,15 +109,9 @@ def save_checkpoint(models: NanoModels, root: str | Path, note: str = "") -> Pat
     """Write the official folder layout (fp32 safetensors) plus the fixed prompt embedding."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    controlnet = models.controlnet
-    wrapper = controlnet.controlnet_cond_embedding
-    controlnet.controlnet_cond_embedding = wrapper.embedding
-    try:
-        models.unet.save_pretrained(root / "unet")
-        controlnet.save_pretrained(root / "controlnet")
-        models.vae.save_pretrained(root / "vae")
-    finally:
-        controlnet.controlnet_cond_embedding = wrapper
+    models.unet.save_pretrained(root / "unet")
+    models.controlnet.save_pretrained(root / "controlnet")
+    models.vae.save_pretrained(root / "vae")
     build_scheduler().save_pretrained(root / "scheduler")
     save_file({PROMPT_EMBEDS_KEY: prompt_embeds().contiguous()}, root / PROMPT_EMBEDS_FILE)
     # Trained with DIS flow on the LR frames (no RAFT weights offline): what flow="auto" picks for it.

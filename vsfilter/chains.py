@@ -64,7 +64,8 @@ def chain_anchor(n: int, scene: int, max_chain: int) -> int:
 
 class Chains:
     """The chain anchor of each frame of ``clip``, from the cut flags of ``cuts`` (remembered: a linear pass
-    reads each flag once, as an input of the frame it belongs to)."""
+    reads each flag once, as an input of the frame it belongs to). Called from several threads without a lock:
+    what it remembers is a pure function of the clip, the same whichever thread writes it."""
 
     def __init__(
         self, clip: vs.VideoNode, *, scene_detect: bool, scene_threshold: float, max_chain: int

@@ -4,7 +4,8 @@ order frames are asked for in.
 One live stream is kept for the next frame of its chain. Any other request restarts from the best known
 point: the live stream if it is behind the frame in the same chain, else the latest host-memory snapshot of
 that chain's stream state at or before the frame, else the anchor itself. The last few outputs are kept (LRU)
-for repeated and out-of-order requests.
+for repeated and out-of-order requests. The source frames a restart needs are fetched with the server's lock
+released, a few at a time; the steps are taken under it.
 
 Snapshots are taken every ``snapshot_interval`` frames of a chain but kept only where a seek can still use them
 cheaply, so a long linear encode runs in flat memory: the snapshots of the chain in use and the few chains used
@@ -37,6 +38,7 @@ MAX_SNAPSHOTS = 256
 RECENT_PER_SPACING = 4  # snapshots kept at each spacing (interval, 2x, 4x, ...) behind a chain's newest one
 KEPT_CHAINS = 3  # the chain in use and the two chains used before it
 OUTPUT_BUDGET = 256 << 20  # bytes of host memory (page-locked on CUDA) for recent outputs
+SEEK_BUDGET = 64 << 20  # bytes of source frames a seek fetches at once (without the lock)
 MIN_OUTPUTS = 2
 MAX_OUTPUTS = 64
 
@@ -206,6 +208,8 @@ class FrameServer:
         self.reader = FrameReader(clip.width, clip.height, spec.device)
         self.outputs = OutputCache(output_frames, (3, clip.height * SCALE, clip.width * SCALE), spec.device)
         self.snapshots = SnapshotStore(snapshot_interval)
+        frame_bytes = clip.width * clip.height * 3 * clip.format.bytes_per_sample
+        self.seek_frames = max(1, SEEK_BUDGET // frame_bytes)
         self.live: Chain | None = None
         self.lock = threading.Lock()
         self.steps_run = 0  # frames the model has processed (for tests and diagnostics)
@@ -230,26 +234,44 @@ class FrameServer:
 
     def render(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame, out: vs.VideoFrame) -> int:
         """Write output frame n into ``out``, given source frame n and frame n of ``chains.cuts``; returns n's
-        chain anchor."""
-        with self.lock:
-            if self.outputs.get(n) is None:
-                self._compute(n, source, cut)
-            output = self.outputs.get(n)  # the last one computed: always kept
-            write_frame(output.ready(), out)
-            return output.anchor
-
-    def _compute(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame) -> None:
-        """Step the live stream to frame n, caching the outputs that fit (n's among them)."""
+        chain anchor. A seek fetches what it needs (earlier cut flags, source frames) with the lock released,
+        then steps under it from the best start known by then: no ``get_frame`` is ever waited on while holding
+        the lock, which other VapourSynth threads may be waiting for."""
         anchor = self.chains.anchor(n, cut)
-        self._seek(anchor, n)
+        frames = {n: source}
+        while True:
+            with self.lock:
+                output = self.outputs.get(n)
+                if output is None:
+                    wanted = self._compute(anchor, n, frames)
+                    output = self.outputs.get(n) if wanted is None else None  # the last one computed: kept
+                if output is not None:
+                    write_frame(output.ready(), out)
+                    return output.anchor
+            frames = {k: self.clip.get_frame(k) for k in wanted} | {n: source}
+
+    def _compute(self, anchor: int, n: int, frames: dict[int, vs.VideoFrame]) -> range | None:
+        """Step the live stream toward frame n of the chain at ``anchor`` as far as the source ``frames`` at hand
+        go, caching the outputs that fit (n's among them). None once n is computed, else the frames to fetch
+        next (at most ``seek_frames``)."""
+        start = self._seek(anchor, n, frames)
+        if start is None:
+            live = self.live
+            start = next(k for k in range(live.pos, n + 2) if k not in frames)
+            self._step(n, frames, start)
+            if start > n:
+                return None
+        return range(start, min(n, start + self.seek_frames))
+
+    def _step(self, n: int, frames: dict[int, vs.VideoFrame], stop: int) -> None:
+        """Step the live stream up to (not including) frame ``stop``, toward n."""
         live = self.live
         keep_from = n - self.outputs.capacity + 1
         try:
-            for k in range(live.pos, n + 1):
-                if k > anchor and (k - anchor) % self.interval == 0 and k not in self.snapshots:
+            for k in range(live.pos, stop):
+                if k > live.anchor and (k - live.anchor) % self.interval == 0 and k not in self.snapshots:
                     self.snapshots.save(self.stream, live)
-                frame = source if k == n else self.clip.get_frame(k)
-                result = self.stream.step(self.reader(frame))
+                result = self.stream.step(self.reader(frames[k]))
                 self.steps_run += 1
                 live.pos = k + 1
                 if k >= keep_from:
@@ -258,13 +280,17 @@ class FrameServer:
             self.live = None  # the stream may be half-stepped: never continue from it
             raise
 
-    def _seek(self, anchor: int, n: int) -> None:
-        """Make the live stream the best available start for frame n of the chain beginning at ``anchor``."""
+    def _seek(self, anchor: int, n: int, frames: dict[int, vs.VideoFrame]) -> int | None:
+        """Make the live stream the best available start for frame n of the chain beginning at ``anchor``, if
+        the source frame it goes on from is in ``frames``: None. Else that start, with nothing changed."""
         live = self.live
         live_pos = live.pos if live is not None and live.anchor == anchor and live.pos <= n else None
         snap = self.snapshots.latest(anchor, n)
         if live_pos is not None and (snap is None or snap.chain.pos <= live_pos):
-            return
+            return None if live_pos in frames else live_pos
+        start = snap.chain.pos if snap is not None else anchor
+        if start not in frames:
+            return start
         if live is not None and live.pos > live.anchor and live.pos not in self.snapshots:
             self.snapshots.save(self.stream, live)  # park it: a later request may want to go on from here
         if snap is not None:
@@ -273,3 +299,4 @@ class FrameServer:
         else:
             self.stream.reset()
             self.live = Chain(anchor, anchor)
+        return None
