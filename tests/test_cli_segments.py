@@ -3,12 +3,14 @@ so that decoded frames can be compared with the linear encode's, bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -164,32 +166,22 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"}
 
     output.unlink()
-    kill_after_first_segment(args, folder)
+    ray_before = ray_processes()
+    cli = subprocess.Popen([str(CLI), "encode", *args[:-1], "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=fresh_home(tmp_path))  # fmt: skip
+    try:  # SIGTERM with two Ray workers running stops everything, as Ctrl-C does
+        wait_for_actor(cli)
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=120)
+    finally:
+        cli.kill()
+    assert cli.returncode == 130 and err.rstrip().endswith("streamdiffvsr: interrupted"), err
+    assert_none_left(tmp_path, ray_before)
     restarted = encode(*args, "--restart")
     assert "resuming" not in restarted.stderr and restarted.stderr.count(" done in ") == SEGMENTS
-    assert "--restart: removed the earlier run's work (1 finished segments)" in restarted.stderr
+    assert "--restart: removed the earlier run's work (" in restarted.stderr
     assert framemd5(output) == linear
     assert_none_left(tmp_path, set())
-
-
-def wait_for_done(cli: subprocess.Popen, folder: Path, count: int) -> None:
-    """Wait until the manifest records ``count`` finished segments."""
-    manifest = folder / "manifest.json"
-    deadline = time.monotonic() + 300
-    while not (manifest.is_file() and len(json.loads(manifest.read_text())["done"]) >= count):
-        assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
-        time.sleep(0.05)
-
-
-def rendering_worker(folder: Path) -> int | None:
-    """The worker process whose ffmpeg is writing a segment in ``folder`` now (for Ray: the actor)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        if ".partial.nut" in _cmdline(pid) and str(folder) in _cmdline(pid):
-            try:
-                return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    return None
 
 
 def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worker(
@@ -206,8 +198,8 @@ def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worke
 
     cli = subprocess.Popen([str(CLI), "encode", *args, "--workers", "2"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=fresh_home(tmp_path))  # fmt: skip
-    try:
-        wait_for_done(cli, folder, 2)
+    try:  # Ctrl-C while the Ray workers run (loading the script and model, before a segment is done)
+        wait_for_actor(cli)
         assert_loopback_only()
         cli.send_signal(signal.SIGINT)
         _, err = cli.communicate(timeout=120)
@@ -220,19 +212,30 @@ def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worke
 
     cli = subprocess.Popen([str(CLI), "encode", *args, "--workers", "2"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=fresh_home(tmp_path))  # fmt: skip
-    try:  # kill the Ray worker behind a segment being written
-        deadline = time.monotonic() + 300
-        while (worker := rendering_worker(folder)) is None:
-            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
-            time.sleep(0.05)
-        os.kill(worker, signal.SIGKILL)
+    try:  # kill a Ray worker that holds a segment
+        os.kill(wait_for_actor(cli), signal.SIGKILL)
         _, err = cli.communicate(timeout=600)
     finally:
         cli.kill()
     assert cli.returncode == 0, err
-    assert "resuming: " in err and "its worker died" in err and "trying again" in err
+    assert "resuming: 1 of 4" in err and "its worker died" in err and "trying again" in err
     assert framemd5(output) == linear
     assert_none_left(tmp_path, ray_before)
+
+
+def wait_for_actor(cli: subprocess.Popen) -> int:
+    """The pid of a render worker (Ray actor) of the running encode, once there is one."""
+    deadline = time.monotonic() + 300
+    while True:
+        actors = [
+            int(pid)
+            for pid in filter(str.isdigit, os.listdir("/proc"))
+            if "ray::RendererActor" in _cmdline(pid)
+        ]
+        if actors:
+            return actors[0]
+        assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
+        time.sleep(0.05)
 
 
 def fresh_home(tmp_path: Path) -> dict[str, str]:
@@ -311,6 +314,16 @@ def test_ray_address_where_nothing_listens_fails_fast_in_one_line(scenes: Path, 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(
         "streamdiffvsr: error: no Ray cluster answers at 127.0.0.1:"
+    )
+    with http_server() as http_port:  # something listens, but it is no Ray cluster
+        began = time.monotonic()
+        not_ray = run_cli(["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", f"127.0.0.1:{http_port}"],
+                          {**fresh_home(tmp_path), "RAY_AUTH_TOKEN": "x" * 32})  # fmt: skip
+        assert time.monotonic() - began < 30
+    assert not_ray.returncode == 2, not_ray.stderr
+    assert (
+        "as a Ray cluster" in not_ray.stderr.splitlines()[-1]
+        or "cannot join" in not_ray.stderr.splitlines()[-1]
     )
     bogus = run_cli(
         ["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", "bogus"], fresh_home(tmp_path)
@@ -462,3 +475,19 @@ def test_the_eta_comes_from_the_encodes_plan() -> None:
         Estimate((45, 45), 2 / fps, 2, 1.0).wall_seconds
     )  # two workers, two segments left
     assert progress.text().endswith("ETA 0:01:31")  # 1 s start + 45 frames at 2 s each, not 90 frames at 1 s
+
+
+@contextlib.contextmanager
+def http_server() -> Iterator[int]:
+    """A plain HTTP server on a loopback port (stopped at the end)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -34,7 +34,7 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
-from streamdiffvsr.cli.segments.worker import Job, Result, ScriptSpec, WorkerFailed, local_worker
+from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
 
 MAX_ATTEMPTS = 3
@@ -89,37 +89,44 @@ def run(
     """Encode ``request`` into OUTPUT; an EncodeError (after cleanup) if a job fails for good."""
     folder = work_folder(request.output.absolute())
     check_folder(folder)
+    if folder.exists() and not restart:  # a resume: its manifest is checked before anything starts
+        with locked(folder, False, notify):
+            manifest = load(folder, fingerprint(request))
+            with _first_worker(request, notify) as first:
+                if manifest is None:  # killed before its first save
+                    manifest = _new_manifest(request, folder, make_plan(first, *_range(request)))
+                _run_segments(request, manifest, parallel, first, progress, notify)
+        shutil.rmtree(folder)
+        return
     with _first_worker(request, notify) as first:
-        segments = None
-        if restart or not folder.exists():
-            segments = make_plan(first, request.start, request.end, request.settings["min_frames"])
-        if segments is not None and len(segments) == 1:
+        segments = make_plan(first, *_range(request))
+        if len(segments) == 1:
             if folder.exists():  # --restart of a run that was split before
                 with locked(folder, restart, notify):
                     shutil.rmtree(folder)
-            _run_whole(
-                request,
-                segments[0],
-                LocalPool(first, request.script, notify, str(request.output.absolute())),
-                progress,
-            )
+            _run_whole(request, segments[0], parallel, first, progress, notify)
             return
         with locked(folder, restart, notify):
-            manifest = load(folder, fingerprint(request))
-            if manifest is None:
-                plan = segments or make_plan(
-                    first, request.start, request.end, request.settings["min_frames"]
-                )
-                manifest = Manifest(folder, fingerprint(request), plan)
-                manifest.save()
-            _run_segments(request, manifest, parallel, first, progress, notify)
+            _run_segments(
+                request, _new_manifest(request, folder, segments), parallel, first, progress, notify
+            )
     shutil.rmtree(folder)
+
+
+def _range(request: Request) -> tuple[int, int | None, int]:
+    return request.start, request.end, request.settings["min_frames"]
+
+
+def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Manifest:
+    manifest = Manifest(folder, fingerprint(request), segments)
+    manifest.save()
+    return manifest
 
 
 def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None]) -> str:
     """The plan and the estimate block of ``request``, rendering nothing (the script is evaluated, no model)."""
     with _first_worker(request, notify) as first:
-        segments = make_plan(first, request.start, request.end, request.settings["min_frames"])
+        segments = make_plan(first, *_range(request))
     workers = parallel.workers or (max(1, _local_resources()[1]) if parallel.address is None else 1)
     lines = [f"plan: {len(segments)} segment{'s' * (len(segments) != 1)}"]
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
@@ -142,14 +149,21 @@ def _first_worker(request: Request, notify: Callable[[str], None]) -> Iterator:
         raise EncodeError("script", str(exc), exc.tail) from None
 
 
-def _run_whole(request: Request, segment: Segment, pool: Pool, progress: ProgressSink) -> None:
+def _run_whole(
+    request: Request,
+    segment: Segment,
+    parallel: Parallel,
+    first: LocalWorker,
+    progress: ProgressSink,
+    notify: Callable[[str], None],
+) -> None:
     partial = partial_path(request.output)
     job = Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
               check_anchor=False, overwrite=request.overwrite)  # fmt: skip
     try:
-        _run_jobs(pool, [job], lambda job, result: None, progress, lambda line: None)
+        with _pool(request, parallel, first, notify, jobs=1) as pool:
+            _run_jobs(pool, [job], lambda job, result: None, progress, notify)
     finally:
-        pool.close()
         partial.unlink(missing_ok=True)
 
 
@@ -173,7 +187,7 @@ def _run_segments(
     ]  # fmt: skip
     done_frames = sum(s.frames for s in manifest.segments if s not in pending)
     if jobs:
-        with _pool(request, parallel, first, notify) as pool:
+        with _pool(request, parallel, first, notify, len(jobs)) as pool:
             _run_jobs(pool, jobs, lambda job, result: manifest.finish(job.segment, result.frames), progress,
                       notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
     files = [segment_file(folder, s.index) for s in manifest.segments]
@@ -184,10 +198,13 @@ def _run_segments(
 
 
 @contextlib.contextmanager
-def _pool(request: Request, parallel: Parallel, first, notify: Callable[[str], None]) -> Iterator[Pool]:
-    """The workers the segments run on: the first worker alone, or Ray actors (it is closed then)."""
+def _pool(
+    request: Request, parallel: Parallel, first: LocalWorker, notify: Callable[[str], None], jobs: int
+) -> Iterator[Pool]:
+    """The workers ``jobs`` jobs run on: the first worker alone, or Ray actors (it is closed then): on the
+    cluster (joined by the command's checks) or on a local instance for more than one local worker."""
     cpus, gpus = _local_resources()
-    workers = parallel.workers or max(1, gpus)
+    workers = min(parallel.workers or max(1, gpus), jobs)
     if parallel.address is None and workers == 1:
         pool: Pool = LocalPool(first, request.script, notify, str(request.output.absolute()))
         try:
@@ -202,9 +219,8 @@ def _pool(request: Request, parallel: Parallel, first, notify: Callable[[str], N
         if parallel.address is None:
             address = stack.enter_context(ray_pool.local_instance(cpus, gpus))
             ray_pool.connect(address, local=True)
-        else:
-            ray_pool.connect(parallel.address, local=False)
-        pool = ray_pool.RayPool(request.script, workers if parallel.address is None else parallel.workers)
+
+        pool = ray_pool.RayPool(request.script, workers if parallel.address is None else None, jobs)
         try:
             yield pool
         finally:

@@ -106,8 +106,9 @@ def _init(address: str) -> None:
 
 
 def check_cluster(address: str) -> None:
-    """Before anything else runs: something listens at ``address``, and this driver has the cluster's token
-    (put in its environment for ``connect``). Each failure is a one-line CliError."""
+    """Before anything else runs, join the cluster at ``address``: something listens there, this driver has
+    the cluster's token, it answers as a Ray cluster within CONNECT_TIMEOUT_S, and it has a GPU (a worker runs
+    on each). Each failure is a one-line CliError."""
     _check_listening(address)
     if os.environ.get("RAY_AUTH_MODE", "token") == "token":
         token = cluster_token()
@@ -117,6 +118,12 @@ def check_cluster(address: str) -> None:
                 f"and {TOKEN_FILE}; set RAY_AUTH_TOKEN to the cluster's token"
             )
         os.environ.update({"RAY_AUTH_TOKEN": token, "RAY_AUTH_MODE": "token"})
+    connect(address, local=False)
+    import ray
+
+    if not ray.cluster_resources().get("GPU", 0):
+        ray.shutdown()
+        raise CliError(f"the Ray cluster at {address} has no GPU: a cluster encode runs one worker per GPU")
 
 
 def connect(address: str, local: bool) -> None:
@@ -153,16 +160,17 @@ def local_instance(cpus: int, gpus: int) -> Iterator[str]:
 
 
 class RayPool:
-    """``workers`` actors (None: one per GPU of the cluster) on the Ray cluster ``connect`` joined."""
+    """``workers`` actors (None: one per GPU of the cluster), never more than ``jobs``, on the Ray cluster
+    ``connect`` joined."""
 
-    def __init__(self, spec: ScriptSpec, workers: int | None) -> None:
+    def __init__(self, spec: ScriptSpec, workers: int | None, jobs: int) -> None:
         import ray
 
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
         if workers is None and gpus == 0:
             raise CliError("the Ray cluster has no GPU: a cluster encode runs one worker per GPU")
-        count = workers or gpus
+        count = min(workers or gpus, jobs)
         self.options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": cpus / count}
         self.spec = spec
         self.actor_class = ray.remote(RendererActor)
