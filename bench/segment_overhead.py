@@ -45,12 +45,15 @@ def make_clip(path: Path, size: str, scenes: int, scene_frames: int) -> None:
     )  # fmt: skip
 
 
-def encode_seconds(source: Path, output: Path, extra: list[str]) -> float:
+def encode_seconds(source: Path, output: Path, extra: list[str], segments: int) -> float:
+    """Wall time of the encode, checked to have rendered ``segments`` segments."""
     began = time.perf_counter()
     result = subprocess.run([str(CLI), "encode", str(source), str(output), *SETTINGS, *extra],
                             capture_output=True, text=True, check=False)  # fmt: skip
+    seconds = time.perf_counter() - began
     assert result.returncode == 0, result.stderr
-    return time.perf_counter() - began
+    assert result.stderr.count(" done in ") == (segments if segments > 1 else 0), result.stderr
+    return seconds
 
 
 def worker_start_seconds(source: Path, folder: Path) -> float:
@@ -90,9 +93,9 @@ def main() -> None:
         source = folder / "scenes.mkv"
         make_clip(source, args.size, args.scenes, args.scene_frames)
         start = worker_start_seconds(source, folder)
-        linear = encode_seconds(source, folder / "linear.mkv", [])
+        linear = encode_seconds(source, folder / "linear.mkv", [], 1)
         split = encode_seconds(
-            source, folder / "split.mkv", ["--set", f"segment.min_frames={args.scene_frames}"]
+            source, folder / "split.mkv", ["--set", f"segment.min_frames={args.scene_frames}"], args.scenes
         )
     per_segment = (split - linear) / args.scenes
     film = film_estimate(172_800, 8, 0.05, per_segment, start, load_settings(None)["min_frames"])

@@ -14,7 +14,7 @@ from streamdiffvsr.cli.progress import format_duration
 
 # A segment's own cost beyond its frames (encoder start, verification, digest, its share of the join), measured
 # end to end by bench/segment_overhead.py (BENCHMARKS.md); the worker's start is paid once per worker.
-SEGMENT_SECONDS = 2.0
+SEGMENT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
