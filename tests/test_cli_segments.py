@@ -404,7 +404,7 @@ def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: P
     ]
     kill_after_first_segment(args, folder)
     data = json.loads((folder / "manifest.json").read_text())
-    for segments in ([], [[0, "3"], [4, 15]], [[0, 3], [8, 15]]):
+    for segments in ([], [[0, "3"], [4, 15]], [[0, 3], [8, 15]], [[0, 3], [4, 7]]):  # the last one: shortened
         (folder / "manifest.json").write_text(json.dumps({**data, "segments": segments}))
         result = encode(*args, check=False)
         assert result.returncode == 2 and "is damaged" in result.stderr.splitlines()[-1], result.stderr
@@ -491,3 +491,19 @@ def http_server() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_users_vpy_is_split_exactly_like_the_generated_script(
+    scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
+) -> None:
+    """--vpy with the script `streamdiffvsr script` prints (same engine settings): split at the same chain
+    starts, the same frames as the generated script's one-segment encode."""
+    printed = subprocess.run([str(CLI), "script", "--set", "flow=dis", "--set", "steps=1"], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    script = tmp_path / "mine.vpy"
+    script.write_text(printed)
+    output = tmp_path / "out.mkv"
+    result = encode(str(scenes), str(output), "--vpy", str(script), "--model", str(tiny_checkpoint), *LOSSLESS,
+                    *SEGMENTED)  # fmt: skip
+    assert result.stderr.count(" done in ") == SEGMENTS
+    assert framemd5(output) == linear

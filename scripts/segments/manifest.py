@@ -101,6 +101,15 @@ class Manifest:
         self.done[segment.index] = Finished(frames, found.size, found.sha256)
         self.save()
 
+    def check_covers(self, first: int, last: int) -> None:
+        """The segments (consecutive by construction) must span exactly frames ``first`` .. ``last`` of this
+        encode: a shortened or stretched list would join into a video with frames missing or invented."""
+        span = (self.segments[0].first, self.segments[-1].last)
+        if span != (first, last):
+            raise _damaged(
+                self.folder / MANIFEST, f"its segments cover frames {span[0]}-{span[1]}, not {first}-{last}"
+            )
+
     def pending(self, notify: Callable[[str], None]) -> list[Segment]:
         """The segments still to do: not recorded, or whose file is gone, changed or foreign (said in a line
         each: they are rendered again)."""

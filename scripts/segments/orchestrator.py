@@ -171,11 +171,13 @@ def _run_segments(
     request: Request,
     manifest: Manifest,
     parallel: Parallel,
-    first,
+    first: LocalWorker,
     progress: ProgressSink,
     notify: Callable[[str], None],
 ) -> None:
     folder, count = manifest.folder, len(manifest.segments)
+    last = request.end if request.end is not None else first.frames - 1
+    manifest.check_covers(request.start, last)
     pending = manifest.pending(notify)
     if len(pending) < count:
         notify(f"resuming: {count - len(pending)} of {count} segments already done")
