@@ -1,13 +1,12 @@
-"""The generated ``.vpy`` (from ``template.vpy``) and the vspipe command that runs a script.
+"""The generated ``.vpy`` (from ``template.vpy``).
 
-Only validated, non-path settings are written into the script, as Python literals; paths reach it through
-``vspipe --arg name=value`` and are never pasted into its source.
+Only validated, non-path settings are written into the script, as Python literals; paths reach it as script
+arguments (``vspipe --arg name=value`` by hand) and are never pasted into its source.
 """
 
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 from string import Template
 
 from streamdiffvsr.cli.settings.codecs import PIXEL_FORMATS
@@ -47,17 +46,3 @@ def render_script(settings: Settings) -> str:
         pix_fmt=pix_fmt,
         vs_format=PIXEL_FORMATS[pix_fmt],
     )
-
-
-def vspipe_command(
-    vspipe: str, script: Path, args: dict[str, str], start: int | None = None, end: int | None = None
-) -> list[str]:
-    """``vspipe -c y4m -p [--start N] [--end N] --arg k=v ... SCRIPT -`` (y4m on stdout, progress on stderr)."""
-    command = [vspipe, "--container", "y4m", "--progress"]
-    if start is not None:
-        command += ["--start", str(start)]
-    if end is not None:
-        command += ["--end", str(end)]
-    for name, value in args.items():
-        command += ["--arg", f"{name}={value}"]
-    return [*command, str(script.absolute()), "-"]

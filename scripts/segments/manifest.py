@@ -38,14 +38,14 @@ class Finished:
     sha256: str
 
 
-def file_digest(path: Path) -> Finished | None:
-    """Size and SHA-256 of ``path`` (frames 0: filled in by the caller), None if it cannot be read."""
+def file_digest(path: Path) -> tuple[int, str] | None:
+    """Size and SHA-256 of ``path``, None if it cannot be read."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
-        return Finished(0, path.stat().st_size, digest.hexdigest())
+        return path.stat().st_size, digest.hexdigest()
     except OSError:
         return None
 
@@ -98,7 +98,7 @@ class Manifest:
         found = file_digest(segment_file(self.folder, segment.index))
         if found is None:
             raise CliError(f"cannot read the finished {segment.describe(len(self.segments))} back")
-        self.done[segment.index] = Finished(frames, found.size, found.sha256)
+        self.done[segment.index] = Finished(frames, *found)
         self.save()
 
     def check_covers(self, first: int, last: int) -> None:
@@ -122,7 +122,7 @@ class Manifest:
             found = file_digest(segment_file(self.folder, s.index))
             why = (
                 "its file is missing" if found is None
-                else "its file is not the one that was verified" if (found.size, found.sha256) != (recorded.size, recorded.sha256)
+                else "its file is not the one that was verified" if found != (recorded.size, recorded.sha256)
                 else None
             )  # fmt: skip
             if why is not None:

@@ -32,7 +32,7 @@ from streamdiffvsr.cli.segments.partials import (
     segment_partial,
     work_folder,
 )
-from streamdiffvsr.cli.segments.plan import Segment, make_plan
+from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
@@ -291,8 +291,6 @@ def _run_jobs(
 
 
 def _local_resources() -> tuple[int, int]:
-    import os
-
     import torch
 
-    return len(os.sched_getaffinity(0)) or os.cpu_count() or 1, torch.cuda.device_count()
+    return usable_cores(), torch.cuda.device_count()

@@ -42,11 +42,16 @@ def split(starts: list[int], first: int, last: int, min_frames: int) -> list[Seg
     return [Segment(i, a, b) for i, (a, b) in enumerate(zip(bounds, ends, strict=True))]
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+
+
 def render_threads(setting: int | None) -> int:
     """The CPU threads every render process gives the networks: ``segment.threads``, else the cores this
     process may use. Fixed per encode (and recorded for a resume), since torch's CPU kernels round differently
     with another thread count: a segmented encode is bit for bit the one-segment encode only with the same."""
-    return setting or len(os.sched_getaffinity(0))
+    return setting or usable_cores()
 
 
 class ChainScanner(Protocol):

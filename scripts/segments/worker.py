@@ -9,6 +9,7 @@ by ``LocalWorker`` over pickled messages on its stdin/stdout) and inside a Ray a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import pickle
@@ -114,7 +115,7 @@ class Renderer:
         if result is None:
             result = _verify_and_move(job, ffprobe, tail)
         job.partial.unlink(missing_ok=True)
-        return Result(**{**result.__dict__, "node": self.node, "seconds": time.monotonic() - began})
+        return dataclasses.replace(result, node=self.node, seconds=time.monotonic() - began)
 
     def _encode(
         self, job: Job, command: list[str], report: Callable[[int], None]
