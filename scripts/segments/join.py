@@ -3,13 +3,13 @@ muxing audio, subtitles, chapters and metadata from the source, as the linear en
 
 from __future__ import annotations
 
-import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.errors import EncodeError
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
+from streamdiffvsr.cli.segments.partials import move_into_place, taken
 
 TAIL_LINES = 15
 
@@ -39,16 +39,9 @@ def join(
             raise EncodeError(
                 "ffmpeg (join)", f"exit status 0, but the file is incomplete: {exc}", tail
             ) from None
-        if overwrite:
-            os.replace(partial, output)
-        else:
-            try:
-                os.link(partial, output)
-            except FileExistsError:
-                raise EncodeError(
-                    "the join",
-                    f"{output} was created by someone else meanwhile; pass --overwrite to replace it",
-                    [],
-                ) from None
+        try:
+            move_into_place(partial, output, overwrite)
+        except FileExistsError:
+            raise EncodeError("the join", taken(output), []) from None
     finally:
         partial.unlink(missing_ok=True)

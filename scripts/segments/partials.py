@@ -38,6 +38,20 @@ def joined_partial(folder: Path, output: Path) -> Path:
     return folder / f"joined.partial{output.suffix}"
 
 
+def move_into_place(partial: Path, target: Path, overwrite: bool) -> None:
+    """Move a verified ``partial`` to ``target``. Without ``overwrite`` it is a link, which fails with
+    FileExistsError if ``target`` appeared meanwhile (another run's OUTPUT is never replaced)."""
+    if overwrite:
+        os.replace(partial, target)
+    else:
+        os.link(partial, target)
+
+
+def taken(target: Path) -> str:
+    """Why a verified file was not moved to ``target``."""
+    return f"{target} was created by someone else meanwhile; pass --overwrite to replace it"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
+from streamdiffvsr.cli.segments.partials import move_into_place, taken
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -157,17 +158,13 @@ def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
     move it into place; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
     try:
         verify_frames(job.partial, ffprobe, job.segment.frames)
-        if job.overwrite:
-            os.replace(job.partial, job.target)
-        else:
-            os.link(job.partial, job.target)  # fails if the target appeared meanwhile: never replaced
+        move_into_place(job.partial, job.target, job.overwrite)
     except IncompleteVideo as exc:
         return Result(
             None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", tail, retryable=False
         )
     except FileExistsError:
-        return Result(None, f"{job.target} was created by someone else meanwhile; pass --overwrite to replace it",
-                      retryable=False)  # fmt: skip
+        return Result(None, taken(job.target), retryable=False)
     except OSError as exc:
         return Result(
             None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=exc.errno != errno.ENOSPC
