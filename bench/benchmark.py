@@ -37,6 +37,7 @@ from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from streamdiffvsr import StreamDiffVSR, TemporalAutoencoderTiny
 from streamdiffvsr.checkpoint import Components, load_components, load_scheduler, select_attention
 from streamdiffvsr.flow import DisFlow, FlowEstimator, RaftFlow
+from streamdiffvsr.layout import cache_dir
 from streamdiffvsr.profiling import StageTimer
 from streamdiffvsr.tiny_checkpoint import build_tiny_checkpoint
 from streamdiffvsr.warp import warp
@@ -100,7 +101,7 @@ def random_raft(device: torch.device) -> RaftFlow:
     from safetensors.torch import save_file
     from torchvision.models.optical_flow import raft_large
 
-    path = Path(torch.hub.get_dir()) / "streamdiffvsr-bench-raft.safetensors"
+    path = cache_dir() / "bench" / "random-raft-large.safetensors"  # the package's cache, never torch's in HOME
     if not path.is_file():
         torch.manual_seed(0)
         path.parent.mkdir(parents=True, exist_ok=True)

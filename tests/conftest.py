@@ -1,13 +1,21 @@
-"""Shared fixtures: everything offline, the tiny random checkpoint built once per session."""
+"""Shared fixtures: everything offline, the tiny random checkpoint built once per session, and CPU thread counts
+that no test leaves changed for the tests after it."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.processes import TEST_RUN_VARIABLE
+
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Every process this test run starts inherits it (Ray's daemons and workers too): tests that look for processes
+# left behind count only those of this run, never another user's or another test run's (tests/processes.py).
+os.environ.setdefault(TEST_RUN_VARIABLE, uuid.uuid4().hex)
 os.environ.setdefault(
     "STREAMDIFFVSR_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "streamdiffvsr")
 )
@@ -19,3 +27,26 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from streamdiffvsr.tiny_checkpoint import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
+
+
+@pytest.fixture(autouse=True)
+def cpu_threads_restored() -> Iterator[None]:
+    """torch's and OpenCV's thread counts as they were before the test (an in-process render worker, a test
+    that pins one thread: whatever a test sets ends with it)."""
+    from streamdiffvsr.threads import CpuThreads
+
+    before = CpuThreads.current()
+    yield
+    before.apply()
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread() -> Iterator[None]:
+    """One torch and OpenCV thread for a module's tests (two cores shared with other work: no oversubscription
+    stalls), the counts before it restored after the module."""
+    from streamdiffvsr.threads import CpuThreads
+
+    before = CpuThreads.current()
+    CpuThreads.uniform(1).apply()
+    yield
+    before.apply()

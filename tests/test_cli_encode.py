@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.cli.main import main
+from tests.processes import own_processes
 
 FPS = 24
 FRAMES = 8
@@ -78,16 +79,9 @@ def x265_options(path: Path) -> str:
 
 
 def processes_mentioning(marker: str) -> list[str]:
-    """Command lines of live processes that mention ``marker`` (our children would name the test's tmp dir)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and int(pid) != os.getpid():
-            found.append(cmdline)
-    return found
+    """Command lines of this test run's live processes that mention ``marker`` (our children would name the
+    test's tmp dir)."""
+    return [cmdline for cmdline in own_processes().values() if marker in cmdline]
 
 
 def assert_clean(folder: Path, keep: set[str]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.cli.segments.plan import Segment, split
+from tests.processes import own_processes
 from tests.test_cli_encode import CLI, ffmpeg, processes_mentioning
 
 SCENE_FRAMES = 4
@@ -58,15 +59,8 @@ def encode(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def ray_processes() -> set[int]:
-    found = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(marker in cmdline for marker in RAY_MARKERS):
-            found.add(int(pid))
-    return found
+    """This test run's Ray processes (never another user's or another test run's)."""
+    return {pid for pid, cmdline in own_processes().items() if any(m in cmdline for m in RAY_MARKERS)}
 
 
 def assert_none_left(folder: Path, ray_before: set[int]) -> None:
@@ -227,11 +221,7 @@ def wait_for_actor(cli: subprocess.Popen) -> int:
     """The pid of a render worker (Ray actor) of the running encode, once there is one."""
     deadline = time.monotonic() + 300
     while True:
-        actors = [
-            int(pid)
-            for pid in filter(str.isdigit, os.listdir("/proc"))
-            if "ray::RendererActor" in _cmdline(pid)
-        ]
+        actors = [pid for pid, cmdline in own_processes().items() if "ray::RendererActor" in cmdline]
         if actors:
             return actors[0]
         assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
@@ -243,13 +233,6 @@ def fresh_home(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / f"home-{time.monotonic_ns()}"
     home.mkdir()
     return {**os.environ, "HOME": str(home)}
-
-
-def _cmdline(pid: int | str) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_segments_run_on_a_ray_cluster(

@@ -21,8 +21,7 @@ from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # 
 from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
 from streamdiffvsr.vsfilter.server import FrameServer  # noqa: E402
 
-# Two cores shared with other work: one torch thread avoids oversubscription stalls (results do not depend on it).
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 core = vs.core
 W, H = 32, 24
@@ -107,7 +106,7 @@ SCENE = pattern(12, 0)
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_checkpoint: Path) -> list[np.ndarray]:
+def reference(one_cpu_thread: None, tiny_checkpoint: Path) -> list[np.ndarray]:
     return fresh_stream(tiny_checkpoint, SCENE)
 
 

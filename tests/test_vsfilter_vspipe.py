@@ -12,6 +12,9 @@ import pytest
 import torch
 
 pytest.importorskip("vapoursynth")
+pytestmark = pytest.mark.usefixtures(
+    "one_cpu_thread"
+)  # the engine reference, as vspipe runs (OMP_NUM_THREADS=1)
 
 from streamdiffvsr import StreamDiffVSR  # noqa: E402
 
@@ -69,7 +72,6 @@ def test_vspipe_requests_and_threads_exact(tiny_checkpoint: Path, tmp_path: Path
     got = np.fromfile(tmp_path / "out.raw", dtype=np.float32).reshape(FRAMES, 3, 4 * HEIGHT, 4 * WIDTH)
     got = got[:, [2, 0, 1]]  # vspipe writes RGB planes in G, B, R order
 
-    torch.set_num_threads(1)
     stream = StreamDiffVSR.from_pretrained(
         str(tiny_checkpoint), device="cpu", flow="dis", num_steps=1
     ).stream()

@@ -26,6 +26,7 @@ from streamdiffvsr.options import (
     default_precision,
     engine_keywords,
 )
+from streamdiffvsr.threads import CpuThreads
 
 from .chains import Chains
 from .checks import NAME, check_clip, check_settings, error, resolve_device
@@ -122,6 +123,7 @@ def stream_diffvsr(
         chains,
         snapshot_interval=snapshot_interval,
         output_frames=output_cache_size(width * height * 3 * 4),
+        threads=CpuThreads.current(),
     )
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:

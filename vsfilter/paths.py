@@ -7,6 +7,14 @@ from pathlib import Path
 
 import vapoursynth as vs
 
+from streamdiffvsr.layout import cache_dir
+
+
+def source_index_folder() -> bytes:
+    """Where BestSource keeps the indexes of the videos it reads: the package's cache folder
+    (``$STREAMDIFFVSR_CACHE/bsindex``, else ``~/.cache/streamdiffvsr/bsindex``), not its default ``~/bsindex``."""
+    return os.fsencode(cache_dir() / "bsindex")
+
 
 def user_path(value: str, name: str = "src") -> str:
     """``value`` as an existing path. A relative one is looked up first in the folder vspipe was run in (the

@@ -29,6 +29,7 @@ import vapoursynth as vs
 
 from streamdiffvsr import SCALE, Stream, StreamDiffVSR
 from streamdiffvsr.engine import EngineSpec
+from streamdiffvsr.threads import CpuThreads
 
 from .chains import Chains
 from .convert import Downloader, FrameReader, host_buffer, write_frame
@@ -198,8 +199,10 @@ class FrameServer:
         *,
         snapshot_interval: int,
         output_frames: int,
+        threads: CpuThreads,
     ) -> None:
         self.spec = spec
+        self.threads = threads  # applied around every step, whichever VapourSynth thread runs it
         self._engine: StreamDiffVSR | None = None
         self._stream: Stream | None = None
         self.clip = clip
@@ -243,7 +246,8 @@ class FrameServer:
             with self.lock:
                 output = self.outputs.get(n)
                 if output is None:
-                    wanted = self._compute(anchor, n, frames)
+                    with self.threads.applied():
+                        wanted = self._compute(anchor, n, frames)
                     output = self.outputs.get(n) if wanted is None else None  # the last one computed: kept
                 if output is not None:
                     write_frame(output.ready(), out)

@@ -9,6 +9,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands, Trim, container_for
@@ -203,9 +204,9 @@ def check_flow_weights(settings: Settings) -> str | None:
     path = settings["flow_weights"]
     if path is None:
         return None
-    if not Path(path).expanduser().is_file():
+    if not Path(path).is_file():
         raise CliError(f"engine.flow_weights {path} is not a file")
-    return str(Path(path).expanduser().absolute())
+    return path
 
 
 def _ignored_engine_overrides(settings: Settings) -> list[str]:
@@ -227,7 +228,7 @@ def parallel_from(args: argparse.Namespace) -> Parallel:
 
 def run_encode(args: argparse.Namespace) -> int:
     settings = load_settings(args.preset, args.set)
-    source, output = Path(args.input), Path(args.output)
+    source, output = args.input, args.output
     check_input(source)
     muxer = container_for(output)
     codec = CODECS[settings["codec"]]
@@ -239,7 +240,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if removed := remove_dead_leftovers(output):
         notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     check_range(args.start, args.end)
-    user_vpy = Path(args.vpy) if args.vpy else None
+    user_vpy = args.vpy
     if user_vpy is not None and not user_vpy.is_file():
         raise CliError(f"--vpy {user_vpy} is not a file")
     flow_weights = check_flow_weights(settings)
@@ -254,7 +255,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if user_vpy is None:
         check_frame_size(info)
 
-    script_args = {"src": str(source.absolute())}
+    script_args = {"src": str(source)}
     if user_vpy is None or args.model:
         choice = choose_model(args.model)
         notify(choice.notice)
@@ -270,7 +271,7 @@ def run_encode(args: argparse.Namespace) -> int:
                               tag_colour=user_vpy is None)  # fmt: skip
     script_text = render_script(settings) if user_vpy is None else user_vpy.read_text(errors="replace")
     generated = partial_path(output, ".vpy")  # the generated script: hidden beside OUTPUT while it runs
-    script = ScriptSpec(user_vpy.absolute() if user_vpy else generated.absolute(), script_args,
+    script = ScriptSpec(user_vpy or generated, script_args,
                         render_threads(settings["threads"]))  # fmt: skip
     request = Request(source, output, info, settings, script, script_text, args.start or 0, args.end,
                       args.overwrite, commands, tools)  # fmt: skip
@@ -283,7 +284,7 @@ def run_encode(args: argparse.Namespace) -> int:
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     finally:
         generated.unlink(missing_ok=True)
-    print(printable(f"wrote {output.absolute()}"), flush=True)
+    print(printable(f"wrote {output}"), flush=True)
     return 0
 
 
@@ -294,12 +295,15 @@ def add_parser(subparsers) -> None:
         description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it with x265 "
         "into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters and metadata from INPUT.",
     )
-    p.add_argument("input", metavar="INPUT", help="the source video")
-    p.add_argument("output", metavar="OUTPUT", help="the result, .mkv or .mp4")
+    p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
+    p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")
     add_preset_arguments(p)
     add_model_argument(p)
     p.add_argument(
-        "--vpy", metavar="FILE", help="your own script instead of the generated one (gets --arg src=)"
+        "--vpy",
+        metavar="FILE",
+        type=absolute_path,
+        help="your own script instead of the generated one (gets --arg src=)",
     )
     p.add_argument(
         "--start",

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
@@ -117,8 +118,8 @@ def add_parser(subparsers) -> None:
         help="upscale a folder of numbered PNGs 4x, in order, with the engine alone",
         description="Upscale IN_DIR's PNGs (natural order) into OUT_DIR with the same names; one temporal chain.",
     )
-    p.add_argument("in_dir", metavar="IN_DIR")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("in_dir", metavar="IN_DIR", type=absolute_path)
+    p.add_argument("out_dir", metavar="OUT_DIR", type=absolute_path)
     add_model_argument(p)
     add_preset_arguments(p)  # only the engine keys are used
     p.add_argument("--overwrite", action="store_true", help="replace frames that exist in OUT_DIR")

@@ -9,6 +9,7 @@ from streamdiffvsr.cli.settings.presets import (
     bundled_presets,
     describe,
     load_settings,
+    preset_reference,
     preset_text,
 )
 from streamdiffvsr.cli.settings.schema import KEYS
@@ -49,7 +50,11 @@ def add_parser(subparsers) -> None:
         help="list the bundled presets (NAME: print one, to copy and edit; --keys: what a preset can set)",
     )
     p.add_argument(
-        "name", metavar="NAME|FILE", nargs="?", help="print this preset's TOML (a file: once checked)"
+        "name",
+        metavar="NAME|FILE",
+        nargs="?",
+        type=preset_reference,
+        help="print this preset's TOML (a file: once checked)",
     )
     p.add_argument("--keys", action="store_true", help="list every key with its allowed values and default")
     p.set_defaults(func=run_presets)

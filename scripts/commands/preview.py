@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.commands.encode import (
     check_constant_rate,
     check_flow_available,
@@ -29,7 +30,7 @@ from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, s
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
-from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings, preset_reference
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def compared_settings(preset: str | None, sets: list[str], compare: str | None) 
             f"--compare {compare!r}: write KEY=VALUE,VALUE (e.g. noise=fresh,fixed or preset=balanced,quality)"
         )
     if key == "preset":
-        return [(f"preset={name}", load_settings(name, sets)) for name in choices]
+        return [(f"preset={name}", load_settings(preset_reference(name), sets)) for name in choices]
     if find_key(key).kind == "path":
         raise CliError(f"--compare {key}: a path cannot be compared; give it with --set")
     return [(f"{key}={value}", load_settings(preset, [*sets, f"{key}={value}"])) for value in choices]
@@ -76,7 +77,7 @@ def run_preview(args: argparse.Namespace) -> int:
     began = time.perf_counter()  # the checks and imports before the script: part of an encode's start too
     compared = compared_settings(args.preset, args.set, args.compare)
     settings = compared[0][1]
-    source, output = Path(args.input), Path(args.output)
+    source, output = args.input, args.output
     check_input(source)
     if output.suffix.lower() != ".png":
         raise CliError(f"OUTPUT {output} must be a .png picture")
@@ -102,7 +103,7 @@ def run_preview(args: argparse.Namespace) -> int:
     notify(choice.notice)
     for _, each in compared:
         check_flow_available(each["flow"], choice.path, flow_weights)
-    vpy_args = {"src": str(source.absolute()), "model": str(choice.path)}
+    vpy_args = {"src": str(source), "model": str(choice.path)}
     if flow_weights is not None:
         vpy_args["flow_weights"] = flow_weights
 
@@ -145,7 +146,7 @@ def run_preview(args: argparse.Namespace) -> int:
     picture = png_bytes(compose(title, preview.rows, preview.sources))
     plot = plot_png(preview.flicker, f"flicker: {source.name}, model {choice.name}", preview.cuts, float(fps))
     publish({output: picture, plot_path(output): plot})
-    print(printable(f"wrote {output.absolute()} and {plot_path(output).name}"), flush=True)
+    print(printable(f"wrote {output} and {plot_path(output).name}"), flush=True)
     print_speed(
         preview, args.workers, settings["min_frames"], float(fps), checked - began + preview.start_seconds
     )
@@ -181,8 +182,10 @@ def add_parser(subparsers) -> None:
         "NAME-flicker.png, a plot of flicker over a few seconds. Prints the measured speed and an estimate "
         "of the whole encode.",
     )
-    p.add_argument("input", metavar="INPUT", help="the source video")
-    p.add_argument("output", metavar="OUTPUT", help="the picture (.png); the plot goes beside it")
+    p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
+    p.add_argument(
+        "output", metavar="OUTPUT", type=absolute_path, help="the picture (.png); the plot goes beside it"
+    )
     add_preset_arguments(p)
     add_model_argument(p)
     p.add_argument(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
@@ -14,12 +14,12 @@ from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settin
 
 def run_script(args: argparse.Namespace) -> int:
     settings = load_settings(args.preset, args.set)
-    if args.input is not None and not Path(args.input).is_file():
+    if args.input is not None and not args.input.is_file():
         raise CliError(f"INPUT {args.input} is not a file")
     sys.stdout.write(render_script(settings))
     sys.stdout.flush()
     if not sys.stdout.isatty():
-        source = shlex.quote(args.input) if args.input else "INPUT"
+        source = shlex.quote(str(args.input)) if args.input else "INPUT"
         print(
             f"streamdiffvsr: edit it, then run: streamdiffvsr encode {source} OUTPUT.mkv --vpy SCRIPT.vpy",
             file=sys.stderr,
@@ -35,7 +35,11 @@ def add_parser(subparsers) -> None:
         "with vspipe --arg src=INPUT (and model=, flow_weights=).",
     )
     p.add_argument(
-        "input", metavar="INPUT", nargs="?", help="the source video (only checked; not written in)"
+        "input",
+        metavar="INPUT",
+        nargs="?",
+        type=absolute_path,
+        help="the source video (only checked; not written in)",
     )
     add_preset_arguments(p)
     p.set_defaults(func=run_script)

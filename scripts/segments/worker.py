@@ -85,11 +85,9 @@ class Renderer:
     """The script of ``spec``, evaluated once in this process; ``render`` runs jobs from its output clip."""
 
     def __init__(self, spec: ScriptSpec) -> None:
-        import cv2
-        import torch
+        from streamdiffvsr.threads import CpuThreads
 
-        torch.set_num_threads(spec.threads)
-        cv2.setNumThreads(spec.threads)
+        CpuThreads.uniform(spec.threads).apply()  # the script's filters take these counts when it makes them
         self.spec = spec
         self.clip = _evaluate(spec)
         self.frames = self.clip.num_frames
@@ -173,13 +171,13 @@ def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
 
 
 def _evaluate(spec: ScriptSpec):
-    """Run the script as vspipe does (its folder as the working directory, ``--arg`` values as globals, run
-    as ``__vapoursynth__``) and return its output 0 as a clip."""
+    """Run the script as vspipe does (its folder as the working directory while it runs, then the process's
+    own again; ``--arg`` values as globals; run as ``__vapoursynth__``) and return its output 0 as a clip."""
     import vapoursynth as vs
 
-    os.chdir(spec.path.parent)
     values = {name: _argument(value) for name, value in spec.args.items()}
-    runpy.run_path(str(spec.path), init_globals=values, run_name="__vapoursynth__")
+    with contextlib.chdir(spec.path.parent):
+        runpy.run_path(str(spec.path), init_globals=values, run_name="__vapoursynth__")
     try:
         output = vs.get_output(0)
     except KeyError:

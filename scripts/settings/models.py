@@ -44,8 +44,20 @@ def choose_model(requested: str | None) -> ModelChoice:
     return ModelChoice(DEFAULT_MODEL, path, f"model: {DEFAULT_MODEL} (cached at {path})")
 
 
+def model_reference(name: str) -> str:
+    """A ``--model`` value as given: an embedded name or a hub id (owner/name) unchanged, a folder made absolute."""
+    from streamdiffvsr.cli.arguments import absolute_path
+
+    if name in EMBEDDED_NOTES:
+        return name
+    hub_id = name.count("/") == 1 and not name.startswith((".", "~", "/"))
+    return name if hub_id and not absolute_path(name).is_dir() else str(absolute_path(name))
+
+
 def add_model_argument(parser) -> None:
     """The --model option of the commands that run the model."""
     parser.add_argument(
-        "--model", help="checkpoint: hub id, local folder or embedded name (default: official if cached)"
+        "--model",
+        type=model_reference,
+        help="checkpoint: hub id, local folder or embedded name (default: official if cached)",
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.console import notify
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.schema import Settings, build_settings
@@ -30,10 +30,15 @@ def _is_file_reference(name: str) -> bool:
     return name.endswith(".toml") or "/" in name
 
 
+def preset_reference(name: str) -> str:
+    """A ``--preset`` value as given: a bundled preset's name unchanged, a file made absolute."""
+    return str(absolute_path(name)) if _is_file_reference(name) else name
+
+
 def preset_text(name: str) -> tuple[str, str]:
     """The TOML text of a bundled preset (by name) or of a file, and a label for messages."""
     if _is_file_reference(name):
-        path = Path(name).expanduser()
+        path = absolute_path(name)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -63,8 +68,10 @@ def read_preset(name: str) -> tuple[dict[str, Any], str]:
 def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
     """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied; their notices
     (a deprecated key, say) are printed once here."""
-    data, label = read_preset(preset or DEFAULT_PRESET)
-    settings = build_settings(data, label, overrides or [])
+    name = preset or DEFAULT_PRESET
+    data, label = read_preset(name)
+    folder = absolute_path(name).parent if _is_file_reference(name) else None
+    settings = build_settings(data, label, overrides or [], folder)
     for notice in settings.notices:
         notify(notice)
     return settings
@@ -79,7 +86,10 @@ def describe(name: str) -> str:
 def add_preset_arguments(parser) -> None:
     """The --preset / --set options shared by the commands that take a preset."""
     parser.add_argument(
-        "--preset", metavar="NAME|FILE", help="a bundled preset (see `presets`) or a .toml file"
+        "--preset",
+        metavar="NAME|FILE",
+        type=preset_reference,
+        help="a bundled preset (see `presets`) or a .toml file",
     )
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], help="override a preset key"

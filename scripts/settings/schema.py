@@ -12,8 +12,10 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.codecs import (
     CODECS,
@@ -64,7 +66,7 @@ class Key(Option):
                     raise ValueError
                 value = word.lower() in _TRUE
             elif self.kind == "path":
-                value = text or None
+                value = str(absolute_path(text)) if text else None
             else:
                 value = word
         except ValueError:
@@ -177,11 +179,18 @@ def validate_preset(data: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def build_settings(
-    preset: Mapping[str, Any], source: str, overrides: list[str] | tuple[str, ...] = ()
+    preset: Mapping[str, Any],
+    source: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    folder: Path | None = None,
 ) -> Settings:
-    """Defaults, then the preset's values, then each ``key=value`` override in order."""
+    """Defaults, then the preset's values, then each ``key=value`` override in order. A relative path in the
+    preset is taken from ``folder`` (the preset file's), one in an override from the working directory."""
     values = {k.name: k.default for k in KEYS}
     given = validate_preset(preset, source)
+    for name, value in given.items():
+        if KEYS_BY_NAME[name].kind == "path" and value is not None:
+            given[name] = str(absolute_path(Path(folder or ".", value)))
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
