@@ -101,7 +101,8 @@ def random_raft(device: torch.device) -> RaftFlow:
     from safetensors.torch import save_file
     from torchvision.models.optical_flow import raft_large
 
-    path = cache_dir() / "bench" / "random-raft-large.safetensors"  # the package's cache, never torch's in HOME
+    # the package's cache, never torch's in HOME
+    path = cache_dir() / "bench" / "random-raft-large.safetensors"
     if not path.is_file():
         torch.manual_seed(0)
         path.parent.mkdir(parents=True, exist_ok=True)
