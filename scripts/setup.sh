@@ -66,7 +66,7 @@ if [ ! -x .venv/bin/python ]; then
   if ! python=$(find_python); then
     install_python || true
     python=$(find_python) || {
-      say "Python 3.12 or newer is required and none was found (python3 here is $(python3 --version 2>&1 || echo missing)). Get it, then rerun this script: 'pipx install uv' (Debian/Ubuntu: 'sudo apt-get install pipx') and then 'uv python install 3.12' need no root; or 'pyenv install 3.12'; or on Ubuntu 22.04 'sudo add-apt-repository ppa:deadsnakes/ppa && sudo apt-get install python3.12-venv'"
+      say "Python 3.12 or newer is required and none was found (python3 here: $(python3 --version 2>/dev/null || echo none that runs)). Get it, then rerun this script: 'pipx install uv' (Debian/Ubuntu: 'sudo apt-get install pipx') and then 'uv python install 3.12' need no root; or 'pyenv install 3.12'; or on Ubuntu 22.04 'sudo add-apt-repository ppa:deadsnakes/ppa && sudo apt-get install python3.12-venv'"
       exit 1
     }
   fi
