@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from streamdiffvsr.cli.settings.models import model_reference
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME
 
 FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
@@ -33,7 +34,11 @@ def add_parser(subparsers) -> None:
         help="fetch a model (default: the official one) and RAFT flow weights for offline use",
     )
     p.add_argument(
-        "model", metavar="MODEL", nargs="?", help="hub id or local folder (default: the official model)"
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        type=model_reference,
+        help="hub id or local folder (default: the official model)",
     )
     p.add_argument(
         "--flow",
