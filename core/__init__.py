@@ -7,7 +7,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "TemporalAutoencoderTiny": "autoencoder_temporal_tiny",
-    "resolve_checkpoint": "checkpoint",
+    "resolve_checkpoint": "locate",
     "StreamDiffVSR": "engine",
     "DeviceError": "errors",
     "FrameError": "errors",

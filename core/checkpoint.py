@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from safetensors.torch import load_file, save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from .errors import ModelLoadError
-from .layout import CHECKPOINT_PATTERNS, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
-from .options import AUTO_FLOW, FLOW_BACKENDS, PRECISIONS
-from .tiny_checkpoint import ensure_tiny_checkpoint
+from .layout import PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, cache_dir
+from .options import PRECISIONS
 
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16), strict=True))
 
@@ -32,79 +29,6 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
-
-
-def default_flow(root: Path) -> str:
-    """The flow backend a checkpoint was made for: model_index.json's "_default_flow", else raft_large."""
-    try:
-        index = json.loads((root / "model_index.json").read_text())
-    except (OSError, ValueError):
-        index = {}
-    flow = index.get("_default_flow", "raft_large")
-    return flow if flow in FLOW_BACKENDS else "raft_large"
-
-
-def resolve_flow(
-    root: Path, flow: str, flow_weights: str | os.PathLike | None = None
-) -> tuple[str, Path | None]:
-    """The flow backend for the checkpoint at ``root`` ("auto": its own) and its weights file: ``flow_weights``
-    if given, else the checkpoint's ``flow/<backend>.safetensors`` if it ships one, else None (for RAFT:
-    torchvision's pretrained weights)."""
-    if flow == AUTO_FLOW:
-        flow = default_flow(root)
-    if flow_weights is not None:
-        return flow, Path(flow_weights)
-    shipped = root / "flow" / f"{flow}.safetensors"
-    return flow, shipped if shipped.is_file() else None
-
-
-# Checkpoints that ship with the package: "nano" (trained on a CPU, see training/) and "tiny" (random weights,
-# built on first use: a pipeline check that loads through exactly the loader a real checkpoint goes through).
-EMBEDDED_MODELS: dict[str, Callable[[], Path]] = {
-    "nano": lambda: Path(__file__).parent / "models" / "nano",
-    "tiny": ensure_tiny_checkpoint,
-}
-
-
-def resolve_checkpoint(model: str | os.PathLike, *, download: bool = True) -> Path:
-    """A local checkpoint folder for ``model``: an embedded name, a folder, or a hub id (cached download)."""
-    name = os.fspath(model)
-    embedded = EMBEDDED_MODELS
-    if name in embedded:
-        return embedded[name]()
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "unet").is_dir() or not (path / "vae").is_dir():
-            raise ModelLoadError(
-                f"{path} is not a Stream-DiffVSR checkpoint folder (it needs unet/, controlnet/, vae/, scheduler/)"
-            )
-        return path
-    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") != 1:
-        raise ModelLoadError(
-            f"model {name!r}: no such checkpoint folder, and not a hub id (owner/name) or one of {sorted(embedded)}"
-        )
-    return _hub_snapshot(name, download)
-
-
-def _hub_snapshot(repo_id: str, download: bool) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS, local_files_only=True))
-    except Exception:
-        if not download:
-            raise ModelLoadError(
-                f"model {repo_id!r} is not in the Hugging Face cache; run `streamdiffvsr download {repo_id}` "
-                'on a machine with network access, or use the embedded preview model "nano"'
-            ) from None
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS))
-    except Exception as exc:
-        raise ModelLoadError(
-            f"model {repo_id!r} is not in the Hugging Face cache and could not be downloaded ({type(exc).__name__}); "
-            f"run `streamdiffvsr download {repo_id}` with network access, or pass a local checkpoint folder, "
-            'or use the embedded preview model "nano"'
-        ) from None
 
 
 def load_prompt_embeds(root: Path) -> torch.Tensor:

@@ -12,17 +12,11 @@ from pathlib import Path
 import torch
 from diffusers import SchedulerMixin
 
-from .checkpoint import (
-    Components,
-    load_components,
-    load_scheduler,
-    resolve_checkpoint,
-    resolve_dtype,
-    resolve_flow,
-)
+from .checkpoint import Components, load_components, load_scheduler, resolve_dtype
 from .controlnet import ControlNetOnEmbedding, embed_conditioning
 from .errors import ModelLoadError
 from .flow import FlowEstimator, make_flow_backend
+from .locate import resolve_checkpoint, resolve_flow
 from .options import (
     AUTO_FLOW,
     DEFAULT_COMPILE,

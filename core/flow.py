@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelLoadError
+from .locate import raft_file
 from .options import FLOW_BACKENDS, FLOW_SCALE_BOUNDS
 
 RAFT_MIN_SIDE = 128
@@ -46,7 +47,7 @@ def pretrained_raft_file(variant: str) -> Path:
     from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
 
     url = {"raft_large": Raft_Large_Weights, "raft_small": Raft_Small_Weights}[variant].DEFAULT.url
-    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    path = raft_file(variant)
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import streamdiffvsr
+import streamdiffvsr.locate
 from streamdiffvsr.cli.commands.frames import numbered_pngs
 from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.settings import models
@@ -72,12 +73,14 @@ def test_default_model_is_the_official_one_if_cached_else_embedded(monkeypatch: 
             raise streamdiffvsr.ModelLoadError("not cached")
         return Path("/cache") / name
 
-    monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", offline)
+    monkeypatch.setattr(streamdiffvsr.locate, "resolve_checkpoint", offline)
     choice = models.choose_model(None)
     assert (choice.name, choice.path) == (models.EMBEDDED_MODEL, Path("/cache") / models.EMBEDDED_MODEL)
     assert "\n" not in choice.notice and "preview" in choice.notice and "download" in choice.notice
 
-    monkeypatch.setattr(streamdiffvsr, "resolve_checkpoint", lambda name, download=True: Path("/hub") / name)
+    monkeypatch.setattr(
+        streamdiffvsr.locate, "resolve_checkpoint", lambda name, download=True: Path("/hub") / name
+    )
     assert models.choose_model(None).name == streamdiffvsr.DEFAULT_MODEL
 
 

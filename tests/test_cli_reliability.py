@@ -238,9 +238,10 @@ def test_missing_raft_weights_are_reported_before_vspipe_starts(
     assert encode(clip, tmp_path / "out.mkv", "--model", "nano", "--preset", "fast") == 2
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == (
-        "streamdiffvsr: error: flow raft_small needs torchvision's pretrained weights, which are not cached and "
-        "cannot be downloaded here; run `streamdiffvsr download --flow raft_small` where there is network, or "
-        "pass --set engine.flow_weights=FILE, or use --set engine.flow=dis"
+        "streamdiffvsr: error: flow raft_small needs torchvision's pretrained weights, which are not cached "
+        f"({tmp_path / 'torch' / 'hub' / 'checkpoints' / 'raft_small_C_T_V2-01064c6d.pth'}); run `streamdiffvsr "
+        "download --flow raft_small` once where there is network, or pass --set engine.flow_weights=FILE, or use "
+        "--set engine.flow=dis"
     )
     assert not (tmp_path / "out.mkv").exists()
 

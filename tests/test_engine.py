@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +353,19 @@ def test_prompt_embedding_is_computed_from_the_text_encoder_once(tmp_path, tiny_
     (root / "text_encoder" / "model.safetensors").unlink()  # the cached embedding is used from now on
     assert torch.equal(load_prompt_embeds(root), embeds)
     StreamDiffVSR.from_pretrained(root, device="cpu", flow="none").stream().step(clip(1)[0])
+
+
+@pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "/x/th"}, {"XDG_CACHE_HOME": "/x/xdg"}])
+def test_raft_files_are_found_where_torch_and_torchvision_put_them(env, monkeypatch):
+    """``locate`` names torchvision's RAFT files without importing torch: the same path torch.hub would use."""
+    from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
+
+    from streamdiffvsr.locate import raft_file
+
+    for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for variant, weights in (("raft_large", Raft_Large_Weights), ("raft_small", Raft_Small_Weights)):
+        expected = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.DEFAULT.url)
+        assert raft_file(variant) == expected

@@ -13,8 +13,9 @@ FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
 
 def run_download(args: argparse.Namespace) -> int:
     from streamdiffvsr import DEFAULT_MODEL, resolve_checkpoint
-    from streamdiffvsr.checkpoint import load_prompt_embeds, resolve_flow
+    from streamdiffvsr.checkpoint import load_prompt_embeds
     from streamdiffvsr.flow import pretrained_raft_file
+    from streamdiffvsr.locate import resolve_flow
 
     model = args.model or DEFAULT_MODEL
     root = resolve_checkpoint(model)

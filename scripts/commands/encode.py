@@ -183,21 +183,16 @@ def check_x265_params(ffmpeg: str, params: str | None) -> None:
 
 def check_flow_available(flow: str, model_root: Path, flow_weights: str | None) -> None:
     """RAFT's weights must be at hand before vspipe starts (else the script fails after indexing the source)."""
-    from streamdiffvsr import ModelLoadError
-    from streamdiffvsr.checkpoint import resolve_flow
-    from streamdiffvsr.flow import pretrained_raft_file
+    from streamdiffvsr.locate import RAFT_FILES, raft_file, resolve_flow
 
     flow, weights = resolve_flow(model_root, flow, flow_weights)
-    if flow not in ("raft_large", "raft_small") or weights is not None:
+    if flow not in RAFT_FILES or weights is not None or raft_file(flow).is_file():
         return
-    try:
-        pretrained_raft_file(flow)
-    except ModelLoadError:
-        raise CliError(
-            f"flow {flow} needs torchvision's pretrained weights, which are not cached and cannot be downloaded "
-            f"here; run `streamdiffvsr download --flow {flow}` where there is network, or pass "
-            "--set engine.flow_weights=FILE, or use --set engine.flow=dis"
-        ) from None
+    raise CliError(
+        f"flow {flow} needs torchvision's pretrained weights, which are not cached ({raft_file(flow)}); run "
+        f"`streamdiffvsr download --flow {flow}` once where there is network, or pass "
+        "--set engine.flow_weights=FILE, or use --set engine.flow=dis"
+    )
 
 
 def check_flow_weights(settings: Settings) -> str | None:

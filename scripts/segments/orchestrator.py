@@ -127,7 +127,7 @@ def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None])
     """The plan and the estimate block of ``request``, rendering nothing (the script is evaluated, no model)."""
     with _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
-    workers = parallel.workers or (max(1, _local_resources()[1]) if parallel.address is None else 1)
+    workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
     lines = [f"plan: {len(segments)} segment{'s' * (len(segments) != 1)}"]
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
     if len(segments) > DRY_RUN_LISTED:
@@ -205,7 +205,7 @@ def _pool(
 ) -> Iterator[Pool]:
     """The workers ``jobs`` jobs run on: the first worker alone, or Ray actors (it is closed then): on the
     cluster (joined by the command's checks) or on a local instance for more than one local worker."""
-    cpus, gpus = _local_resources()
+    cpus, gpus = usable_cores(), first.cuda_devices
     workers = min(parallel.workers or max(1, gpus), jobs)
     if parallel.address is None and workers == 1:
         pool: Pool = LocalPool(first, request.script, notify, str(request.output.absolute()))
@@ -288,9 +288,3 @@ def _run_jobs(
         progress.finish()
     finally:
         progress.clear()
-
-
-def _local_resources() -> tuple[int, int]:
-    import torch
-
-    return usable_cores(), torch.cuda.device_count()

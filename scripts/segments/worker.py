@@ -92,6 +92,7 @@ class Renderer:
         self.clip = _evaluate(spec)
         self.frames = self.clip.num_frames
         self.node = socket.gethostname()
+        self.cuda_devices = _cuda_devices()
 
     def chain_starts(self, last: int) -> list[int] | None:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
@@ -170,6 +171,12 @@ def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
     return Result(job.segment.frames)
 
 
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def _evaluate(spec: ScriptSpec):
     """Run the script as vspipe does (its folder as the working directory while it runs, then the process's
     own again; ``--arg`` values as globals; run as ``__vapoursynth__``) and return its output 0 as a clip."""
@@ -232,7 +239,7 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
-    send("ready", renderer.frames)
+    send("ready", (renderer.frames, renderer.cuda_devices))
     while True:
         try:
             kind, value = pickle.load(commands)
@@ -275,7 +282,7 @@ class LocalWorker:
         if kind != "ready":
             self.close()
             raise WorkerFailed(value, list(self.child.tail))
-        self.frames: int = value
+        self.frames, self.cuda_devices = value  # the command's own process never imports torch
 
     def _stderr_line(self, line: str) -> bool:
         if line.startswith(NOTICE_PREFIX):

@@ -25,7 +25,9 @@ class ModelChoice:
 
 def choose_model(requested: str | None) -> ModelChoice:
     """Resolve ``requested`` (download allowed), or pick the default; StreamDiffVSRError says what is wrong."""
-    from streamdiffvsr import DEFAULT_MODEL, ModelLoadError, resolve_checkpoint
+    from streamdiffvsr.errors import ModelLoadError
+    from streamdiffvsr.locate import resolve_checkpoint
+    from streamdiffvsr.options import DEFAULT_MODEL
 
     if requested:
         path = resolve_checkpoint(requested)
