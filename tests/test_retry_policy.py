@@ -1,0 +1,140 @@
+"""The orchestrator's one retry policy and its ETA (``orchestrator._run_jobs``) against a scripted pool: no
+process, no model, milliseconds. The end-to-end tests (tests/test_cli_segments.py) keep what only real workers
+show: a killed worker or Ray actor is retried and the frames stay identical."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.errors import EncodeError
+from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
+from streamdiffvsr.cli.segments.orchestrator import MAX_ATTEMPTS, _run_jobs
+from streamdiffvsr.cli.segments.plan import Segment
+from streamdiffvsr.cli.segments.worker import Job, Result
+
+SEGMENT_FRAMES = 10
+
+
+class ScriptedPool:
+    """``workers`` slots; each submitted job ends at the next ``wait`` with the next scripted result of its
+    segment (default: done)."""
+
+    def __init__(self, workers: int, script: dict[int, list[Result]] | None = None) -> None:
+        self.workers = workers
+        self.script = {index: deque(results) for index, results in (script or {}).items()}
+        self.running: list[Job] = []
+        self.submitted: list[int] = []
+        self.most_at_once = 0
+
+    def idle(self) -> int:
+        return self.workers - len(self.running)
+
+    def submit(self, job: Job) -> None:
+        self.running.append(job)
+        self.submitted.append(job.segment.index)
+        self.most_at_once = max(self.most_at_once, len(self.running))
+
+    def wait(self, timeout: float) -> list[tuple[Job, Result]]:
+        ended, self.running = self.running, []
+        return [(job, self._result(job)) for job in ended]
+
+    def _result(self, job: Job) -> Result:
+        scripted = self.script.get(job.segment.index)
+        return scripted.popleft() if scripted else Result(job.segment.frames, node="n1", seconds=1.0)
+
+    def progress(self) -> dict[int, int]:
+        return {}
+
+    def close(self) -> None:
+        self.running = []
+
+
+class Recorder:
+    """A ``ProgressSink`` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.eta = None
+        self.done: list[int] = []
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.done.append(done)
+
+    def render(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def jobs(count: int) -> list[Job]:
+    segments = [Segment(i, i * SEGMENT_FRAMES, (i + 1) * SEGMENT_FRAMES - 1) for i in range(count)]
+    return [Job(s, count, (), Path(f"/p{s.index}"), Path(f"/t{s.index}"), True) for s in segments]
+
+
+def run(pool: ScriptedPool, count: int) -> tuple[list[int], list[str], Recorder]:
+    finished: list[int] = []
+    notices: list[str] = []
+    progress = Recorder()
+    _run_jobs(
+        pool, jobs(count), lambda job, result: finished.append(job.segment.index), progress, notices.append
+    )
+    return finished, notices, progress
+
+
+def test_every_job_runs_once_on_the_workers_there_are() -> None:
+    pool = ScriptedPool(workers=2)
+    finished, notices, progress = run(pool, 5)
+    assert sorted(finished) == list(range(5)) and pool.submitted == list(range(5))
+    assert pool.most_at_once == 2
+    assert progress.done[-1] == 5 * SEGMENT_FRAMES
+    assert notices == [
+        f"segment {i + 1}/5 (frames {10 * i}-{10 * i + 9}) done in 1.0 s on n1" for i in range(5)
+    ]
+
+
+def test_a_retryable_failure_is_tried_again_first_and_then_counts_once() -> None:
+    died = Result(None, "its worker died", node="n2")
+    pool = ScriptedPool(workers=1, script={1: [died]})
+    finished, notices, _ = run(pool, 3)
+    assert pool.submitted == [0, 1, 1, 2]  # the failed segment goes first again, not to the end
+    assert sorted(finished) == [0, 1, 2]
+    assert "segment 2/3 (frames 10-19) failed on n2 (its worker died); trying again" in notices
+
+
+def test_a_retryable_failure_stops_the_encode_after_the_last_attempt() -> None:
+    died = Result(None, "its worker died", tail=("last words",), node="n2")
+    pool = ScriptedPool(workers=1, script={0: [died] * MAX_ATTEMPTS})
+    with pytest.raises(EncodeError) as failure:
+        run(pool, 2)
+    assert pool.submitted == [0] * MAX_ATTEMPTS
+    assert str(failure.value) == (
+        f"segment 1/2 (frames 0-9): the worker failed ({MAX_ATTEMPTS} attempts; last on n2: its worker died); "
+        "no output was written"
+    )
+    assert failure.value.tail == ["last words"]
+
+
+def test_a_failure_another_try_cannot_mend_stops_at_once() -> None:
+    full = Result(None, "No space left on device", side="ffmpeg", retryable=False)
+    pool = ScriptedPool(workers=2, script={1: [full]})
+    with pytest.raises(EncodeError, match=r"segment 2/3 \(frames 10-19\): ffmpeg failed \(No space left"):
+        run(pool, 3)
+    assert pool.submitted.count(1) == 1
+
+
+def test_the_eta_counts_what_is_left_on_the_workers_there_are() -> None:
+    """Seen at the first update: nothing done, three segments queued on two idle workers, 1 frame/s each."""
+    pool = ScriptedPool(workers=2)
+    seen: list[float | None] = []
+
+    class FirstEta(Recorder):
+        def update(self, done: int, total: int | None = None) -> None:
+            if not seen and self.eta is not None:
+                seen.append(self.eta(2.0))  # 2 frames/s over two workers
+            super().update(done, total)
+
+    _run_jobs(pool, jobs(3), lambda job, result: None, FirstEta(), lambda text: None)
+    assert seen == [Estimate((10, 10, 10), 1.0, 2, SEGMENT_SECONDS).wall_seconds]
