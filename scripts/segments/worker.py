@@ -270,8 +270,12 @@ class LocalWorker:
                            stdout=subprocess.PIPE, on_line=self._stderr_line)  # fmt: skip
         self.notify = notify
         threading.Thread(target=self._read_events, daemon=True).start()
-        self._send(spec)
-        kind, value = self.wait_event()
+        try:
+            self._send(spec)
+            kind, value = self.wait_event()
+        except BaseException:  # e.g. Ctrl-C while the script loads: nobody else could stop it
+            self.close()
+            raise
         if kind != "ready":
             self.close()
             raise WorkerFailed(value, list(self.child.tail))
@@ -288,8 +292,9 @@ class LocalWorker:
         self.child.proc.stdin.flush()
 
     def _read_events(self) -> None:
-        stream = self.child.proc.stdout
-        with contextlib.suppress(Exception):  # the end of the stream, however it ends (closed by close())
+        """The only user of the worker's stdout, which it closes at the end (close() kills the worker, which
+        ends the stream; closing it here meanwhile would wait for the worker's next message)."""
+        with self.child.proc.stdout as stream, contextlib.suppress(Exception):  # however the stream ends
             while True:
                 self.events.put(pickle.load(stream))
         self.events.put(("died", None))
