@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
-from streamdiffvsr.cli.segments.partials import move_into_place, taken
+from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -110,6 +110,12 @@ class Renderer:
             ffprobe = require_tool("ffprobe")
         except Exception as exc:  # a node without the tools: say so, another node may have them
             return Result(None, str(exc), node=self.node)
+        try:
+            claim(job.partial)  # ffmpeg follows names: never write through a link placed there
+        except OSError as exc:
+            return Result(
+                None, f"cannot write {job.partial}: {exc.strerror or exc}", retryable=False, node=self.node
+            )
         result, tail = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
             result = _verify_and_move(job, ffprobe, tail)
