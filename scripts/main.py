@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
+        # The interpreter's last collection walks every object left, seconds once Ray and torch are loaded:
+        # everything is stopped and removed by now, so an interrupted run ends at once.
+        gc.freeze()
         return 130
     except BrokenPipeError:  # e.g. `streamdiffvsr script | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -19,7 +19,13 @@ from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
-from streamdiffvsr.cli.segments.partials import partial_path, remove_dead_leftovers
+from streamdiffvsr.cli.segments.partials import (
+    GENERATED_SCRIPT_SUFFIX,
+    check_names,
+    claim,
+    partial_path,
+    remove_dead_leftovers,
+)
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.segments.worker import ScriptSpec
@@ -45,6 +51,11 @@ def check_input(path: Path) -> None:
 def check_output(output: Path, source: Path, overwrite: bool) -> None:
     if not output.parent.is_dir():
         raise CliError(f"the folder of OUTPUT ({output.parent}) does not exist")
+    if output.is_symlink() and not output.exists() and not overwrite:
+        raise CliError(
+            f"OUTPUT {output} is a link to {os.readlink(output)}, which does not exist; remove the link, or pass "
+            "--overwrite to replace the link itself with the video"
+        )
     if output.exists():
         if output.is_dir():
             raise CliError(f"OUTPUT {output} is a folder")
@@ -230,14 +241,15 @@ def run_encode(args: argparse.Namespace) -> int:
     if muxer not in codec.containers:
         raise CliError(f"encoder.codec {codec.name} cannot go into {output.suffix}; write an .mkv OUTPUT")
     parallel = parallel_from(args)
+    check_names(output)
     check_output(output, source, args.overwrite)
     check_output_folder(output.parent)
-    if removed := remove_dead_leftovers(output):
-        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     check_range(args.start, args.end)
     user_vpy = args.vpy
     if user_vpy is not None and not user_vpy.is_file():
         raise CliError(f"--vpy {user_vpy} is not a file")
+    if removed := remove_dead_leftovers(output, [source, *filter(None, [user_vpy])]):
+        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools(codec.encoder)
     if settings["codec"] == "x265":
@@ -265,13 +277,14 @@ def run_encode(args: argparse.Namespace) -> int:
     commands = EncodeCommands(source, info, muxer, settings.section("encoder"), source_trim(info, args.start, args.end),
                               tag_colour=user_vpy is None)  # fmt: skip
     script_text = render_script(settings) if user_vpy is None else user_vpy.read_text(errors="replace")
-    generated = partial_path(output, ".vpy")  # the generated script: hidden beside OUTPUT while it runs
+    generated = partial_path(output, GENERATED_SCRIPT_SUFFIX)  # hidden beside OUTPUT while it runs
     script = ScriptSpec(user_vpy or generated, script_args,
                         render_threads(settings["threads"]))  # fmt: skip
     request = Request(source, output, info, settings, script, script_text, args.start or 0, args.end,
                       args.overwrite, commands, tools)  # fmt: skip
     try:
         if user_vpy is None:
+            claim(generated)
             generated.write_text(script_text, encoding="utf-8")
         if args.dry_run:
             print(orchestrator.dry_run(request, parallel, notify), flush=True)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TAIL_LINES = 15
-STOP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 5.0  # for the rest of a dead child's stderr
+KILL_AFTER_S = 1.0  # a child that outlives SIGTERM this long is killed
 NOTICE_PREFIX = "streamdiffvsr: "  # lines a script prints with this prefix are relayed to the user
 
 
@@ -74,10 +75,10 @@ class Child:
                 return f"killed by {signal.Signals(-code).name}"
         return f"exit status {code}"
 
-    def join(self) -> None:
+    def join(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Wait for the rest of its stderr (after it exited)."""
         if self.reader is not None:
-            self.reader.join(STOP_TIMEOUT_S)
+            self.reader.join(timeout)
 
 
 def spawn(
@@ -97,25 +98,25 @@ def spawn(
 
 
 def stop(child: Child) -> None:
-    """SIGTERM its process group, SIGKILL if it has not exited within STOP_TIMEOUT_S, then sweep the group (its
-    own children, e.g. a worker's ffmpeg, run in the same group). A second Ctrl-C cannot interrupt this."""
+    """Kill its process group first (SIGTERM, SIGKILL if it has not exited within KILL_AFTER_S), then close our
+    end of its stdin. Nothing here waits for anything the child would send: its stdout is left to the thread
+    that reads it (closing it under a reader blocked in ``read`` would wait for the child's next message), which
+    sees the end of the stream as soon as the child is dead. Ctrl-C is held off meanwhile (a bounded wait)."""
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        for stream in (child.proc.stdin, child.proc.stdout):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-        if child.proc.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, sig)
-                try:
-                    child.proc.wait(STOP_TIMEOUT_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        with contextlib.suppress(ProcessLookupError):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, sig)
+            try:
+                child.proc.wait(KILL_AFTER_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):  # the rest of its group
             os.killpg(child.proc.pid, signal.SIGKILL)
-        child.join()
+        with contextlib.suppress(OSError, ValueError):
+            if child.proc.stdin is not None:
+                child.proc.stdin.close()
+        child.join(KILL_AFTER_S)  # a grandchild may hold its stderr open: not waited for
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

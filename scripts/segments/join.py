@@ -9,7 +9,7 @@ from pathlib import Path
 
 from streamdiffvsr.cli.errors import EncodeError
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
-from streamdiffvsr.cli.segments.partials import move_into_place, taken
+from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
 
 TAIL_LINES = 15
 
@@ -17,6 +17,7 @@ TAIL_LINES = 15
 def write_concat_list(path: Path, files: list[Path], frames: list[int], fps: Fraction) -> None:
     """An ffconcat list of ``files`` (in the list's own folder), each with its exact duration, so timestamps
     continue across the joins as in one stream."""
+    claim(path)
     lines = ["ffconcat version 1.0"]
     for file, count in zip(files, frames, strict=True):
         lines += [f"file '{file.name}'", f"duration {float(count / fps):.9f}"]
@@ -29,6 +30,7 @@ def join(
     """Run the join command (it writes ``partial``), verify ``frames`` video frames, move it to ``output``
     (without ``overwrite``, never over a file someone else created meanwhile)."""
     try:
+        claim(partial)
         result = subprocess.run(ffmpeg_args, capture_output=True, text=True, errors="replace", check=False)
         tail = result.stderr.strip().splitlines()[-TAIL_LINES:]
         if result.returncode != 0:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.segments.partials import segment_file
+from streamdiffvsr.cli.segments.partials import claim, segment_file
 from streamdiffvsr.cli.segments.plan import Segment
 
 MANIFEST = "manifest.json"
@@ -86,6 +86,7 @@ class Manifest:
             "done": {str(i): [f.frames, f.size, f.sha256] for i, f in sorted(self.done.items())},
         }
         temporary = self.folder / f".{MANIFEST}.{os.getpid()}"
+        claim(temporary)
         with temporary.open("w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
             handle.flush()
@@ -237,7 +238,17 @@ def locked(folder: Path, restart: bool, notify: Callable[[str], None]) -> Iterat
 
 @contextlib.contextmanager
 def _lock(folder: Path) -> Iterator[None]:
-    fd = os.open(folder / LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    path = folder / LOCK
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        mode = path.lstat().st_mode if path.is_symlink() or path.exists() else 0
+        kind = "a link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a plain file"
+        why = kind if mode else exc.strerror or str(exc)
+        raise CliError(
+            f"cannot take the lock file {path} ({why}); remove it if no other encode of this OUTPUT runs, "
+            "then rerun"
+        ) from None
     with os.fdopen(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -248,12 +259,11 @@ def _lock(folder: Path) -> Iterator[None]:
 
 def remove_leftovers(folder: Path, keep: set[Path]) -> None:
     """Remove what a dead run left in ``folder`` (partial segments): every plain file but ``keep``, the
-    manifest and the lock."""
+    manifest and the lock, and every link (the link itself: nothing is ever written through one)."""
     for entry in folder.iterdir():
         if (
             entry.name not in (MANIFEST, LOCK)
             and entry not in keep
-            and entry.is_file()
-            and not entry.is_symlink()
+            and (entry.is_symlink() or entry.is_file())
         ):
             entry.unlink()

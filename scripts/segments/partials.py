@@ -1,19 +1,50 @@
 """The one home of the names of the files an encode writes before OUTPUT is complete: the hidden files beside
 OUTPUT (``.NAME.partial-PID.ext``: the encode in progress and the generated script), the work folder of a
-segmented encode and the segment files in it; and the cleanup of what a killed run (its PID gone) left behind."""
+segmented encode and the segment files in it; how a file is written there (never through a link) and moved
+into place (never over a file someone else created meanwhile, also without hard links); and the cleanup of what
+a killed run (its PID gone) left behind."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
+import stat
+from collections.abc import Iterable
 from pathlib import Path
+
+from streamdiffvsr.cli.errors import CliError
+
+GENERATED_SCRIPT_SUFFIX = ".vpy"
+# link() fails with these where the filesystem has no hard links (vfat, exFAT, some network mounts).
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EACCES, errno.EMLINK}
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+PID_MAX = 4194304  # the largest PID Linux hands out: in the longest hidden name
 
 
 def partial_path(output: Path, suffix: str | None = None, pid: int | None = None) -> Path:
     """The hidden name beside OUTPUT for this process (``suffix`` defaults to OUTPUT's own extension)."""
     pid = os.getpid() if pid is None else pid
     return output.with_name(f".{output.stem}.partial-{pid}{output.suffix if suffix is None else suffix}")
+
+
+def check_names(output: Path) -> None:
+    """OUTPUT's name must leave room for the longest hidden name written beside it (a CliError saying by how
+    much to shorten it, before anything runs, rather than ENAMETOOLONG after the work)."""
+    names = [partial_path(output, suffix, PID_MAX).name for suffix in (None, GENERATED_SCRIPT_SUFFIX)]
+    longest = max([*names, work_folder(output).name], key=lambda name: len(os.fsencode(name)))
+    try:
+        limit = os.pathconf(output.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return
+    excess = len(os.fsencode(longest)) - limit
+    if excess > 0:
+        raise CliError(
+            f"OUTPUT's name is too long for the hidden files written beside it while it is encoded ({longest!r} "
+            f"would be {limit + excess} bytes, the folder takes {limit}): shorten it by {excess} bytes"
+        )
 
 
 def work_folder(output: Path) -> Path:
@@ -38,13 +69,56 @@ def joined_partial(folder: Path, output: Path) -> Path:
     return folder / f"joined.partial{output.suffix}"
 
 
+def claim(path: Path) -> None:
+    """Make ``path`` a new empty file of this run for a writer that follows names (ffmpeg, ``open``):
+    whatever is there is removed first (a link itself, never its target; a folder is refused)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    _create_new(path)
+
+
+def _create_new(path: Path) -> None:
+    """An empty file at ``path``; FileExistsError if anything is there already (a link included)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+
+
 def move_into_place(partial: Path, target: Path, overwrite: bool) -> None:
-    """Move a verified ``partial`` to ``target``. Without ``overwrite`` it is a link, which fails with
-    FileExistsError if ``target`` appeared meanwhile (another run's OUTPUT is never replaced)."""
+    """Move a verified ``partial`` to ``target``. Without ``overwrite`` a ``target`` that appeared meanwhile is
+    never replaced (FileExistsError): a hard link, or where the filesystem has none, a rename that refuses an
+    existing target, or at last a rename over an empty placeholder created exclusively."""
     if overwrite:
         os.replace(partial, target)
-    else:
+        return
+    try:
         os.link(partial, target)
+        return
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or exc.errno not in NO_HARD_LINKS:
+            raise
+    if _rename_noreplace(partial, target):
+        return
+    _create_new(target)  # the placeholder: from here on nobody else can create target
+    try:
+        os.replace(partial, target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _rename_noreplace(source: Path, target: Path) -> bool:
+    """renameat2(RENAME_NOREPLACE): FileExistsError if ``target`` exists; False where the C library or the
+    filesystem has no such rename (e.g. exFAT through FUSE)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(target))
 
 
 def taken(target: Path) -> str:
@@ -62,15 +136,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_dead_leftovers(output: Path) -> list[Path]:
-    """Remove the partial files of OUTPUT whose run is dead (never a live run's); returns what was removed."""
-    pattern = re.compile(rf"\.{re.escape(output.stem)}\.partial-(\d+)\.[^.]+")
+def remove_dead_leftovers(output: Path, keep: Iterable[Path]) -> list[Path]:
+    """Remove the partial files of OUTPUT whose run is dead (never a live run's); returns what was removed.
+    Only plain files with the names this command writes count; a link, or a file the command line names
+    (``keep``: INPUT, the user's script), is never a leftover, whatever its name."""
+    suffixes = "|".join(map(re.escape, {output.suffix, GENERATED_SCRIPT_SUFFIX}))
+    pattern = re.compile(rf"\.{re.escape(output.stem)}\.partial-(\d+)(?:{suffixes})")
+    kept = {(s.st_dev, s.st_ino) for s in map(_stat_or_none, keep) if s is not None}
     removed = []
     with contextlib.suppress(OSError):
         for path in output.parent.iterdir():
             match = pattern.fullmatch(path.name)
-            if match and int(match[1]) != os.getpid() and not _alive(int(match[1])) and path.is_file():
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed.append(path)
+            if not match or int(match[1]) == os.getpid() or _alive(int(match[1])):
+                continue
+            found = _stat_or_none(path, follow=False)
+            if found is None or not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) in kept:
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
     return removed
+
+
+def _stat_or_none(path: Path, follow: bool = True) -> os.stat_result | None:
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return None

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
-from streamdiffvsr.cli.segments.partials import move_into_place, taken
+from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -111,6 +111,12 @@ class Renderer:
             ffprobe = require_tool("ffprobe")
         except Exception as exc:  # a node without the tools: say so, another node may have them
             return Result(None, str(exc), node=self.node)
+        try:
+            claim(job.partial)  # ffmpeg follows names: never write through a link placed there
+        except OSError as exc:
+            return Result(
+                None, f"cannot write {job.partial}: {exc.strerror or exc}", retryable=False, node=self.node
+            )
         result, tail = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
             result = _verify_and_move(job, ffprobe, tail)
@@ -277,8 +283,12 @@ class LocalWorker:
                            stdout=subprocess.PIPE, on_line=self._stderr_line)  # fmt: skip
         self.notify = notify
         threading.Thread(target=self._read_events, daemon=True).start()
-        self._send(spec)
-        kind, value = self.wait_event()
+        try:
+            self._send(spec)
+            kind, value = self.wait_event()
+        except BaseException:  # e.g. Ctrl-C while the script loads: nobody else could stop it
+            self.close()
+            raise
         if kind != "ready":
             self.close()
             raise WorkerFailed(value, list(self.child.tail))
@@ -295,8 +305,9 @@ class LocalWorker:
         self.child.proc.stdin.flush()
 
     def _read_events(self) -> None:
-        stream = self.child.proc.stdout
-        with contextlib.suppress(Exception):  # the end of the stream, however it ends (closed by close())
+        """The only user of the worker's stdout, which it closes at the end (close() kills the worker, which
+        ends the stream; closing it here meanwhile would wait for the worker's next message)."""
+        with self.child.proc.stdout as stream, contextlib.suppress(Exception):  # however the stream ends
             while True:
                 self.events.put(pickle.load(stream))
         self.events.put(("died", None))
