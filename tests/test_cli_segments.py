@@ -28,14 +28,14 @@ SEGMENTS = 4
 RAY_MARKERS = ("ray::", "sdv-ray-", "/ray/core/src/ray/", "ray/dashboard", "ray/_private")
 
 
-def make_scenes(path: Path) -> Path:
+def make_scenes(path: Path, frequency: int = 440) -> Path:
     """Four distinct scenes of SCENE_FRAMES frames (three cuts) and a sine audio track."""
     seconds = f"{SCENE_FRAMES / FPS:.6f}"
     sources = ["color=c=red:", "testsrc=", "color=c=blue:", "testsrc2="]
     args: list[str] = []
     for source in sources:
         args += ["-f", "lavfi", "-i", f"{source}size=32x24:rate={FPS}:duration={seconds}"]
-    args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={4 * SCENE_FRAMES / FPS:.6f}"]
+    args += ["-f", "lavfi", "-i", f"sine=frequency={frequency}:duration={4 * SCENE_FRAMES / FPS:.6f}"]
     ffmpeg(
         *args, "-filter_complex", "[0][1][2][3]concat=n=4:v=1:a=0[v]", "-map", "[v]", "-map", "4",
         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path),
@@ -176,6 +176,39 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     assert "--restart: removed the earlier run's work (" in restarted.stderr
     assert framemd5(output) == linear
     assert_none_left(tmp_path, set())
+
+
+def test_a_resume_refuses_a_source_whose_content_changed_with_its_size_and_time(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The source rewritten in place, its size kept and its time put back (as ``cp --preserve`` or
+    ``rsync -t`` can leave it): the resume must not join the old segments with frames of the new content."""
+    source = make_scenes(tmp_path / "scenes.mkv")
+    output = tmp_path / "out.mkv"
+    folder = tmp_path / ".out.mkv.segments"
+    args = [
+        str(source),
+        str(output),
+        "--model",
+        str(tiny_checkpoint),
+        *LOSSLESS,
+        *SEGMENTED,
+        "--workers",
+        "1",
+    ]
+    kill_after_first_segment(args, folder)
+    before = source.stat()
+    other = make_scenes(tmp_path / "other.mkv", frequency=880).read_bytes()  # another tone
+    source.write_bytes(other[: before.st_size].ljust(before.st_size, b"\0"))  # Matroska skips trailing zeros
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (source.stat().st_size, source.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    work = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+    refused = encode(*args, check=False)
+    assert refused.returncode == 2, refused.stderr
+    last = refused.stderr.splitlines()[-1]
+    assert "holds segments of another encode (content_sha256 was " in last and "--restart" in last
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == work and not output.exists()
 
 
 def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worker(
@@ -351,8 +384,8 @@ class socket_port:
     [
         ("[]", "is damaged (not a JSON object)"),
         ("null", "is damaged (not a JSON object)"),
-        ('{"version": 2, "fingerprint": {}}', "holds segments of another encode"),
-        ('{"version": 1, "segments": []}', "was written by another version of streamdiffvsr"),
+        ('{"version": 3, "fingerprint": {}}', "holds segments of another encode"),
+        ('{"version": 2, "segments": []}', "was written by another version of streamdiffvsr"),
         ("{", "cannot read"),
     ],
 )

@@ -1,5 +1,5 @@
-"""The work folder of a segmented encode and its manifest: what the run is (a fingerprint of source, script,
-model, settings and render threads), its segments, and for each finished one the frame count, size and SHA-256
+"""The work folder of a segmented encode and its manifest: what the run is (a fingerprint of source and its
+content, script, model, settings and render threads), its segments, and for each finished one the frame count, size and SHA-256
 of the file that was verified. The manifest is rewritten atomically (a temporary file, fsync, rename) after each
 finished segment, so a run killed at any moment leaves a manifest that is true; a lock on the folder keeps a
 second run of the same OUTPUT out while one is working. A resume trusts a segment file only if it is the one
@@ -25,7 +25,7 @@ from streamdiffvsr.cli.segments.plan import Segment
 
 MANIFEST = "manifest.json"
 LOCK = "lock"
-VERSION = 2
+VERSION = 3  # 3: the source's content digest in the fingerprint
 RESTART_HINT = "rerun with --restart to start over"
 
 
@@ -48,6 +48,43 @@ def file_digest(path: Path) -> tuple[int, str] | None:
         return path.stat().st_size, digest.hexdigest()
     except OSError:
         return None
+
+
+# The source's content in the fingerprint: a file up to WHOLE_BYTES is read whole; a larger one in SAMPLES
+# blocks of SAMPLE_BYTES spread evenly from its first byte to its last.
+WHOLE_BYTES = 64 << 20
+SAMPLES = 64
+SAMPLE_BYTES = 1 << 20
+
+
+def source_fingerprint(path: Path) -> dict[str, Any]:
+    """What identifies the source of an encode: its path, size, modification time and a SHA-256 of its content.
+
+    Size and time alone miss a file rewritten in place with its time put back (``cp --preserve``, ``rsync -t``,
+    ``touch -r``), and a resume would join old segments with new ones. The digest covers the whole file up to
+    64 MiB (WHOLE_BYTES); a larger one is hashed over 64 blocks of 1 MiB at evenly spaced offsets, first and
+    last block included, together with the size: 64 MiB read however large the source (about 0.1 s from a
+    cache, a few seconds from a slow disk, against minutes to hours of hashing a film whole). A re-encoded or
+    replaced video changes nearly every block, so the samples see it; what they can miss is an edit of a few
+    bytes between two samples that also puts the time back, which is not how videos change.
+    """
+    stat = path.stat()
+    digest = hashlib.sha256(str(stat.st_size).encode())
+    with path.open("rb") as handle:
+        if stat.st_size <= WHOLE_BYTES:
+            while chunk := handle.read(SAMPLE_BYTES):
+                digest.update(chunk)
+        else:
+            step = (stat.st_size - SAMPLE_BYTES) / (SAMPLES - 1)
+            for k in range(SAMPLES):
+                handle.seek(round(k * step))
+                digest.update(handle.read(SAMPLE_BYTES))
+    return {
+        "path": str(path.absolute()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "content_sha256": digest.hexdigest()[:32],
+    }
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:

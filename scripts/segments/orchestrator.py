@@ -24,7 +24,14 @@ from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.progress import ProgressSink
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
 from streamdiffvsr.cli.segments.join import join, write_concat_list
-from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
+from streamdiffvsr.cli.segments.manifest import (
+    Manifest,
+    check_folder,
+    load,
+    locked,
+    remove_leftovers,
+    source_fingerprint,
+)
 from streamdiffvsr.cli.segments.partials import (
     joined_partial,
     partial_path,
@@ -71,10 +78,8 @@ class Request:
 
 def fingerprint(request: Request) -> dict[str, object]:
     """What makes two runs the same encode (what a resume must match)."""
-    stat = request.source.stat()
-    source = {"path": str(request.source.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return {  # in the order a difference is reported: the generated script changes with the settings
-        "source": source,
+        "source": source_fingerprint(request.source),
         "settings": dict(request.settings.values),
         "arguments": {k: v for k, v in request.script.args.items() if k != "src"},
         "range": [request.start, request.end],
