@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.console import notify, printable
-from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands, Trim, container_for
-from streamdiffvsr.cli.media.probe import SourceInfo, frame_duration_range, probe
+from streamdiffvsr.cli.errors import CliError, EncodeError
+from streamdiffvsr.cli.media.ffmpeg_cmd import (
+    EncodeCommands,
+    Trim,
+    container_for,
+    copied_kinds,
+    streams_trial_command,
+)
+from streamdiffvsr.cli.media.probe import SourceInfo, first_size_change, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.progress import Progress
@@ -115,6 +122,24 @@ def check_constant_rate(source: Path, info: SourceInfo) -> None:
     )
 
 
+def check_constant_size(source: Path, info: SourceInfo, ffprobe: str) -> None:
+    """Refuse a video whose frame size changes midway (the filter takes one size), naming where. Asked only
+    once the script has failed: finding it needs a decode of the keyframes, which a good input should not
+    pay for."""
+    change = first_size_change(source, ffprobe, info)
+    if change is None:
+        return
+    (width, height), (new_width, new_height) = change.before, change.after
+    command = (
+        f"ffmpeg -i {shlex.quote(str(source))} -vf scale={width}:{height} -c:v libx264 -crf 10 -c:a copy -c:s copy "
+        "SCALED.mkv"
+    )
+    raise CliError(
+        f"INPUT changes its frame size at frame {change.frame} (from {width}x{height} to {new_width}x{new_height}); "
+        f"the encode needs one size throughout: scale it first, e.g. `{command}`, and encode SCALED.mkv"
+    )
+
+
 def read_size(info: SourceInfo) -> tuple[int, int]:
     """INPUT's frame size as VapourSynth reads it: an odd size cannot be held in subsampled YUV, so the source
     reader drops the last column/row."""
@@ -156,6 +181,42 @@ def stream_notices(info: SourceInfo) -> list[str]:
     if info.cover_art:
         notices.append(f"INPUT's cover art ({info.cover_art} attached picture(s)) is not carried into OUTPUT")
     return notices
+
+
+def attachment_notice(info: SourceInfo, muxer: str, output: Path) -> str | None:
+    """Say which attachments (fonts of styled subtitles, ...) OUTPUT's container has no place for."""
+    if not info.attachments or "attachment" in copied_kinds(muxer):
+        return None
+    names = ", ".join(s.filename or s.codec for s in info.attachments)
+    return (
+        f"INPUT's {len(info.attachments)} attachment(s) ({names}) cannot go into {output.suffix} and are left out "
+        "of OUTPUT; write an .mkv OUTPUT to keep them"
+    )
+
+
+def check_streams_fit(source: Path, info: SourceInfo, muxer: str, output: Path, ffmpeg: str) -> None:
+    """Every stream the encode copies from INPUT (audio, subtitles, attachments) must go into OUTPUT's
+    container: ffmpeg writes their header alone (no packet, no file), so a refusal comes now, not at the join
+    after the render. The streams that fail are named one by one."""
+    copied = [s for s in info.others if s.kind in copied_kinds(muxer)]
+    if not copied or _streams_fit(ffmpeg, streams_trial_command(source, muxer)):
+        return
+    failing = [s for s in copied if not _streams_fit(ffmpeg, streams_trial_command(source, muxer, s.index))]
+    failing = failing or copied  # each fits alone, not together: name them all
+    quoted = shlex.quote(str(source))
+    if {s.kind for s in failing} == {"audio"}:
+        fix = f"re-encode the audio first, e.g. `ffmpeg -i {quoted} -map 0 -c copy -c:a aac AAC.mkv`, and encode AAC.mkv"
+    else:
+        dropped = " ".join(f"-map -0:{s.index}" for s in failing)
+        fix = f"leave them out first, e.g. `ffmpeg -i {quoted} -map 0 {dropped} -c copy FIXED.mkv`, and encode FIXED.mkv"
+    mkv = "write an .mkv OUTPUT or " if muxer != "matroska" else ""
+    raise CliError(
+        f"INPUT's {', '.join(s.describe() for s in failing)} cannot be copied into {output.suffix}; {mkv}{fix}"
+    )
+
+
+def _streams_fit(ffmpeg: str, args: list[str]) -> bool:
+    return subprocess.run([ffmpeg, *args], capture_output=True, check=False, timeout=120).returncode == 0
 
 
 def check_frame_size(info: SourceInfo) -> None:
@@ -257,7 +318,10 @@ def run_encode(args: argparse.Namespace) -> int:
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)
-    for notice in filter(None, [odd_size_notice(info), *stream_notices(info)]):
+    check_streams_fit(source, info, muxer, output, tools.ffmpeg)
+    for notice in filter(
+        None, [odd_size_notice(info), *stream_notices(info), attachment_notice(info, muxer, output)]
+    ):
         notify(notice)
     if user_vpy is None:
         check_frame_size(info)
@@ -290,6 +354,12 @@ def run_encode(args: argparse.Namespace) -> int:
             print(orchestrator.dry_run(request, parallel, notify), flush=True)
             return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
+    except EncodeError as exc:
+        if (
+            exc.side == "script" and user_vpy is None
+        ):  # the generated script fails on a size change: say where
+            check_constant_size(source, info, tools.ffprobe)
+        raise
     finally:
         generated.unlink(missing_ok=True)
     print(printable(f"wrote {output}"), flush=True)

@@ -1,6 +1,7 @@
 """The ffmpeg argument lists (run without a shell): y4m on stdin -> the video codec.
 
-Video comes from the pipe (or, for a segmented encode, from the joined segments, copied); audio, subtitles, chapters and metadata come from the original input.
+Video comes from the pipe (or, for a segmented encode, from the joined segments, copied); audio, subtitles,
+attachments (Matroska), chapters and metadata come from the original input.
 """
 
 from __future__ import annotations
@@ -47,14 +48,8 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
     codec = CODECS[encoder["codec"]]
     options: dict[str, Any] = codec.options(encoder)
     params = ["log-level=warning"]  # keep x265's info lines out of the error tail
-    if (
-        tag_colour
-    ):  # what the generated script outputs: limited range, the source's matrix, primaries, transfer
-        options.update(colorspace=output_matrix(info), color_range="tv")
-        if info.color_primaries:
-            options["color_primaries"] = info.color_primaries
-        if info.color_transfer:
-            options["color_trc"] = info.color_transfer
+    if tag_colour:
+        options.update(colour_tags(info))
         if info.master_display:
             params.append(f"master-display={info.master_display}")
         if info.max_cll:
@@ -64,6 +59,18 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
     if codec.params_option is not None:  # x265 logs on its own; the user's parameters come last
         options[codec.params_option] = ":".join(filter(None, [*params, encoder.get(codec.params_key)]))
     return options
+
+
+def colour_tags(info: SourceInfo) -> dict[str, str]:
+    """The colour tags of what the generated script outputs: limited range, the source's matrix, primaries and
+    transfer. Given to the encoder, and again to the join, which copies the segments: a codec that does not
+    carry them in its own bitstream (ffv1) would otherwise lose them in the NUT segments."""
+    tags = {"colorspace": output_matrix(info), "color_range": "tv"}
+    if info.color_primaries:
+        tags["color_primaries"] = info.color_primaries
+    if info.color_transfer:
+        tags["color_trc"] = info.color_transfer
+    return tags
 
 
 def output_matrix(info: SourceInfo) -> str:
@@ -90,6 +97,35 @@ def segment_command(info: SourceInfo, target: Path, encoder: dict[str, Any], tag
     return [*_append_options(command, options), ffmpeg_url(target)]
 
 
+_MAP_LETTERS = {"audio": "a", "subtitle": "s", "attachment": "t"}  # ffprobe's codec_type -> ffmpeg's -map
+
+
+def copied_kinds(muxer: str) -> tuple[str, ...]:
+    """The kinds of the source's other streams the encode copies into ``muxer``: audio, subtitles, and in
+    Matroska the attachments (fonts of styled subtitles; mp4 has no place for them)."""
+    return ("audio", "subtitle", "attachment") if muxer == "matroska" else ("audio", "subtitle")
+
+
+def other_stream_maps(source_input: int, muxer: str) -> list[str]:
+    """The ``-map`` arguments of the source's ``copied_kinds`` streams (input ``source_input``)."""
+    return [arg for kind in copied_kinds(muxer) for arg in ("-map", f"{source_input}:{_MAP_LETTERS[kind]}?")]
+
+
+def other_stream_options(muxer: str) -> dict[str, str]:
+    """How those streams are written: copied, subtitles turned into mp4's own text format in mp4
+    (attachments are always copied)."""
+    return {"c:a": "copy", "c:s": "mov_text" if muxer == "mp4" else "copy"}
+
+
+def streams_trial_command(source: Path, muxer: str, stream: int | None = None) -> list[str]:
+    """ffmpeg's arguments writing the source's other streams (or only its stream ``stream``) as the encode
+    will, but no packet of them (``-t 0``) and into nothing: ffmpeg fails at the header if ``muxer`` cannot
+    hold one of them, in a fraction of a second instead of after the render."""
+    maps = other_stream_maps(0, muxer) if stream is None else ["-map", f"0:{stream}"]
+    command = [*_COMMON, "-i", ffmpeg_url(source), *maps]
+    return [*_append_options(command, {**other_stream_options(muxer), "t": "0", "f": muxer}), "/dev/null"]
+
+
 def ffmpeg_command(
     source: Path,
     info: SourceInfo,
@@ -111,7 +147,7 @@ def ffmpeg_command(
         options = video_options(encoder, info, tag_colour)
     else:
         command += ["-f", "concat", "-safe", "0", "-i", ffmpeg_url(joined)]
-        options = {"c:v": "copy"}
+        options = {"c:v": "copy", **(colour_tags(info) if tag_colour else {})}
     if trim is not None:
         command += ["-ss", f"{trim.start:.6f}"]
         if trim.duration is not None:
@@ -119,11 +155,10 @@ def ffmpeg_command(
         # The input seek lands on the video keyframe before trim.start; a copied stream would keep the packets
         # from there (with times before the video's first frame) unless told to drop them.
         options.update({"copypriorss:a": "0", "copypriorss:s": "0"})
-    command += ["-i", ffmpeg_url(source), "-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
+    command += ["-i", ffmpeg_url(source), "-map", "0:v:0", *other_stream_maps(1, muxer)]
     options.update(
         {
-            "c:a": "copy",
-            "c:s": "mov_text" if muxer == "mp4" else "copy",
+            **other_stream_options(muxer),
             "map_metadata": "1",
             "map_chapters": "1",
             "max_muxing_queue_size": "4096",
@@ -167,6 +202,5 @@ class EncodeCommands:
         return segment_command(self.info, partial, self.encoder, self.tag_colour)
 
     def join(self, concat_list: Path, partial: Path) -> list[str]:
-        return ffmpeg_command(
-            self.source, self.info, partial, self.muxer, self.encoder, self.trim, joined=concat_list
-        )
+        return ffmpeg_command(self.source, self.info, partial, self.muxer, self.encoder, self.trim,
+                              self.tag_colour, joined=concat_list)  # fmt: skip

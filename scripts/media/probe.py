@@ -3,6 +3,7 @@ tags and HDR metadata, language/title tags."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import subprocess
 from dataclasses import dataclass
@@ -13,6 +14,24 @@ from streamdiffvsr.cli.errors import CliError
 
 UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
 INTERLACED = {"tt", "bb", "tb", "bt"}  # ffprobe's field orders other than progressive/unknown
+
+
+@dataclass(frozen=True)
+class OtherStream:
+    """A stream of the input beside its video that the encode copies: its index in the file, its kind
+    (ffprobe's codec_type: audio, subtitle, attachment), its codec, and an attachment's file name."""
+
+    index: int
+    kind: str
+    codec: str
+    filename: str | None = None
+
+    def describe(self) -> str:
+        name = f" {self.filename!r}" if self.filename else ""
+        return f"{self.kind} stream {self.index}{name} ({self.codec})"
+
+
+OTHER_KINDS = ("audio", "subtitle", "attachment")
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,11 @@ class SourceInfo:
     interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
     cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
     rotation: int = 0  # degrees the player turns the picture by (the display matrix), which y4m cannot carry
+    others: tuple[OtherStream, ...] = ()  # audio, subtitles, attachments, in the file's order
+
+    @property
+    def attachments(self) -> tuple[OtherStream, ...]:
+        return tuple(s for s in self.others if s.kind == "attachment")
 
     @property
     def frame_count(self) -> int | None:
@@ -192,7 +216,46 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         interlaced=video.get("field_order") in INTERLACED,
         cover_art=len(pictures),
         rotation=_rotation(video),
+        others=tuple(_other_stream(s) for s in streams if s.get("codec_type") in OTHER_KINDS),
     )
+
+
+def _other_stream(stream: dict) -> OtherStream:
+    tags = {key.lower(): value for key, value in stream.get("tags", {}).items()}
+    codec = stream.get("codec_name") or tags.get("mimetype") or "unknown codec"
+    return OtherStream(int(stream.get("index", 0)), stream["codec_type"], codec, tags.get("filename"))
+
+
+@dataclass(frozen=True)
+class SizeChange:
+    """Where the video's frame size first changes: at ``frame`` (counted from 0), from ``before`` to ``after``."""
+
+    frame: int
+    before: tuple[int, int]
+    after: tuple[int, int]
+
+
+def first_size_change(path: Path, ffprobe: str, info: SourceInfo) -> SizeChange | None:
+    """The first change of frame size in the video, from its keyframes alone (a new size needs one, and
+    decoding only them is a fraction of a full decode); None if every keyframe has the first one's size."""
+    frames = _ffprobe_json(
+        path,
+        ffprobe,
+        ["-select_streams", "v:0", "-skip_frame", "nokey", "-show_entries", "frame=pts,width,height"],
+    ).get("frames", [])
+    sizes = [(int(f["pts"]) if str(f.get("pts", "")).lstrip("-").isdigit() else None,
+              (int(f.get("width", 0)), int(f.get("height", 0)))) for f in frames]  # fmt: skip
+    if not sizes:
+        return None
+    packets = _ffprobe_json(path, ffprobe, ["-select_streams", "v:0", "-show_entries", "packet=pts"])
+    ticks = [int(p["pts"]) for p in packets.get("packets", []) if str(p.get("pts", "")).lstrip("-").isdigit()]
+    origin = min(ticks, default=0)
+    for (_, before), (pts, after) in zip(sizes, sizes[1:], strict=False):
+        if after != before:
+            seconds = None if pts is None or info.time_base is None else (pts - origin) * info.time_base
+            frame = bisect.bisect_left(info.timestamps, seconds) if seconds is not None else 0
+            return SizeChange(frame, before, after)
+    return None
 
 
 def frame_duration_range(info: SourceInfo) -> tuple[Fraction, Fraction] | None:
