@@ -18,6 +18,12 @@ COLOUR = "color_range,color_space,color_transfer,color_primaries"
 FONT_MIME = "application/x-truetype-font"
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def streams(path: Path, entries: str) -> list[dict]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", f"stream={entries}:stream_tags=filename,mimetype", "-of", "json",
@@ -99,3 +105,43 @@ def test_a_frame_size_change_midway_is_one_line_naming_the_frame(tmp_path: Path)
         f"one size throughout: scale it first, e.g. `ffmpeg -i {source} -vf scale=64:48 "
     )
     assert "Traceback" not in result.stderr and "script|" not in result.stderr
+
+
+def single_frame(path: Path, size: str) -> Path:
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=gray:size={size}:rate=24", "-frames:v", "1", "-c:v", "ffv1", str(path)
+    )
+    return path
+
+
+@pytest.mark.skipif(cuda_available(), reason="the memory rule is the CPU's; on CUDA the check stands aside")
+def test_an_output_too_large_for_memory_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    source = single_frame(tmp_path / "huge.mkv", "12000x12000")  # 48000x48000 out: about 190 GiB by the rule
+    began = time.monotonic()
+    result = encode(str(source), str(tmp_path / "out.mkv"), "--model", "tiny", *LOSSLESS, check=False)
+    assert time.monotonic() - began < 30
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(
+        "streamdiffvsr: error: OUTPUT frames are 48000x48000: a render worker on the CPU needs about 188.6 GiB, "
+        "more than this machine's "
+    )
+    assert (
+        "GiB of memory (measured with nano: 1150 MiB + 175 MiB per million output pixels up to 33 million, 82 MiB "
+        "per million beyond); render on a GPU, or make INPUT at most about " in last
+    )
+    assert f"e.g. `ffmpeg -i {source} -vf scale=-2:" in last
+    assert "model:" not in result.stderr and "filter:" not in result.stderr
+
+
+@pytest.mark.skipif(cuda_available(), reason="the memory rule is the CPU's; on CUDA the check stands aside")
+def test_a_large_output_is_announced_with_its_memory_before_anything_loads(tmp_path: Path) -> None:
+    source = single_frame(tmp_path / "large.mkv", "1920x1080")  # 7680x4320 out: about 6.8 GiB
+    result = encode(str(source), str(tmp_path / "out.mkv"), "--model", "tiny", *LOSSLESS, "--dry-run")
+    lines = result.stderr.splitlines()
+    notice = next(i for i, line in enumerate(lines) if "OUTPUT frames are 7680x4320" in line)
+    assert lines[notice] == (
+        "streamdiffvsr: OUTPUT frames are 7680x4320: a render worker on the CPU needs about 6.8 GiB; "
+        f"this machine has {lines[notice].rpartition(' has ')[2]}"
+    )
+    assert notice < next(i for i, line in enumerate(lines) if line.startswith("streamdiffvsr: model:"))

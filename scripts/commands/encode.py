@@ -40,7 +40,7 @@ from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
-from streamdiffvsr.options import MIN_SIDE
+from streamdiffvsr.options import MIN_SIDE, SCALE
 
 
 def check_input(path: Path) -> None:
@@ -230,6 +230,74 @@ def check_frame_size(info: SourceInfo) -> None:
         )
 
 
+# A render worker's peak memory on the CPU by output frame size, measured with nano by bench/frame_memory.py
+# (BENCHMARKS.md, 0.05 to 59 million output pixels): WORKER_BASE_MIB (Python, torch, VapourSynth, the model),
+# plus MIB_PER_MPX per million output pixels up to KNEE_MPX and LARGE_MIB_PER_MPX beyond (the CPU's strips
+# cap the full-size convolutions' temporaries there). It is above every measurement, by 300 MiB at most.
+WORKER_BASE_MIB = 1150
+MIB_PER_MPX = 175
+KNEE_MPX = 33
+LARGE_MIB_PER_MPX = 82
+MEMORY_NOTICE_MIB = 4096  # from here on the encode says what it will need
+
+
+def worker_memory_mib(output_pixels: int) -> float:
+    """The rule above: a CPU render worker's peak memory for output frames of ``output_pixels`` pixels. A
+    larger model than nano needs more (its weights, wider layers): for it this is a floor."""
+    mpx = output_pixels / 1e6
+    return WORKER_BASE_MIB + MIB_PER_MPX * min(mpx, KNEE_MPX) + LARGE_MIB_PER_MPX * max(mpx - KNEE_MPX, 0)
+
+
+def output_pixels_within(mib: float) -> float:
+    """The largest output frame (pixels) whose worker fits in ``mib`` by the rule (its inverse)."""
+    small = (mib - WORKER_BASE_MIB) / MIB_PER_MPX
+    if small <= KNEE_MPX:
+        return max(0.0, small) * 1e6
+    return (KNEE_MPX + (mib - worker_memory_mib(KNEE_MPX * 10**6)) / LARGE_MIB_PER_MPX) * 1e6
+
+
+def check_memory(source: Path, info: SourceInfo, parallel: Parallel, notify) -> None:
+    """Before anything loads: say what the output frame size costs in memory on the CPU, and refuse what
+    cannot fit this machine's memory (the workers of one machine together). Skipped where the networks run
+    on a GPU (CUDA here, or a Ray cluster), whose memory this rule does not describe."""
+    width, height = (SCALE * side for side in read_size(info))
+    need = worker_memory_mib(width * height)
+    if need < MEMORY_NOTICE_MIB or parallel.address is not None or _cuda_available():
+        return
+    workers = parallel.workers or 1
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    verb = "needs" if workers == 1 else "need"
+    needs = f"OUTPUT frames are {width}x{height}: {_workers(workers)} on the CPU {verb} about {need / 1024:.1f} GiB"
+    if workers > 1:
+        needs += f" each ({need * workers / 1024:.1f} GiB together)"
+    if need * workers <= total:
+        notify(f"{needs}; this machine has {total / 1024:.1f} GiB")
+        return
+    room = output_pixels_within(total / workers)
+    lines = max(MIN_SIDE, int(info.height * (room / (width * height)) ** 0.5) // 2 * 2)
+    command = (
+        f"ffmpeg -i {shlex.quote(str(source))} -vf scale=-2:{lines} -c:v libx264 -crf 10 -c:a copy -c:s copy "
+        "SMALLER.mkv"
+    )
+    fewer = " (or use fewer --workers)" if workers > 1 else ""
+    raise CliError(
+        f"{needs}, more than this machine's {total / 1024:.1f} GiB of memory (measured with nano: {WORKER_BASE_MIB} "
+        f"MiB + {MIB_PER_MPX} MiB per million output pixels up to {KNEE_MPX} million, {LARGE_MIB_PER_MPX} MiB per "
+        "million beyond); render on a GPU, or make INPUT at most about "
+        f"{lines} lines high first{fewer}, e.g. `{command}`, and encode SMALLER.mkv"
+    )
+
+
+def _workers(count: int) -> str:
+    return "a render worker" if count == 1 else f"{count} render workers"
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:
     """The time range of frames start..end (all frames by default) for audio and subtitles, from the frames'
     own timestamps: the audio of a file whose video starts late is cut to the video's first frame too."""
@@ -325,6 +393,7 @@ def run_encode(args: argparse.Namespace) -> int:
         notify(notice)
     if user_vpy is None:
         check_frame_size(info)
+        check_memory(source, info, parallel, notify)
 
     script_args = {"src": str(source)}
     if user_vpy is None or args.model:
@@ -369,9 +438,9 @@ def run_encode(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "encode",
-        help="upscale a video 4x and encode it with x265 (audio, subtitles, chapters kept)",
+        help="upscale a video 4x and encode it with x265 (audio, subtitles, chapters, attachments kept)",
         description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it with x265 "
-        "into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters and metadata from INPUT.",
+        "into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, metadata and (.mkv) attachments from INPUT.",
     )
     p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
     p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")
