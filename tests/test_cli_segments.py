@@ -523,3 +523,19 @@ def test_a_users_vpy_is_split_exactly_like_the_generated_script(
                     *SEGMENTED)  # fmt: skip
     assert result.stderr.count(" done in ") == SEGMENTS
     assert framemd5(output) == linear
+
+
+def test_the_content_digest_of_a_large_source_sees_its_first_and_last_bytes(tmp_path: Path) -> None:
+    """Past WHOLE_BYTES the digest samples blocks; the first and the last block are among them."""
+    from streamdiffvsr.cli.segments.manifest import SAMPLE_BYTES, WHOLE_BYTES, source_fingerprint
+
+    source = tmp_path / "large.mkv"
+    with source.open("wb") as handle:  # sparse: cheap to make and to read
+        handle.truncate(WHOLE_BYTES + (5 << 20))
+    digests = {source_fingerprint(source)["content_sha256"]}
+    for offset in (0, source.stat().st_size - 1, SAMPLE_BYTES + (5 << 20)):  # the last: in the 6th block
+        with source.open("r+b") as handle:
+            handle.seek(offset)
+            handle.write(b"\1")
+        digests.add(source_fingerprint(source)["content_sha256"])
+    assert len(digests) == 4
