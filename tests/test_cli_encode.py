@@ -189,15 +189,15 @@ def test_script_failing_before_its_first_frame_is_blamed_not_ffmpeg(
 
 
 def test_ffmpeg_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = make_clip(tmp_path / "pcm.mkv", audio_codec="pcm_s16le")  # PCM cannot go into mp4
-    script = tmp_path / "pass.vpy"
-    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
+    source = make_clip(tmp_path / "clip.mkv")
+    script = tmp_path / "tiny.vpy"  # frames x265 refuses to encode (PCM into mp4 is refused before this now)
+    script.write_text(PASSTHROUGH_VPY + "clip = core.resize.Bicubic(clip, 8, 8)\nclip.set_output()\n")
     output = tmp_path / "out.mp4"
     assert main(["encode", str(source), str(output), "--vpy", str(script), "--quiet"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("streamdiffvsr: error: ffmpeg failed (exit status")
-    assert any("pcm_s16le" in line and line.startswith("  ffmpeg| ") for line in err)
-    assert_clean(tmp_path, {"pcm.mkv", "pcm.srt", "pcm.ffmeta", "pass.vpy"})
+    assert any("too small (8x8)" in line and line.startswith("  ffmpeg| ") for line in err)
+    assert_clean(tmp_path, {"clip.mkv", "clip.srt", "clip.ffmeta", "tiny.vpy"})
 
 
 def test_sigint_stops_both_children_and_removes_partial(clip: Path, tmp_path: Path) -> None:
