@@ -424,9 +424,8 @@ def run_encode(args: argparse.Namespace) -> int:
             return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     except EncodeError as exc:
-        if (
-            exc.side == "script" and user_vpy is None
-        ):  # the generated script fails on a size change: say where
+        # The generated script fails on a frame size that changes: say where and what to do.
+        if exc.side == "script" and user_vpy is None:
             check_constant_size(source, info, tools.ffprobe)
         raise
     finally:
