@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from streamdiffvsr.cli.commands.encode import nvidia_gpu_present
 from tests.test_cli_encode import ffmpeg
 from tests.test_cli_segments import CHEAP_MP4, LOSSLESS, SEGMENTED, SEGMENTS, encode, make_scenes
 
 COLOUR = "color_range,color_space,color_transfer,color_primaries"
 FONT_MIME = "application/x-truetype-font"
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def streams(path: Path, entries: str) -> list[dict]:
@@ -114,7 +109,9 @@ def single_frame(path: Path, size: str) -> Path:
     return path
 
 
-@pytest.mark.skipif(cuda_available(), reason="the memory rule is the CPU's; on CUDA the check stands aside")
+@pytest.mark.skipif(
+    nvidia_gpu_present(), reason="the memory rule is the CPU's; with a GPU the check stands aside"
+)
 def test_an_output_too_large_for_memory_is_refused_before_anything_loads(tmp_path: Path) -> None:
     source = single_frame(tmp_path / "huge.mkv", "12000x12000")  # 48000x48000 out: about 190 GiB by the rule
     began = time.monotonic()
@@ -134,7 +131,9 @@ def test_an_output_too_large_for_memory_is_refused_before_anything_loads(tmp_pat
     assert "model:" not in result.stderr and "filter:" not in result.stderr
 
 
-@pytest.mark.skipif(cuda_available(), reason="the memory rule is the CPU's; on CUDA the check stands aside")
+@pytest.mark.skipif(
+    nvidia_gpu_present(), reason="the memory rule is the CPU's; with a GPU the check stands aside"
+)
 def test_a_large_output_is_announced_with_its_memory_before_anything_loads(tmp_path: Path) -> None:
     source = single_frame(tmp_path / "large.mkv", "1920x1080")  # 7680x4320 out: about 6.8 GiB
     result = encode(str(source), str(tmp_path / "out.mkv"), "--model", "tiny", *LOSSLESS, "--dry-run")

@@ -262,10 +262,10 @@ def output_pixels_within(mib: float) -> float:
 def check_memory(source: Path, info: SourceInfo, parallel: Parallel, notify) -> None:
     """Before anything loads: say what the output frame size costs in memory on the CPU, and refuse what
     cannot fit this machine's memory (the workers of one machine together). Skipped where the networks run
-    on a GPU (CUDA here, or a Ray cluster), whose memory this rule does not describe."""
+    on a GPU (an NVIDIA GPU here, or a Ray cluster), whose memory this rule does not describe."""
     width, height = (SCALE * side for side in read_size(info))
     need = worker_memory_mib(width * height)
-    if need < MEMORY_NOTICE_MIB or parallel.address is not None or _cuda_available():
+    if need < MEMORY_NOTICE_MIB or parallel.address is not None or nvidia_gpu_present():
         return
     workers = parallel.workers or 1
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
@@ -295,10 +295,13 @@ def _workers(count: int) -> str:
     return "a render worker" if count == 1 else f"{count} render workers"
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+def nvidia_gpu_present() -> bool:
+    """Whether the networks will run on an NVIDIA GPU here, told without torch (the command's own process
+    never imports it): the driver lists a GPU and CUDA_VISIBLE_DEVICES does not hide them all."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:
