@@ -4,6 +4,7 @@ that no test leaves changed for the tests after it."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # Every process this test run starts inherits it (Ray's daemons and workers too): tests that look for processes
 # left behind count only those of this run, never another user's or another test run's (tests/processes.py).
 os.environ.setdefault(TEST_RUN_VARIABLE, uuid.uuid4().hex)
+# matplotlib (preview's flicker plot) keeps its font cache here, not in the home folder of whoever runs the tests.
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="streamdiffvsr-tests-matplotlib-"))
 os.environ.setdefault(
     "STREAMDIFFVSR_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "streamdiffvsr")
 )
