@@ -16,6 +16,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands, Trim, container_f
 from streamdiffvsr.cli.media.probe import SourceInfo, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
 from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.numbers import whole
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
@@ -83,8 +84,6 @@ def check_output_folder(folder: Path) -> None:
 
 
 def check_range(start: int | None, end: int | None) -> None:
-    if start is not None and start < 0:
-        raise CliError(f"--start must be >= 0 (got {start})")
     if end is not None and end < (start or 0):
         raise CliError(f"--end must be >= --start (got --start {start or 0} --end {end})")
 
@@ -224,8 +223,6 @@ def parallel_from(args: argparse.Namespace) -> Parallel:
     """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
     if args.ray is not None and args.workers is not None:
         raise CliError("--workers and --ray exclude each other: --ray runs one worker per GPU of the cluster")
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers must be >= 1 (got {args.workers})")
     address = args.ray or (os.environ.get("RAY_ADDRESS") or None if args.workers is None else None)
     if address is not None:
         check_cluster(address)
@@ -315,17 +312,17 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--start",
-        type=int,
+        type=whole(0),
         metavar="N",
         help="first frame to encode: a frame number of INPUT, counted from 0 (default 0)",
     )
     p.add_argument(
-        "--end", type=int, metavar="N",
+        "--end", type=whole(0), metavar="N",
         help="last frame to encode, counted from 0 like --start and included (default: INPUT's last frame)",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers", type=whole(1), metavar="N",
         help="segments rendered at once on this machine, on a local Ray instance (default: one per CUDA device)",
     )  # fmt: skip
     p.add_argument(

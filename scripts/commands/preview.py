@@ -26,6 +26,7 @@ from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.numbers import positive, whole
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
@@ -84,10 +85,6 @@ def run_preview(args: argparse.Namespace) -> int:
     for path in (output, plot_path(output)):
         check_output(path, source, args.overwrite)
     check_output_folder(output.parent)
-    if args.stretch <= 0:
-        raise CliError(f"--stretch must be > 0 seconds (got {args.stretch:g})")
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers must be >= 1 (got {args.workers})")
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools(CODECS[settings["codec"]].encoder)
     for _, each in compared:
@@ -198,12 +195,12 @@ def add_parser(subparsers) -> None:
         help="a column per value of one preset key (noise=fresh,fixed,warped) or per preset (preset=balanced,quality)",
     )  # fmt: skip
     p.add_argument(
-        "--stretch", type=float, default=2.0, metavar="SECONDS",
+        "--stretch", type=positive, default=2.0, metavar="SECONDS",
         help="length of the flicker plot, from the first moment on (default 2)",
     )  # fmt: skip
     p.add_argument(
         "--workers",
-        type=int,
+        type=whole(1),
         metavar="N",
         help="workers the estimate plans for (default: one per CUDA device)",
     )
