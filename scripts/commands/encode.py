@@ -31,7 +31,7 @@ from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.codecs import CODECS
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
 from streamdiffvsr.options import MIN_SIDE
@@ -266,6 +266,8 @@ def run_encode(args: argparse.Namespace) -> int:
         script_args["model"] = str(choice.path)
         if user_vpy is None:
             check_flow_available(settings["flow"], choice.path, flow_weights)
+            if notice := steps_notice(settings["steps"], choice):
+                notify(notice)
     if flow_weights is not None:
         script_args["flow_weights"] = flow_weights
     if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):

@@ -30,7 +30,7 @@ from streamdiffvsr.cli.numbers import positive, whole
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings, preset_reference
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
@@ -100,6 +100,9 @@ def run_preview(args: argparse.Namespace) -> int:
     notify(choice.notice)
     for _, each in compared:
         check_flow_available(each["flow"], choice.path, flow_weights)
+    for notice in dict.fromkeys(steps_notice(each["steps"], choice) for _, each in compared):
+        if notice:
+            notify(notice)
     vpy_args = {"src": str(source), "model": str(choice.path)}
     if flow_weights is not None:
         vpy_args["flow_weights"] = flow_weights
