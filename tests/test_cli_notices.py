@@ -104,3 +104,28 @@ def test_download_offline_says_what_to_do_instead(tmp_path: Path) -> None:
     )
     assert f"copy {cache} from a machine where" in line and "--model nano" in line
     assert "with network access" not in line  # the former advice: run the very command that just failed
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to resume with another count")
+def test_a_resume_on_another_core_count_says_which_thread_setting_resumes(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Begun on one core (segment.threads auto = 1), rerun on two: the refusal names --set segment.threads=1
+    (issue 25, item 11), and that setting resumes the encode."""
+    from tests.test_cli_segments import LOSSLESS, SEGMENTED, kill_after_first_segment, make_scenes
+
+    scenes = make_scenes(tmp_path / "scenes.mkv")
+    output = tmp_path / "out.mkv"
+    args = [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED]
+    kill_after_first_segment(
+        ["--workers", "1", *args], tmp_path / ".out.mkv.segments", ["taskset", "-c", "0"]
+    )
+    rerun = subprocess.run([str(CLI), "encode", *args], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 2
+    line = rerun.stderr.strip().splitlines()[-1]
+    assert "(threads was 1, now 2)" in line and "rerun with --set segment.threads=1 to resume" in line
+    resumed = subprocess.run(
+        [str(CLI), "encode", *args, "--set", "segment.threads=1"], capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 1 of 4 segments already done" in resumed.stderr

@@ -72,9 +72,11 @@ def assert_none_left(folder: Path, ray_before: set[int]) -> None:
     assert ray_processes() - ray_before == set()
 
 
-def kill_after_first_segment(args: list[str], folder: Path) -> None:
-    """Start an encode and SIGKILL it once its manifest records a finished segment."""
-    cli = subprocess.Popen([str(CLI), "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_after_first_segment(args: list[str], folder: Path, wrapper: list[str] | None = None) -> None:
+    """Start an encode (under ``wrapper``, e.g. taskset) and SIGKILL it once its manifest records a finished
+    segment."""
+    command = [*(wrapper or []), str(CLI), "encode", *args]
+    cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = folder / "manifest.json"
     deadline = time.monotonic() + 300
     try:
