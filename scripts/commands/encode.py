@@ -18,7 +18,7 @@ from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_error
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.numbers import whole
 from streamdiffvsr.cli.progress import Progress
-from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments import orchestrator, speeds
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
 from streamdiffvsr.cli.segments.partials import (
     GENERATED_SCRIPT_SUFFIX,
@@ -29,6 +29,7 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
+from streamdiffvsr.cli.segments.speeds import Speed
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
@@ -219,6 +220,14 @@ def _ignored_engine_overrides(settings: Settings) -> list[str]:
     return [name for name in names if KEYS_BY_NAME[name].section == "engine"]
 
 
+def recorded_speed(settings: Settings, model: Path, info: SourceInfo, threads: int) -> Speed | None:
+    """The speed an earlier ``preview`` measured for these settings, model, frame size, device and threads."""
+    from streamdiffvsr.options import resolve_device
+
+    device = resolve_device(settings["device_index"])
+    return speeds.recorded(speeds.speed_key(settings, model, read_size(info), device, threads))
+
+
 def parallel_from(args: argparse.Namespace) -> Parallel:
     """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
     if args.ray is not None and args.workers is not None:
@@ -286,7 +295,10 @@ def run_encode(args: argparse.Namespace) -> int:
             claim(generated)
             generated.write_text(script_text, encoding="utf-8")
         if args.dry_run:
-            print(orchestrator.dry_run(request, parallel, notify), flush=True)
+            speed = (
+                None if user_vpy is not None else recorded_speed(settings, choice.path, info, script.threads)
+            )
+            print(orchestrator.dry_run(request, parallel, notify, speed), flush=True)
             return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     finally:

@@ -22,7 +22,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.progress import ProgressSink
-from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
+from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, encode_estimate
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
 from streamdiffvsr.cli.segments.partials import (
@@ -34,8 +34,10 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
+from streamdiffvsr.cli.segments.speeds import Speed
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
+from streamdiffvsr.options import resolve_device
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
@@ -123,8 +125,9 @@ def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Ma
     return manifest
 
 
-def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None]) -> str:
-    """The plan and the estimate block of ``request``, rendering nothing (the script is evaluated, no model)."""
+def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None], speed: Speed | None) -> str:
+    """The plan and the estimate block of ``request`` at a measured ``speed`` (None: not measured), rendering
+    nothing (the script is evaluated, no model)."""
     with _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
@@ -136,9 +139,10 @@ def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None])
         lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
-    estimate = Estimate(tuple(s.frames + warmup * (s.first == request.start) for s in segments), None, workers,
-                        SEGMENT_SECONDS)  # fmt: skip
-    return "\n".join([*lines, estimate.describe(float(request.info.fps))])
+    device = resolve_device(request.settings["device_index"])
+    estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device, request.script.threads,
+                               warmup, local=parallel.address is None)  # fmt: skip
+    return "\n".join([*lines, estimate.describe(float(request.info.fps), device)])
 
 
 @contextlib.contextmanager
