@@ -220,14 +220,6 @@ def _ignored_engine_overrides(settings: Settings) -> list[str]:
     return [name for name in names if KEYS_BY_NAME[name].section == "engine"]
 
 
-def recorded_speed(settings: Settings, model: Path, info: SourceInfo, threads: int) -> Speed | None:
-    """The speed an earlier ``preview`` measured for these settings, model, frame size, device and threads."""
-    from streamdiffvsr.options import resolve_device
-
-    device = resolve_device(settings["device_index"])
-    return speeds.recorded(speeds.speed_key(settings, model, read_size(info), device, threads))
-
-
 def parallel_from(args: argparse.Namespace) -> Parallel:
     """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
     if args.ray is not None and args.workers is not None:
@@ -295,10 +287,14 @@ def run_encode(args: argparse.Namespace) -> int:
             claim(generated)
             generated.write_text(script_text, encoding="utf-8")
         if args.dry_run:
-            speed = (
-                None if user_vpy is not None else recorded_speed(settings, choice.path, info, script.threads)
-            )
-            print(orchestrator.dry_run(request, parallel, notify, speed), flush=True)
+
+            def speed_on(device: str) -> Speed | None:  # what an earlier preview of the same measured, if any
+                if user_vpy is not None:
+                    return None
+                size = read_size(info)
+                return speeds.recorded(speeds.speed_key(settings, choice.path, size, device, script.threads))
+
+            print(orchestrator.dry_run(request, parallel, notify, speed_on), flush=True)
             return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     finally:

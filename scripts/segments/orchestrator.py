@@ -37,7 +37,7 @@ from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.speeds import Speed
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
-from streamdiffvsr.options import resolve_device
+from streamdiffvsr.options import device_name
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
@@ -125,9 +125,14 @@ def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Ma
     return manifest
 
 
-def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None], speed: Speed | None) -> str:
-    """The plan and the estimate block of ``request`` at a measured ``speed`` (None: not measured), rendering
-    nothing (the script is evaluated, no model)."""
+def dry_run(
+    request: Request,
+    parallel: Parallel,
+    notify: Callable[[str], None],
+    speed_on: Callable[[str], Speed | None],
+) -> str:
+    """The plan and the estimate block of ``request`` at the speed measured on its device (``speed_on``; None:
+    not measured), rendering nothing (the script is evaluated, no model)."""
     with _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
@@ -139,9 +144,9 @@ def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None],
         lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
-    device = resolve_device(request.settings["device_index"])
-    estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device, request.script.threads,
-                               warmup, local=parallel.address is None)  # fmt: skip
+    device = device_name(request.settings["device_index"], first.cuda_devices)
+    estimate = encode_estimate(tuple(s.frames for s in segments), speed_on(device), workers, device,
+                               request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
     return "\n".join([*lines, estimate.describe(float(request.info.fps), device)])
 
 
