@@ -51,9 +51,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--model", default="nano")
     parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--workers", type=int, default=1, help="workers of the encode (and of the estimate)")
+    parser.add_argument("--min-frames", type=int, help="segment.min_frames (to split a short clip)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    common = ["--model", args.model, "--preset", args.preset]
+    common = ["--model", args.model, "--preset", args.preset, "--workers", str(args.workers)]
+    if args.min_frames:
+        common += ["--set", f"segment.min_frames={args.min_frames}"]
     with tempfile.TemporaryDirectory(prefix="preview-estimate-") as scratch:
         folder = Path(scratch)
         clip = folder / "clip.mkv"
@@ -74,10 +78,11 @@ def main() -> None:
         actual = time.perf_counter() - began
     frames = round(args.seconds * FPS)
     print(
-        "| source | frames | model, preset | preview took | measured s/frame | estimate | real encode | estimate / real |"
+        "| source | frames | model, preset | workers | preview took | measured s/frame | estimate | real encode "
+        "| estimate / real |"
     )
     print(
-        f"| {args.size} | {frames} | {args.model}, {args.preset} | {preview_seconds:.0f} s | {speed:.3f} | "
+        f"| {args.size} | {frames} | {args.model}, {args.preset} | {args.workers} | {preview_seconds:.0f} s | {speed:.3f} | "
         f"{estimate} s | {actual:.0f} s | {estimate / actual:.2f} |"
     )
 

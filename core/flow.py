@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelLoadError
+from .errors import NotDownloadable
 from .locate import raft_file
 from .options import FLOW_BACKENDS, FLOW_SCALE_BOUNDS
 
@@ -56,9 +56,10 @@ def pretrained_raft_file(variant: str) -> Path:
             url, str(path), hash_prefix=path.stem.rpartition("-")[2], progress=False
         )
     except Exception as exc:  # urllib and hash errors come in several types
-        raise ModelLoadError(
+        raise NotDownloadable(
             f"torchvision's pretrained {variant} weights are not cached and cannot be downloaded ({exc}); "
-            f"pass flow_weights=PATH to a {variant} state dict, or use flow='dis'"
+            f"pass flow_weights=PATH to a {variant} state dict, or use flow='dis'",
+            str(path),
         ) from None
     return path
 

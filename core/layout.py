@@ -33,6 +33,11 @@ MODEL_INDEX = {
     "requires_safety_checker": False,
 }
 
+# model_index.json keys of this package: the flow backend a checkpoint was made for, and the DDIM step count it was
+# trained for (absent: the official model's DEFAULT_STEPS; null: trained for none, as the random tiny).
+DEFAULT_FLOW_KEY = "_default_flow"
+TRAINED_STEPS_KEY = "_trained_steps"
+
 # The SD x4-upscaler DDIM schedule, with the spacing training used.
 SD_X4_SCHEDULER = {
     "num_train_timesteps": 1000,

@@ -8,9 +8,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ModelLoadError
-from .layout import CHECKPOINT_PATTERNS
-from .options import AUTO_FLOW, FLOW_BACKENDS
+from .errors import ModelLoadError, NotDownloadable
+from .layout import CHECKPOINT_PATTERNS, DEFAULT_FLOW_KEY, TRAINED_STEPS_KEY
+from .options import AUTO_FLOW, DEFAULT_STEPS, FLOW_BACKENDS
 
 # torchvision's pretrained RAFT files (the DEFAULT weights' file names; tests/test_engine.py checks them against
 # torchvision's own): found in torch's hub cache without importing torch.
@@ -32,14 +32,25 @@ def raft_file(variant: str) -> Path:
     return torch_hub_dir() / "checkpoints" / RAFT_FILES[variant]
 
 
-def default_flow(root: Path) -> str:
-    """The flow backend a checkpoint was made for: model_index.json's "_default_flow", else raft_large."""
+def _model_index(root: Path) -> dict:
     try:
         index = json.loads((root / "model_index.json").read_text())
     except (OSError, ValueError):
-        index = {}
-    flow = index.get("_default_flow", "raft_large")
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def default_flow(root: Path) -> str:
+    """The flow backend a checkpoint was made for: model_index.json's "_default_flow", else raft_large."""
+    flow = _model_index(root).get(DEFAULT_FLOW_KEY, "raft_large")
     return flow if flow in FLOW_BACKENDS else "raft_large"
+
+
+def trained_steps(root: Path) -> int | None:
+    """The DDIM steps per frame a checkpoint was trained for: model_index.json's "_trained_steps" (null: none,
+    as for random weights), else the official model's DEFAULT_STEPS (the paper's four-step model)."""
+    steps = _model_index(root).get(TRAINED_STEPS_KEY, DEFAULT_STEPS)
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
 
 
 def resolve_flow(
@@ -104,8 +115,11 @@ def _hub_snapshot(repo_id: str, download: bool) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=CHECKPOINT_PATTERNS))
     except Exception as exc:
-        raise ModelLoadError(
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise NotDownloadable(
             f"model {repo_id!r} is not in the Hugging Face cache and could not be downloaded ({type(exc).__name__}); "
             f"run `streamdiffvsr download {repo_id}` with network access, or pass a local checkpoint folder, "
-            'or use the embedded preview model "nano"'
+            'or use the embedded preview model "nano"',
+            os.path.join(HF_HUB_CACHE, f"models--{repo_id.replace('/', '--')}"),
         ) from None

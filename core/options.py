@@ -186,7 +186,7 @@ def resolve_device(device_index: int | None = None) -> str:
     import torch
 
     if device_index is None:
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return device_name(None, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if not isinstance(device_index, int) or isinstance(device_index, bool):
         raise DeviceError(f"device_index must be an integer or None, got {device_index!r}")
     if not torch.cuda.is_available():
@@ -200,7 +200,15 @@ def resolve_device(device_index: int | None = None) -> str:
         raise DeviceError(
             f"device_index={device_index} is out of range: there are {count} CUDA device(s) (0..{count - 1})"
         )
-    return f"cuda:{device_index}"
+    return device_name(device_index, count)
+
+
+def device_name(device_index: int | None, cuda_devices: int) -> str:
+    """The device ``resolve_device`` picks, given how many CUDA devices there are (no torch here): the one asked
+    for, else cuda:0, else the CPU."""
+    if cuda_devices == 0:
+        return "cpu"
+    return f"cuda:{device_index or 0}"
 
 
 def default_precision(device: str) -> str:

@@ -73,7 +73,9 @@ class Stream:
         engine = self.engine
         check_frame(lr)
         h, w = lr.shape[-2:]
-        lr_n = pad_to_multiple(lr.to(engine.device, torch.float32) * 2 - 1)
+        # Contiguous whatever the caller's layout (a permuted image is a view): the state is then the stream's own
+        # dense copy, which safetensors saves and which a loaded state reproduces exactly.
+        lr_n = pad_to_multiple(lr.to(engine.device, torch.float32) * 2 - 1).contiguous()
         if self.prev_lr is not None and self.prev_lr.shape != lr_n.shape:
             raise FrameError(
                 f"frame size changed from {self.prev_lr.shape[-1]}x{self.prev_lr.shape[-2]} (padded) to {w}x{h}; "
@@ -98,9 +100,10 @@ class Stream:
         return ((self.prev_hr[..., : h * SCALE, : w * SCALE].float() + 1) / 2).clamp_(0, 1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The stream's state as plain tensors (safetensors-serialisable): the frame index, and after the first
-        frame of a chain the previous LR frame and raw HR output (absent for a fresh chain), plus in "warped"
-        noise mode the previous frame's initial noise (what the next frame's noise is carried from)."""
+        """The stream's state as plain contiguous tensors of its own, never views of the caller's frames
+        (safetensors-serialisable; the live state itself: copy before changing in place): the frame index, and
+        after the first frame of a chain the previous LR frame and raw HR output (absent for a fresh chain), plus
+        in "warped" noise mode the previous frame's initial noise (what the next frame's noise is carried from)."""
         state = {"index": torch.tensor([self.index], dtype=torch.int64)}
         if self.prev_lr is not None:
             state["prev_lr"] = self.prev_lr

@@ -18,9 +18,16 @@ from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from .autoencoder_temporal_tiny import TemporalAutoencoderTiny
-from .layout import MODEL_INDEX, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, SD_X4_SCHEDULER, cache_dir
+from .layout import (
+    MODEL_INDEX,
+    PROMPT_EMBEDS_FILE,
+    PROMPT_EMBEDS_KEY,
+    SD_X4_SCHEDULER,
+    TRAINED_STEPS_KEY,
+    cache_dir,
+)
 
-TINY_VERSION = 1
+TINY_VERSION = 2  # 2: model_index.json says it was trained for no step count
 EMBED_DIM = 32
 
 
@@ -79,7 +86,7 @@ def build_tiny_checkpoint(path: str | os.PathLike, seed: int = 0) -> Path:
     )
     (root / "flow").mkdir(exist_ok=True)
     save_file(raft_large(weights=None).state_dict(), root / "flow" / "raft_large.safetensors")
-    (root / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
+    (root / "model_index.json").write_text(json.dumps({**MODEL_INDEX, TRAINED_STEPS_KEY: None}, indent=2))
     return root
 
 

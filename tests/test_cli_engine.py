@@ -97,7 +97,10 @@ def test_download_flow_auto_is_the_models_own(capsys) -> None:
 def test_download_of_an_uncached_model_offline_is_one_line(capsys) -> None:
     assert main(["download", "nobody/no-such-model"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("streamdiffvsr: error: model 'nobody/no-such-model'") and err.count("\n") == 1
+    assert (
+        err.startswith("streamdiffvsr: error: cannot download nobody/no-such-model here")
+        and err.count("\n") == 1
+    )
 
 
 def test_info_reports_the_tools(capsys) -> None:

@@ -72,9 +72,11 @@ def assert_none_left(folder: Path, ray_before: set[int]) -> None:
     assert ray_processes() - ray_before == set()
 
 
-def kill_after_first_segment(args: list[str], folder: Path) -> None:
-    """Start an encode and SIGKILL it once its manifest records a finished segment."""
-    cli = subprocess.Popen([str(CLI), "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_after_first_segment(args: list[str], folder: Path, wrapper: list[str] | None = None) -> None:
+    """Start an encode (under ``wrapper``, e.g. taskset) and SIGKILL it once its manifest records a finished
+    segment."""
+    command = [*(wrapper or []), str(CLI), "encode", *args]
+    cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = folder / "manifest.json"
     deadline = time.monotonic() + 300
     try:
@@ -476,7 +478,8 @@ def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(scenes: Path, t
     lines = result.stdout.splitlines()
     assert lines[0] == "plan: 4 segments"
     assert lines[1:5] == [f"  segment {i + 1}/4 (frames {4 * i}-{4 * i + 3})" for i in range(4)]
-    assert "estimate of the encode:" in lines and "  plan       4 segments on 1 worker" in lines
+    assert any(line.startswith("estimate of the encode on ") for line in lines)  # the device it plans for
+    assert "  plan       4 segments on 1 worker" in lines
     assert list(tmp_path.iterdir()) == []
 
 

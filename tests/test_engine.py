@@ -369,3 +369,24 @@ def test_raft_files_are_found_where_torch_and_torchvision_put_them(env, monkeypa
     for variant, weights in (("raft_large", Raft_Large_Weights), ("raft_small", Raft_Small_Weights)):
         expected = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.DEFAULT.url)
         assert raft_file(variant) == expected
+
+
+def test_state_of_permuted_frames_saves_loads_and_resumes_exactly(tmp_path):
+    """Frames made the usual way from an image (HWC array, ``permute(2, 0, 1)[None]``: a non-contiguous view)
+    leave a state safetensors can save (issue 25, item 9), and resuming from it is exact; nano on the CPU."""
+    engine = StreamDiffVSR.from_pretrained("nano", device="cpu")
+    frames = [torch.from_numpy(f[0].permute(1, 2, 0).numpy().copy()).permute(2, 0, 1)[None] for f in clip(5)]
+    assert not frames[0].is_contiguous()
+    reference = run(engine, frames)
+    stream = engine.stream()
+    for f in frames[:2]:
+        stream.step(f)
+    state = stream.state_dict()
+    assert all(tensor.is_contiguous() for tensor in state.values())
+    save_file(state, tmp_path / "state.safetensors")
+    resumed = engine.stream()
+    resumed.load_state_dict(load_file(tmp_path / "state.safetensors"))
+    for f, expected in zip(frames[2:], reference[2:], strict=True):
+        assert torch.equal(resumed.step(f), expected)
+    contiguous = run(engine, [f.contiguous() for f in frames])  # the layout the caller chose changes nothing
+    assert all(torch.equal(a, b) for a, b in zip(contiguous, reference, strict=True))

@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from streamdiffvsr.cli.main import build_parser
 from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
@@ -92,3 +94,24 @@ def test_every_raft_preset_is_covered_by_a_download_command_shown() -> None:
             fetched |= set(build_parser().parse_args(shlex.split(line)[1:]).flow or ["raft_large"])
     needed = {load_settings(name)["flow"] for name in bundled_presets()} & {"raft_large", "raft_small"}
     assert needed == {"raft_large", "raft_small"} and needed <= fetched
+
+
+def test_the_engine_section_runs_as_written_on_a_fresh_offline_cpu_machine(tmp_path: Path) -> None:
+    """The Python API snippet makes its own frame from a PNG, runs nano on the CPU, saves the stream's state
+    with safetensors and resumes from it exactly (issue 25, item 9)."""
+    (snippet,) = blocks("## The engine (Python)", "python")
+    assert 'dtype="bf16"' not in snippet.replace('dtype="bf16" is the default', "")
+    env = fresh_machine(tmp_path)
+    gradient = np.linspace(0, 255, 64 * 48 * 3).reshape(48, 64, 3).astype(np.uint8)
+    Image.fromarray(gradient).save(tmp_path / "frame.png")
+    check = (
+        "\nreference = engine.stream()\nreference.step(lr)\n"
+        "assert torch.equal(resumed.step(lr), reference.step(lr))\nprint(tuple(hr.shape))\n"
+    )
+    run = subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", snippet + check],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 3, 192, 256)"
+    assert (tmp_path / "state.safetensors").is_file()

@@ -20,7 +20,14 @@ from streamdiffvsr.autoencoder_temporal_tiny import TemporalAutoencoderTiny
 from streamdiffvsr.checkpoint import Components
 from streamdiffvsr.engine import StreamDiffVSR
 from streamdiffvsr.flow import DisFlow, FlowEstimator
-from streamdiffvsr.layout import MODEL_INDEX, PROMPT_EMBEDS_FILE, PROMPT_EMBEDS_KEY, SD_X4_SCHEDULER
+from streamdiffvsr.layout import (
+    DEFAULT_FLOW_KEY,
+    MODEL_INDEX,
+    PROMPT_EMBEDS_FILE,
+    PROMPT_EMBEDS_KEY,
+    SD_X4_SCHEDULER,
+    TRAINED_STEPS_KEY,
+)
 from streamdiffvsr.options import SCALE
 
 EMBED_DIM = 32
@@ -114,8 +121,9 @@ def save_checkpoint(models: NanoModels, root: str | Path, note: str = "") -> Pat
     models.vae.save_pretrained(root / "vae")
     build_scheduler().save_pretrained(root / "scheduler")
     save_file({PROMPT_EMBEDS_KEY: prompt_embeds().contiguous()}, root / PROMPT_EMBEDS_FILE)
-    # Trained with DIS flow on the LR frames (no RAFT weights offline): what flow="auto" picks for it.
-    index = {**MODEL_INDEX, "_default_flow": "dis"}
+    # Trained with DIS flow on the LR frames (no RAFT weights offline): what flow="auto" picks for it; and for
+    # NUM_STEPS steps per frame (the CLI warns when a preset runs it with another count).
+    index = {**MODEL_INDEX, DEFAULT_FLOW_KEY: "dis", TRAINED_STEPS_KEY: NUM_STEPS}
     (root / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     if note:
         (root / "README.md").write_text(note)

@@ -4,7 +4,9 @@ RAFT flow weights), so later runs work offline."""
 from __future__ import annotations
 
 import argparse
+import os
 
+from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.models import model_reference
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME
 
@@ -14,19 +16,42 @@ FLOW_CHOICES = KEYS_BY_NAME["flow"].choices
 def run_download(args: argparse.Namespace) -> int:
     from streamdiffvsr import DEFAULT_MODEL, resolve_checkpoint
     from streamdiffvsr.checkpoint import load_prompt_embeds
+    from streamdiffvsr.errors import NotDownloadable
     from streamdiffvsr.flow import pretrained_raft_file
     from streamdiffvsr.locate import resolve_flow
 
     model = args.model or DEFAULT_MODEL
-    root = resolve_checkpoint(model)
+    try:
+        root = resolve_checkpoint(model)
+    except NotDownloadable as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        why = "HF_HUB_OFFLINE is set" if offline else "no network?"
+        instead = "work with the embedded model (--model nano)"
+        command = f"streamdiffvsr download {model}"
+        raise CliError(offline_message(model, why, exc.cache, command, instead)) from None
     load_prompt_embeds(root)
     print(f"{model}: weights and prompt embedding ready at {root}")
     for flow, weights in dict.fromkeys(resolve_flow(root, flow) for flow in args.flow or ["raft_large"]):
         if flow in ("dis", "none") or weights is not None:
             continue
-        pretrained_raft_file(flow)
+        try:
+            pretrained_raft_file(flow)
+        except NotDownloadable as exc:
+            instead = "use DIS flow, which needs no weights (--set engine.flow=dis)"
+            command = f"streamdiffvsr download {model} --flow {flow}"
+            raise CliError(
+                offline_message(f"{flow}'s weights", "no network?", exc.cache, command, instead)
+            ) from None
         print(f"{flow}: torchvision's pretrained weights ready")
     return 0
+
+
+def offline_message(what: str, why: str, cache: str, command: str, instead: str) -> str:
+    """What to do where ``download`` cannot reach the network: copy the files over, or do without them."""
+    return (
+        f"cannot download {what} here ({why}); copy {cache} from a machine where `{command}` has run (with "
+        f"network) to the same path here, or {instead}"
+    )
 
 
 def add_parser(subparsers) -> None:

@@ -23,8 +23,9 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import (
 from streamdiffvsr.cli.media.probe import SourceInfo, first_size_change, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
 from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.numbers import whole
 from streamdiffvsr.cli.progress import Progress
-from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments import orchestrator, speeds
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
 from streamdiffvsr.cli.segments.partials import (
     GENERATED_SCRIPT_SUFFIX,
@@ -35,9 +36,10 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
+from streamdiffvsr.cli.segments.speeds import Speed
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.codecs import CODECS
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
 from streamdiffvsr.options import MIN_SIDE, SCALE
@@ -90,8 +92,6 @@ def check_output_folder(folder: Path) -> None:
 
 
 def check_range(start: int | None, end: int | None) -> None:
-    if start is not None and start < 0:
-        raise CliError(f"--start must be >= 0 (got {start})")
     if end is not None and end < (start or 0):
         raise CliError(f"--end must be >= --start (got --start {start or 0} --end {end})")
 
@@ -359,8 +359,6 @@ def parallel_from(args: argparse.Namespace) -> Parallel:
     """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
     if args.ray is not None and args.workers is not None:
         raise CliError("--workers and --ray exclude each other: --ray runs one worker per GPU of the cluster")
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers must be >= 1 (got {args.workers})")
     address = args.ray or (os.environ.get("RAY_ADDRESS") or None if args.workers is None else None)
     if address is not None:
         check_cluster(address)
@@ -408,6 +406,8 @@ def run_encode(args: argparse.Namespace) -> int:
         script_args["model"] = str(choice.path)
         if user_vpy is None:
             check_flow_available(settings["flow"], choice.path, flow_weights)
+            if notice := steps_notice(settings["steps"], choice):
+                notify(notice)
     if flow_weights is not None:
         script_args["flow_weights"] = flow_weights
     if user_vpy is not None and (ignored := _ignored_engine_overrides(settings)):
@@ -426,7 +426,14 @@ def run_encode(args: argparse.Namespace) -> int:
             claim(generated)
             generated.write_text(script_text, encoding="utf-8")
         if args.dry_run:
-            print(orchestrator.dry_run(request, parallel, notify), flush=True)
+
+            def speed_on(device: str) -> Speed | None:  # what an earlier preview of the same measured, if any
+                if user_vpy is not None:
+                    return None
+                size = read_size(info)
+                return speeds.recorded(speeds.speed_key(settings, choice.path, size, device, script.threads))
+
+            print(orchestrator.dry_run(request, parallel, notify, speed_on), flush=True)
             return 0
         orchestrator.run(request, parallel, args.restart, Progress(enabled=not args.quiet), notify)
     except EncodeError as exc:
@@ -459,17 +466,17 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--start",
-        type=int,
+        type=whole(0),
         metavar="N",
         help="first frame to encode: a frame number of INPUT, counted from 0 (default 0)",
     )
     p.add_argument(
-        "--end", type=int, metavar="N",
+        "--end", type=whole(0), metavar="N",
         help="last frame to encode, counted from 0 like --start and included (default: INPUT's last frame)",
     )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers", type=whole(1), metavar="N",
         help="segments rendered at once on this machine, on a local Ray instance (default: one per CUDA device)",
     )  # fmt: skip
     p.add_argument(

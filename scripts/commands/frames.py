@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from streamdiffvsr.cli.arguments import absolute_path
+from streamdiffvsr.cli.console import notify
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.progress import Progress
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 
 
@@ -88,7 +88,8 @@ def run_frames(args: argparse.Namespace) -> int:
     from streamdiffvsr import StreamDiffVSR, StreamDiffVSRError
 
     choice = choose_model(args.model)
-    print(f"streamdiffvsr: {choice.notice}", file=sys.stderr, flush=True)
+    for notice in filter(None, [choice.notice, steps_notice(settings["steps"], choice)]):
+        notify(notice)
     engine = settings.section("engine")
     stream = StreamDiffVSR.from_pretrained(str(choice.path), **engine_options(engine)).stream()
     max_chain = engine.get("max_chain") or 0

@@ -23,13 +23,14 @@ from streamdiffvsr.cli.commands.encode import (
 )
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.probe import probe
+from streamdiffvsr.cli.media.probe import SourceInfo, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.numbers import positive, whole
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model
+from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings, preset_reference
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
@@ -84,10 +85,6 @@ def run_preview(args: argparse.Namespace) -> int:
     for path in (output, plot_path(output)):
         check_output(path, source, args.overwrite)
     check_output_folder(output.parent)
-    if args.stretch <= 0:
-        raise CliError(f"--stretch must be > 0 seconds (got {args.stretch:g})")
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers must be >= 1 (got {args.workers})")
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools(CODECS[settings["codec"]].encoder)
     for _, each in compared:
@@ -103,6 +100,9 @@ def run_preview(args: argparse.Namespace) -> int:
     notify(choice.notice)
     for _, each in compared:
         check_flow_available(each["flow"], choice.path, flow_weights)
+    for notice in dict.fromkeys(steps_notice(each["steps"], choice) for _, each in compared):
+        if notice:
+            notify(notice)
     vpy_args = {"src": str(source), "model": str(choice.path)}
     if flow_weights is not None:
         vpy_args["flow_weights"] = flow_weights
@@ -148,28 +148,46 @@ def run_preview(args: argparse.Namespace) -> int:
     publish({output: picture, plot_path(output): plot})
     print(printable(f"wrote {output} and {plot_path(output).name}"), flush=True)
     print_speed(
-        preview, args.workers, settings["min_frames"], float(fps), checked - began + preview.start_seconds
-    )
+        preview, compared[0][1], choice.path, args.workers, info, tools.ffmpeg,
+        checked - began + preview.start_seconds,
+    )  # fmt: skip
     return 0
 
 
 def print_speed(
-    preview: Preview, workers: int | None, min_frames: int, fps: float, start_seconds: float
+    preview: Preview,
+    settings: Settings,
+    model: Path,
+    workers: int | None,
+    info: SourceInfo,
+    ffmpeg: str,
+    start_seconds: float,
 ) -> None:
-    """Each setting's measured speed, and the estimate of the encode with the first."""
+    """Each setting's measured speed, and the estimate of the encode with the first (its model steps and its
+    encoder timed on the frames rendered), which is kept for ``encode --dry-run``."""
     import torch
 
-    from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, even_split
+    from streamdiffvsr.cli.preview.encoder import encoder_seconds_per_frame
+    from streamdiffvsr.cli.segments import speeds
+    from streamdiffvsr.cli.segments.estimate import encode_estimate, even_split, frame_seconds
 
-    speeds = {label: t.seconds_per_frame for label, t in preview.timings.items() if t.seconds_per_frame}
-    if len(speeds) > 1:
-        print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in speeds.items()))
-    spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame came from a cache
-    estimate = Estimate(
-        even_split(preview.frames, min_frames), spf, workers or max(1, torch.cuda.device_count()),
-        seconds_per_segment=SEGMENT_SECONDS, seconds_per_worker_start=start_seconds,
-    )  # fmt: skip
-    print(estimate.describe(fps, preview.device))
+    timings = {label: t.seconds_per_frame for label, t in preview.timings.items() if t.seconds_per_frame}
+    if len(timings) > 1:
+        print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in timings.items()))
+    model_spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame was cached
+    fps = float(info.fps)
+    encoder_spf = encoder_seconds_per_frame(ffmpeg, settings, info, preview.samples, fps)
+    device, threads = preview.device, render_threads(settings["threads"])
+    speed = None
+    if model_spf is not None:
+        spf = frame_seconds(model_spf, encoder_spf, device.partition(":")[0])
+        key = speeds.speed_key(settings, model, preview.size, device, threads)
+        speed = speeds.record(key, spf, start_seconds, "preview")
+        if encoder_spf is not None:
+            print(f"measured: model {model_spf:.3f} s/frame, encoder {encoder_spf:.3f} s/frame")
+    segments = even_split(preview.frames, settings["min_frames"])
+    workers = workers or max(1, torch.cuda.device_count())
+    print(encode_estimate(segments, speed, workers, device, threads).describe(fps, device))
 
 
 def add_parser(subparsers) -> None:
@@ -198,12 +216,12 @@ def add_parser(subparsers) -> None:
         help="a column per value of one preset key (noise=fresh,fixed,warped) or per preset (preset=balanced,quality)",
     )  # fmt: skip
     p.add_argument(
-        "--stretch", type=float, default=2.0, metavar="SECONDS",
+        "--stretch", type=positive, default=2.0, metavar="SECONDS",
         help="length of the flicker plot, from the first moment on (default 2)",
     )  # fmt: skip
     p.add_argument(
         "--workers",
-        type=int,
+        type=whole(1),
         metavar="N",
         help="workers the estimate plans for (default: one per CUDA device)",
     )

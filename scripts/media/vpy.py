@@ -11,7 +11,7 @@ from string import Template
 
 from streamdiffvsr.cli.settings.codecs import PIXEL_FORMATS
 from streamdiffvsr.cli.settings.presets import bundled_presets
-from streamdiffvsr.cli.settings.schema import KEYS, Settings
+from streamdiffvsr.cli.settings.schema import KEYS, Settings, find_key
 
 TEMPLATE = "template.vpy"
 
@@ -19,7 +19,10 @@ TEMPLATE = "template.vpy"
 def _describe_source(settings: Settings) -> str:
     # Only names we know are safe to print: a bundled preset's name and schema key names (never a file path).
     label = f'preset "{settings.source}"' if settings.source in bundled_presets() else "a preset file"
-    keys = [item.partition("=")[0].strip().rpartition(".")[2] for item in settings.overrides]
+    # segment keys say how an encode splits and runs the script, not what it computes: a resume that sets the
+    # thread count its segments were rendered with runs the same script
+    names = (item.partition("=")[0].strip() for item in settings.overrides)
+    keys = [name.rpartition(".")[2] for name in names if find_key(name).section != "segment"]
     return label + (f" with --set {', '.join(keys)}" if keys else "")
 
 

@@ -11,30 +11,27 @@ from streamdiffvsr.cli.errors import CliError
 
 DEFAULT_COUNT = 4
 MAX_MOMENTS = 8
-_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_FRAME = re.compile(r"^\d+$", re.ASCII)
+_SECONDS = re.compile(rf"^({_NUMBER})s$", re.ASCII)
+_TIME = re.compile(rf"^(?:(\d+):)?(\d+):({_NUMBER})$", re.ASCII)
 
 
 def parse_moment(text: str, fps: Fraction) -> int:
-    """A frame number (``120``), seconds (``5s``, ``5.5s``) or a time (``1:05``, ``0:01:05.5``)."""
+    """A frame number (``120``), seconds (``5s``, ``5.5s``) or a time (``1:05``, ``0:01:05.5``); exact
+    arithmetic, so no spelling of a number (``1e400s``, ``nans``, ``-1s``) gets past as infinite or negative."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
-    seconds = text[:-1] if text.endswith("s") else None
-    match = _TIME.match(text) if seconds is None and ":" in text else None
     try:
-        if seconds is not None:
-            value = float(seconds)
-        elif match is not None:
-            first, second, last = match.groups()
-            hours, minutes = (first, second) if second is not None else (None, first)
-            value = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(last)
-        else:
-            raise ValueError
-    except ValueError:
-        raise CliError(
-            f"--at: {text!r} is not a frame number (120), seconds (5.5s) or a time (1:05, 0:01:05.5)"
-        ) from None
-    return int(value * fps)
+        if _FRAME.match(text):
+            return int(text)
+        if match := _SECONDS.match(text):
+            return int(Fraction(match.group(1)) * fps)
+        if match := _TIME.match(text):
+            hours, minutes, rest = match.groups()
+            return int((int(hours or 0) * 3600 + int(minutes) * 60 + Fraction(rest)) * fps)
+    except ValueError:  # more digits than Python converts
+        pass
+    raise CliError(f"--at: {text!r} is not a frame number (120), seconds (5.5s) or a time (1:05, 0:01:05.5)")
 
 
 def parse_at(text: str, fps: Fraction, frames: int) -> list[int]:

@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import vapoursynth as vs
 
+from streamdiffvsr.cli.preview.encoder import sample_size
 from streamdiffvsr.cli.preview.flicker import Flicker, changes
 from streamdiffvsr.cli.preview.picture import SCALE, Row
 from streamdiffvsr.cli.preview.render import ScriptRun, Timing, rgb_array, to_rgb24
@@ -40,6 +41,10 @@ class Preview:
     start_seconds: float  # the first script's evaluation and first frames (the model's load among them)
     frames: int
     device: str
+    samples: list[
+        np.ndarray
+    ]  # the first setting's output frames of the stretch (some), to time the encoder on
+    size: tuple[int, int]  # the filter's source frame size
 
 
 class Sources:
@@ -84,6 +89,8 @@ def render(
     anchors: dict[int, int] = {}
     timings: dict[str, Timing] = {}
     cuts: list[int] = []
+    samples: list[np.ndarray] = []
+    keep = sample_size(run.output.width, run.output.height, len(stretch_frames))
     for index, variant in enumerate(variants):
         if index:
             run = ScriptRun.start(variant.script)
@@ -103,6 +110,8 @@ def render(
                 if k == moments[0]:
                     outputs[k].append(image)
                     anchors[k] = anchor
+                if first and len(samples) < keep:
+                    samples.append(image)
                 yield image
 
         flicker.add(variant.label, stretch_images())
@@ -119,4 +128,7 @@ def render(
         images = (enlarged, sources.upscaled(moment), *outputs[moment])
         rows.append(Row(_header(moment, anchors[moment], fps), labels, images))
     device = str(run.server.spec.device)
-    return Preview(rows, lowres, flicker, cuts, timings, start_seconds, run.output.num_frames, device)
+    size = (run.source.width, run.source.height)
+    return Preview(
+        rows, lowres, flicker, cuts, timings, start_seconds, run.output.num_frames, device, samples, size
+    )

@@ -100,6 +100,27 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
+def _comparable(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint as a resume compares it: the render threads by the count used (``threads``), whether
+    segment.threads set it or it was the machine's cores."""
+    settings = fingerprint.get("settings")
+    if not isinstance(settings, dict):
+        return fingerprint
+    return {**fingerprint, "settings": {k: v for k, v in settings.items() if k != "threads"}}
+
+
+def _resume_hint(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """How to resume despite a difference: when only the thread count differs (another machine's cores), the
+    setting that gives the recorded count back."""
+    threads = old.get("threads")
+    if isinstance(threads, int) and _difference({**old, "threads": None}, {**new, "threads": None}) is None:
+        return (
+            f"rerun with --set segment.threads={threads} to resume with the thread count its segments were "
+            "rendered with, or with --restart to start over"
+        )
+    return "rerun with the same input and settings to resume, or with --restart to start over"
+
+
 def _words(value: Any) -> str:
     if isinstance(value, list) and len(value) == 2 and value[1] is None:
         return f"frames {value[0]} to the end"
@@ -234,11 +255,9 @@ def load(folder: Path, fingerprint: dict[str, Any]) -> Manifest | None:
     old = data.get("fingerprint")
     if not isinstance(old, dict):
         raise _damaged(path, "no fingerprint")
-    if (difference := _difference(old, fingerprint)) is not None:
-        raise CliError(
-            f"{folder} holds segments of another encode ({difference}); rerun with the same input and "
-            "settings to resume, or with --restart to start over"
-        )
+    old, new = _comparable(old), _comparable(fingerprint)
+    if (difference := _difference(old, new)) is not None:
+        raise CliError(f"{folder} holds segments of another encode ({difference}); {_resume_hint(old, new)}")
     segments = _segments(path, data)
     return Manifest(folder, fingerprint, segments, _finished(path, data, len(segments)))
 

@@ -22,7 +22,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.progress import ProgressSink
-from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
+from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, encode_estimate
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import (
     Manifest,
@@ -41,8 +41,10 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
+from streamdiffvsr.cli.segments.speeds import Speed
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
 from streamdiffvsr.cli.settings.schema import Settings
+from streamdiffvsr.options import device_name
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
@@ -128,19 +130,29 @@ def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Ma
     return manifest
 
 
-def dry_run(request: Request, parallel: Parallel, notify: Callable[[str], None]) -> str:
-    """The plan and the estimate block of ``request``, rendering nothing (the script is evaluated, no model)."""
+def dry_run(
+    request: Request,
+    parallel: Parallel,
+    notify: Callable[[str], None],
+    speed_on: Callable[[str], Speed | None],
+) -> str:
+    """The plan and the estimate block of ``request`` at the speed measured on its device (``speed_on``; None:
+    not measured), rendering nothing (the script is evaluated, no model)."""
     with _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
+        warmup = _warmup(first, request, segments, notify)
     workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
+    _fewer_workers_notice(parallel.workers, len(segments), len(segments), request, notify)
     lines = [f"plan: {len(segments)} segment{'s' * (len(segments) != 1)}"]
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
     if len(segments) > DRY_RUN_LISTED:
         lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
-    estimate = Estimate(tuple(s.frames for s in segments), None, workers, SEGMENT_SECONDS)
-    return "\n".join([*lines, estimate.describe(float(request.info.fps))])
+    device = device_name(request.settings["device_index"], first.cuda_devices)
+    estimate = encode_estimate(tuple(s.frames for s in segments), speed_on(device), workers, device,
+                               request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
+    return "\n".join([*lines, estimate.describe(float(request.info.fps), device)])
 
 
 @contextlib.contextmanager
@@ -162,6 +174,8 @@ def _run_whole(
     progress: ProgressSink,
     notify: Callable[[str], None],
 ) -> None:
+    _warmup(first, request, [segment], notify)
+    _fewer_workers_notice(parallel.workers, 1, 1, request, notify)
     partial = partial_path(request.output)
     job = Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
               check_anchor=False, overwrite=request.overwrite)  # fmt: skip
@@ -193,6 +207,8 @@ def _run_segments(
         for s in pending
     ]  # fmt: skip
     done_frames = sum(s.frames for s in manifest.segments if s not in pending)
+    _warmup(first, request, pending, notify)
+    _fewer_workers_notice(parallel.workers, len(jobs), count, request, notify)
     if jobs:
         with _pool(request, parallel, first, notify, len(jobs)) as pool:
             _run_jobs(pool, jobs, lambda job, result: manifest.finish(job.segment, result.frames), progress,
@@ -232,6 +248,44 @@ def _pool(
             yield pool
         finally:
             pool.close()
+
+
+def _warmup(
+    first: LocalWorker, request: Request, segments: list[Segment], notify: Callable[[str], None]
+) -> int:
+    """The frames rendered before the encode's first one when it is not a chain start (the filter starts at
+    the chain's start), said in a notice: the progress shows them only as its start."""
+    if request.start == 0 or not any(s.first == request.start for s in segments):
+        return 0
+    anchor = first.anchor_of(request.start)
+    if anchor is None or anchor >= request.start:
+        return 0
+    frames = request.start - anchor
+    notify(
+        f"--start {request.start}: that frame is {frames} frames into its chain (which starts at frame {anchor}): "
+        f"the model renders those {frames} frames first, as warm-up, so that OUTPUT's frames are the whole "
+        "video's; the progress says 'starting' until then"
+    )
+    return frames
+
+
+def _fewer_workers_notice(
+    asked: int | None, jobs: int, planned: int, request: Request, notify: Callable[[str], None]
+) -> None:
+    """Say so when ``--workers N`` gets fewer workers: one per segment left to render at most (``planned``: the
+    plan's segment count)."""
+    if asked is None or asked <= jobs:
+        return
+    why = ""
+    if planned == 1:
+        twice = 2 * request.settings["min_frames"]
+        why = (
+            f" (a range splits only from {twice} frames on, twice segment.min_frames, and only at scene cuts "
+            "or max_chain restarts)"
+        )
+    notify(
+        f"--workers {asked}: {jobs} segment{'s' * (jobs != 1)} to render, so {jobs} worker{'s' * (jobs != 1)}{why}"
+    )
 
 
 def _run_jobs(

@@ -103,6 +103,16 @@ class Renderer:
             return None
         return servers[0].chain_starts(min(last, self.frames - 1))
 
+    def anchor_of(self, n: int) -> int | None:
+        """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
+        filter remembers it for the render), or None without a single filter."""
+        from streamdiffvsr.vsfilter.filter import live_frame_servers
+
+        servers = live_frame_servers()
+        if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
+            return None
+        return servers[0].chains.anchor(n)
+
     def render(self, job: Job, report: Callable[[int], None]) -> Result:
         """Render, verify and move one job into place; a failure is a Result, never an exception."""
         began = time.monotonic()
@@ -253,6 +263,8 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
             return
         if kind == "scan":
             send("scan", renderer.chain_starts(value))
+        elif kind == "anchor":
+            send("anchor", renderer.anchor_of(value))
         else:
             send("result", renderer.render(value, lambda done: send("progress", done)))
 
@@ -326,12 +338,18 @@ class LocalWorker:
         while not self.notices.empty():
             self.notify(self.notices.get())
 
+    def _ask(self, kind: str, value: Any) -> Any:
+        self._send((kind, value))
+        answer, result = self.wait_event()
+        if answer != kind:
+            raise WorkerFailed(result, list(self.child.tail))
+        return result
+
     def chain_starts(self, last: int) -> list[int] | None:
-        self._send(("scan", last))
-        kind, value = self.wait_event()
-        if kind != "scan":
-            raise WorkerFailed(value, list(self.child.tail))
-        return value
+        return self._ask("scan", last)
+
+    def anchor_of(self, n: int) -> int | None:
+        return self._ask("anchor", n)
 
     def submit(self, job: Job) -> None:
         self._send(("render", job))

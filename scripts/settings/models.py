@@ -56,6 +56,21 @@ def model_reference(name: str) -> str:
     return name if hub_id and not absolute_path(name).is_dir() else str(absolute_path(name))
 
 
+def steps_notice(steps: int, choice: ModelChoice) -> str | None:
+    """A line when ``steps`` is not the step count the model was trained for (``checkpoint.trained_steps``):
+    a diffusion model run for other steps than it learnt can give noise (nano: pure noise at 1 step)."""
+    from streamdiffvsr.locate import trained_steps
+
+    trained = trained_steps(choice.path)
+    if trained is None or steps == trained:
+        return None
+    return (
+        f"engine.steps is {steps}, but model {choice.name} was trained for {trained} steps per frame: its "
+        f"output may be noise (nano gives pure noise at 1 step, heavy noise at 2); --set engine.steps={trained} "
+        "runs it as trained"
+    )
+
+
 def add_model_argument(parser) -> None:
     """The --model option of the commands that run the model."""
     parser.add_argument(

@@ -112,7 +112,7 @@ KEYS: tuple[Key, ...] = (
     _key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
         "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
     _key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
-        "everywhere, so segments equal the linear encode bit for bit; auto: this machine's cores)",
+        "everywhere, so segments render the linear encode's frames bit for bit; auto: this machine's cores)",
         bounds=Bounds(1), auto=True),
 )  # fmt: skip
 # Former key names, still accepted in presets and --set (with a notice until the version named).
