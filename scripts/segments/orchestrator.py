@@ -243,7 +243,7 @@ def _pool(
             address = stack.enter_context(ray_pool.local_instance(cpus, gpus))
             ray_pool.connect(address, local=True)
 
-        pool = ray_pool.RayPool(request.script, workers if parallel.address is None else None, jobs)
+        pool = ray_pool.RayPool(request.script, workers if parallel.address is None else None, jobs, notify)
         try:
             yield pool
         finally:

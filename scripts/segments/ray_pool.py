@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import os
 import secrets
 import signal
@@ -14,11 +15,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
 from streamdiffvsr.cli.segments.worker import Job, Renderer, Result, ScriptSpec
 
@@ -27,14 +30,21 @@ TCP_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 120.0
 PROGRESS_TIMEOUT_S = 2.0
 TOKEN_FILE = Path("~/.ray/auth_token")
+DISTRIBUTION = "vs-streamdiffvsr"
 
 
 class RendererActor:
-    """What a Ray worker process holds: the evaluated script; ``progress`` answers while ``render`` runs."""
+    """What a Ray worker process holds: the evaluated script; ``progress`` answers while ``render`` runs. It
+    loads nothing on a node that cannot render this encode (``node_problem``): ``hello`` says why."""
 
-    def __init__(self, spec: ScriptSpec) -> None:
-        self.renderer = Renderer(spec)
+    def __init__(self, spec: ScriptSpec, version: str) -> None:
+        self.problem = node_problem(version)
+        self.renderer = Renderer(spec) if self.problem is None else None
         self.done = 0
+
+    def hello(self) -> str | None:
+        """Why this node cannot take a segment, or None: asked before it is given one."""
+        return self.problem
 
     def render(self, job: Job) -> Result:
         import ray
@@ -48,6 +58,28 @@ class RendererActor:
 
     def progress(self) -> int:
         return self.done
+
+
+def package_version() -> str:
+    """This package's installed version ("none" where the metadata is missing)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def node_problem(version: str) -> str | None:
+    """Why the node this runs on cannot render segments of an encode started with package ``version``: another
+    version here, or no ffmpeg/ffprobe. None if it can."""
+    here = package_version()
+    if here != version:
+        return f"it has {DISTRIBUTION} {here}, this encode {version}; install the same version on every node"
+    try:
+        require_tool("ffmpeg")
+        require_tool("ffprobe")
+    except CliError as exc:
+        return str(exc)
+    return None
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -159,60 +191,140 @@ def local_instance(cpus: int, gpus: int) -> Iterator[str]:
             guardian.wait(START_TIMEOUT_S)
 
 
+@dataclasses.dataclass(frozen=True)
+class Place:
+    """Where one worker runs: a node of the cluster (its id and address)."""
+
+    node_id: str
+    address: str
+
+
+def _places(workers: int | None, jobs: int) -> list[Place]:
+    """One place per worker: ``workers`` on the local instance's node, or one per GPU of each live node of the
+    cluster (the nodes taken in turn), never more than ``jobs``."""
+    import ray
+
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    if workers is not None:
+        return [Place(nodes[0]["NodeID"], nodes[0]["NodeManagerAddress"])] * min(workers, jobs)
+    gpus = {node["NodeID"]: int(node["Resources"].get("GPU", 0)) for node in nodes}
+    turns = [
+        Place(node["NodeID"], node["NodeManagerAddress"])
+        for turn in range(max(gpus.values(), default=0))
+        for node in nodes
+        if gpus[node["NodeID"]] > turn
+    ]
+    if not turns:
+        raise CliError("the Ray cluster has no GPU: a cluster encode runs one worker per GPU")
+    return turns[:jobs]
+
+
 class RayPool:
     """``workers`` actors (None: one per GPU of the cluster), never more than ``jobs``, on the Ray cluster
-    ``connect`` joined."""
+    ``connect`` joined. Each actor is pinned to its node and gets a job only once its ``hello`` says the node
+    can render (a node that cannot is named in one line and left out); a worker that dies is started again on
+    its node while the node lives."""
 
-    def __init__(self, spec: ScriptSpec, workers: int | None, jobs: int) -> None:
+    def __init__(
+        self, spec: ScriptSpec, workers: int | None, jobs: int, notify: Callable[[str], None]
+    ) -> None:
         import ray
 
+        places = _places(workers, jobs)
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
-        if workers is None and gpus == 0:
-            raise CliError("the Ray cluster has no GPU: a cluster encode runs one worker per GPU")
-        count = min(workers or gpus, jobs)
-        self.options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": cpus / count}
-        self.spec = spec
+        self.options: dict[str, Any] = (
+            {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": cpus / len(places)}
+        )
+        self.spec, self.notify, self.version = spec, notify, package_version()
         self.actor_class = ray.remote(RendererActor)
-        self.idle_actors = [self._actor() for _ in range(count)]
-        self.running: dict[Any, tuple[Any, Job]] = {}
+        self.starting: dict[Any, tuple[Any, Place]] = {}
+        self.idle_actors: list[tuple[Any, Place]] = []
+        self.running: dict[Any, tuple[Any, Place, Job]] = {}
+        self.waiting_since = time.monotonic()
+        for place in places:
+            self._start(place)
 
-    def _actor(self) -> Any:
+    def _start(self, place: Place) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         # max_concurrency 2: progress() answers while render() runs.
-        return self.actor_class.options(max_concurrency=2, max_restarts=0, **self.options).remote(self.spec)
+        actor = self.actor_class.options(
+            max_concurrency=2, max_restarts=0, **self.options,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(place.node_id, soft=False),
+        ).remote(self.spec, self.version)  # fmt: skip
+        self.starting[actor.hello.remote()] = (actor, place)
 
     def idle(self) -> int:
         return len(self.idle_actors)
 
     def submit(self, job: Job) -> None:
-        actor = self.idle_actors.pop()
-        self.running[actor.render.remote(job)] = (actor, job)
+        actor, place = self.idle_actors.pop()
+        self.running[actor.render.remote(job)] = (actor, place, job)
 
     def wait(self, timeout: float) -> list[tuple[Job, Result]]:
+        """The jobs that ended within ``timeout``; workers that passed their ``hello`` meanwhile become idle. A
+        CliError when no worker is left, or none has started within START_TIMEOUT_S."""
         import ray
 
-        if not self.running:
-            return []
-        ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=timeout)
+        refs = [*self.running, *self.starting]
+        ready = ray.wait(refs, num_returns=len(refs), timeout=timeout)[0] if refs else []
         finished = []
         for ref in ready:
-            actor, job = self.running.pop(ref)
+            if ref in self.starting:
+                self._greeted(ref)
+                continue
+            actor, place, job = self.running.pop(ref)
             try:
                 result = ray.get(ref)
+                self.idle_actors.append((actor, place))
             except ray.exceptions.RayError as exc:
                 reason = str(exc).strip().splitlines()
                 result = Result(None, f"its worker died ({type(exc).__name__})", "worker", tuple(reason[-3:]))
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
-                actor = self._actor()
-            self.idle_actors.append(actor)
+                self._restart(place)
             finished.append((job, result))
+        self._check_workers()
         return finished
+
+    def _greeted(self, ref: Any) -> None:
+        import ray
+
+        actor, place = self.starting.pop(ref)
+        try:
+            problem = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            reason = str(exc).strip().splitlines()
+            problem = f"its worker did not start ({reason[-1] if reason else type(exc).__name__})"
+        if problem is None:
+            self.idle_actors.append((actor, place))
+            return
+        self.notify(f"Ray node {place.address} refused: {problem}")
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+
+    def _restart(self, place: Place) -> None:
+        """A worker on ``place`` again if its node still lives; else its jobs go to the other nodes."""
+        import ray
+
+        if any(node["NodeID"] == place.node_id and node["Alive"] for node in ray.nodes()):
+            self._start(place)
+        else:
+            self.notify(f"Ray node {place.address} is gone; its segments go to the other nodes")
+
+    def _check_workers(self) -> None:
+        if self.idle_actors or self.running:
+            self.waiting_since = time.monotonic()
+        elif not self.starting:
+            raise CliError("no node of the Ray cluster can render this encode (see the lines above)")
+        elif time.monotonic() - self.waiting_since > START_TIMEOUT_S:
+            raise CliError(f"no Ray worker has started within {START_TIMEOUT_S:.0f} s; is the cluster busy?")
 
     def progress(self) -> dict[int, int]:
         import ray
 
-        refs = {job.segment.index: actor.progress.remote() for actor, job in self.running.values()}
+        refs = {job.segment.index: actor.progress.remote() for actor, _, job in self.running.values()}
         try:
             return dict(zip(refs, ray.get(list(refs.values()), timeout=PROGRESS_TIMEOUT_S), strict=True))
         except ray.exceptions.RayError:
@@ -221,7 +333,8 @@ class RayPool:
     def close(self) -> None:
         import ray
 
-        for actor in [*self.idle_actors, *(actor for actor, _ in self.running.values())]:
+        actors = [*self.idle_actors, *self.starting.values(), *((a, p) for a, p, _ in self.running.values())]
+        for actor, _ in actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
         ray.shutdown()

@@ -1,0 +1,114 @@
+"""``encode --ray`` on a cluster of several nodes, each in its own network namespace (``tests/ray_netns``): real
+node addresses, nodes that are refused, die or lose their head. The tiny checkpoint on 32x24 clips, ffv1, so
+that decoded frames can be compared with the one-machine encode's bit for bit."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ray_netns import Cluster, Node, cluster, netns_available
+from tests.test_cli_encode import CLI
+from tests.test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, framemd5, make_scenes
+
+THREADS = ["--set", "segment.threads=1"]
+WHY_NOT = netns_available()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"cannot create network namespaces: {WHY_NOT}")
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scenes(tmp_path_factory.mktemp("scenes") / "scenes.mkv")
+
+
+@pytest.fixture(scope="module")
+def one_machine(scenes: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The decoded frames of the same segmented encode on this machine alone."""
+    output = tmp_path_factory.mktemp("one") / "one.mkv"
+    done = subprocess.run([str(CLI), "encode", str(scenes), str(output), "--model", str(tiny_checkpoint),
+                           *LOSSLESS, *SEGMENTED, *THREADS], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return framemd5(output)
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head and two worker nodes (one GPU declared each) for the module; nothing of it is left after."""
+    with cluster(tmp_path_factory.mktemp("home")) as made:
+        yield made
+    assert made.leftovers() == []
+
+
+def encode_on(where: Cluster, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The encode's driver in the head's namespace, with ``--ray HEAD:PORT`` and the token, run from OUTPUT's
+    folder (Ray puts the driver's working directory first on the workers' path: not this source tree)."""
+    driver = where.head.run([str(CLI), "encode", *args, "--ray", where.address], where.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(args[1]).parent)  # fmt: skip
+    try:
+        out, err = driver.communicate(timeout=timeout)
+    finally:
+        driver.kill()
+    return subprocess.CompletedProcess(driver.args, driver.returncode, out, err)
+
+
+def segment_nodes(log: str) -> dict[int, str]:
+    """The address each finished segment names in the log."""
+    return {
+        int(m[1]): m[2] for m in re.finditer(r"segment (\d+)/\d+ .* done in .* \((10\.231\.0\.\d+)\)", log)
+    }
+
+
+def test_segments_spread_over_the_nodes_and_equal_the_one_machine_encode(
+    nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mkv"
+    done = encode_on(nodes, [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED,
+                             *THREADS])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    where = segment_nodes(done.stderr)
+    assert sorted(where) == list(range(1, SEGMENTS + 1)), done.stderr
+    assert set(where.values()) == {node.address for node in workers(nodes)}, done.stderr
+    assert framemd5(output) == one_machine
+
+
+def workers(where: Cluster) -> list[Node]:
+    return [node for node in where.nodes.values() if node is not where.head]
+
+
+def test_a_node_with_another_version_or_without_ffmpeg_is_refused_before_it_takes_a_segment(
+    nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
+) -> None:
+    """Two more nodes: one where the package's metadata says another version (earlier on its Python path),
+    one whose PATH has no ffmpeg. Each is named in one line and takes no segment; the others do the encode."""
+    metadata = tmp_path / "other-version" / "vs_streamdiffvsr-9.9.9.dist-info"
+    metadata.mkdir(parents=True)
+    (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: vs-streamdiffvsr\nVersion: 9.9.9\n")
+    bin_only = str(Path(sys.executable).parent)  # ray and python, no ffmpeg
+    extra = [nodes.add_node("old", PYTHONPATH=str(metadata.parent)), nodes.add_node("bare", PATH=bin_only)]
+    try:
+        nodes.wait_alive(5)
+        output = tmp_path / "out.mkv"
+        done = encode_on(nodes, [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS,
+                                 *SEGMENTED, *THREADS])  # fmt: skip
+    finally:
+        for node in extra:
+            nodes.stop_node(node)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    old, bare = extra
+    assert (
+        f"streamdiffvsr: Ray node {old.address} refused: it has vs-streamdiffvsr 9.9.9, this encode 0.1.0; install the same version on every node"
+        in lines
+    ), done.stderr
+    assert any(
+        line.startswith(f"streamdiffvsr: Ray node {bare.address} refused: ffmpeg not found; ")
+        for line in lines
+    ), done.stderr
+    assert set(segment_nodes(done.stderr).values()) <= {node.address for node in workers(nodes)}
+    assert framemd5(output) == one_machine
+    assert [line for line in nodes.leftovers() if any(n.namespace in line for n in extra)] == []
