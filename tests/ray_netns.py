@@ -75,6 +75,10 @@ class Node:
         """The live processes inside this node's namespace."""
         return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if _net_inode(pid) == self.inode]
 
+    def running(self, process: str) -> bool:
+        """Whether a process of this node has ``process`` in its command line."""
+        return any(process in _cmdline(pid) for pid in self.pids())
+
     def kill(self, process: str = "") -> list[int]:
         """SIGKILL the processes of this node whose command line contains ``process`` (all if empty)."""
         killed = []
@@ -144,8 +148,9 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def start_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None) -> None:
-        """``ray start`` on ``node``: the head if it is the first node, else a node joining the head."""
+    def start_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None, check: bool = True) -> int:
+        """``ray start`` on ``node``: the head if it is the first node, else a node joining the head; its exit
+        status (with ``check``, a RuntimeError unless 0)."""
         role = ["--head", f"--port={HEAD_PORT}", "--include-dashboard=false"] if node is self.head else [
             f"--address={self.address}"]  # fmt: skip
         log = (node.temp / "start.log").open("w")
@@ -157,8 +162,9 @@ class Cluster:
         )  # fmt: skip
         log.close()
         code = started.wait(START_TIMEOUT_S)
-        if code != 0:
+        if check and code != 0:
             raise RuntimeError(f"ray start on {node.name} failed ({code}): {self.start_log(node)}")
+        return code
 
     def start_log(self, node: Node) -> str:
         return (node.temp / "start.log").read_text(errors="replace")[-2000:]
@@ -232,10 +238,10 @@ def _cmdline(pid: int | str) -> str:
 
 
 @contextlib.contextmanager
-def cluster(home: Path, workers: int = 2) -> Iterator[Cluster]:
+def cluster(home: Path, workers: int = 2, name: str = "") -> Iterator[Cluster]:
     """A head (no GPU: the encode's driver runs there) and ``workers`` nodes declaring one GPU each (the CPU
-    stands in); torn down however the block ends."""
-    made = Cluster(f"sdvt{os.getpid()}", home, os.urandom(16).hex())
+    stands in); torn down however the block ends. ``name`` tells apart clusters of one test process."""
+    made = Cluster(f"sdvt{os.getpid()}{name}", home, os.urandom(16).hex())
     try:
         made.open_hub()
         made.start_ray(made.add_host("head"), gpus=0)

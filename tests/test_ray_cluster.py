@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,16 +46,44 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     assert made.leftovers() == []
 
 
-def encode_on(where: Cluster, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The encode's driver in the head's namespace, with ``--ray HEAD:PORT`` and the token, run from OUTPUT's
-    folder (Ray puts the driver's working directory first on the workers' path: not this source tree)."""
-    driver = where.head.run([str(CLI), "encode", *args, "--ray", where.address], where.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(args[1]).parent)  # fmt: skip
-    try:
-        out, err = driver.communicate(timeout=timeout)
-    finally:
-        driver.kill()
-    return subprocess.CompletedProcess(driver.args, driver.returncode, out, err)
+class Driver:
+    """An encode whose driver runs in the head's namespace, with ``--ray HEAD:PORT`` and the token, from
+    OUTPUT's folder (Ray puts the driver's working directory first on the workers' path: not this source
+    tree); its stderr lines with the time each came."""
+
+    def __init__(self, where: Cluster, args: list[str]) -> None:
+        self.process = where.head.run([str(CLI), "encode", *args, "--ray", where.address], where.env(),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      cwd=Path(args[1]).parent)  # fmt: skip
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def when(self, text: str) -> float | None:
+        """When the first line containing ``text`` came (None: none yet)."""
+        return next((at for at, line in self.lines if text in line), None)
+
+    def finish(self, timeout: float = 600) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process.kill()
+            self.process.wait()
+            self.reader.join(10)
+
+
+def encode_on(where: Cluster, args: list[str]) -> subprocess.CompletedProcess[str]:
+    driver = Driver(where, args)
+    code = driver.finish()
+    return subprocess.CompletedProcess(driver.process.args, code, "", driver.stderr)
 
 
 def segment_nodes(log: str) -> dict[int, str]:
@@ -112,3 +142,40 @@ def test_a_node_with_another_version_or_without_ffmpeg_is_refused_before_it_take
     assert set(segment_nodes(done.stderr).values()) <= {node.address for node in workers(nodes)}
     assert framemd5(output) == one_machine
     assert [line for line in nodes.leftovers() if any(n.namespace in line for n in extra)] == []
+
+
+def test_a_worker_node_killed_mid_segment_costs_that_segment_only(
+    nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
+) -> None:
+    """A worker node's raylet SIGKILLed while the node's ffmpeg runs: the segment is rendered again on the
+    other node, within a bounded time, and the frames are the one-machine encode's."""
+    victim = workers(nodes)[-1]
+    output = tmp_path / "out.mkv"
+    driver = Driver(nodes, [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED,
+                            *THREADS])  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not victim.running("ffmpeg"):  # mid-segment: the node's ffmpeg runs
+            assert driver.process.poll() is None and time.monotonic() < deadline, driver.stderr
+            time.sleep(0.02)
+        killed = time.monotonic()
+        assert victim.kill("raylet")
+        code = driver.finish()
+        ended = time.monotonic()
+    finally:
+        driver.finish(0)
+        nodes.stop_node(victim)
+        nodes.add_node(f"w{nodes.hosts + 1}")  # the module's cluster has two worker nodes again
+        nodes.wait_alive(3)
+    assert code == 0, driver.stderr
+    failed = [line for _, line in driver.lines if f"failed on {victim.address}" in line]
+    assert len(failed) == 1 and failed[0].endswith("; trying again"), driver.stderr
+    noticed = driver.when("trying again")
+    print(
+        f"\nraylet killed: noticed after {noticed - killed:.1f} s, encode ended {ended - killed:.1f} s after"
+    )
+    assert noticed - killed < 60, driver.stderr
+    again = int(re.search(r"segment (\d+)/", failed[0])[1])
+    where = segment_nodes(driver.stderr)
+    assert sorted(where) == list(range(1, SEGMENTS + 1)) and where[again] != victim.address, driver.stderr
+    assert framemd5(output) == one_machine

@@ -280,7 +280,8 @@ class RayPool:
                 self.idle_actors.append((actor, place))
             except ray.exceptions.RayError as exc:
                 reason = str(exc).strip().splitlines()
-                result = Result(None, f"its worker died ({type(exc).__name__})", "worker", tuple(reason[-3:]))
+                result = Result(None, f"its worker died ({type(exc).__name__})", "worker", tuple(reason[-3:]),
+                                node=place.address)  # fmt: skip
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
                 self._restart(place)
