@@ -4,7 +4,10 @@ that decoded frames can be compared with the one-machine encode's bit for bit.""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -178,4 +181,47 @@ def test_a_worker_node_killed_mid_segment_costs_that_segment_only(
     again = int(re.search(r"segment (\d+)/", failed[0])[1])
     where = segment_nodes(driver.stderr)
     assert sorted(where) == list(range(1, SEGMENTS + 1)) and where[again] != victim.address, driver.stderr
+    assert framemd5(output) == one_machine
+
+
+def test_the_head_lost_stops_the_encode_in_one_line_and_a_new_cluster_resumes(
+    scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
+) -> None:
+    """Once a segment is done, the worker nodes frozen (SIGSTOP: their segments stay in flight) and every Ray
+    process of the head SIGKILLed (the driver, on the head, lives): the encode stops in one line within a
+    bounded time and keeps its finished segments; the same command on a new cluster resumes, and the frames
+    are the one-machine encode's."""
+    output, home = tmp_path / "out.mkv", tmp_path / "home"
+    manifest = tmp_path / ".out.mkv.segments" / "manifest.json"
+    home.mkdir()
+    args = [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED, *THREADS]
+    with cluster(home, name="b") as first:
+        driver = Driver(first, args)
+        try:
+            deadline = time.monotonic() + 300
+            while not (manifest.is_file() and json.loads(manifest.read_text())["done"]):
+                assert driver.process.poll() is None and time.monotonic() < deadline, driver.stderr
+                time.sleep(0.05)
+            for node in workers(first):  # the segments in flight stay in flight
+                for pid in node.pids():
+                    os.kill(pid, signal.SIGSTOP)
+            lost = time.monotonic()
+            assert first.head.kill(spare=driver.process.pid)
+            code = driver.finish(300)
+            ended = time.monotonic()
+        finally:
+            driver.finish(0)
+    assert first.leftovers() == []
+    print(f"\nhead lost: the encode ended {ended - lost:.1f} s after; {driver.stderr}")
+    assert code == 2 and driver.lines[-1][1].startswith(
+        "streamdiffvsr: error: lost the Ray cluster's head at "
+    ), driver.stderr
+    assert ended - lost < 60
+    kept = len(json.loads(manifest.read_text())["done"])
+    assert kept >= 1
+    with cluster(home, name="c") as second:
+        rerun = encode_on(second, args)
+    assert second.leftovers() == []
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {kept} of {SEGMENTS} segments already done" in rerun.stderr
     assert framemd5(output) == one_machine

@@ -29,6 +29,8 @@ CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 120.0
 PROGRESS_TIMEOUT_S = 2.0
+HEAD_CHECK_S = 2.0  # how often the pool checks that the head still answers
+HEAD_LOST_S = 15.0  # no answer this long: the encode stops (Ray's own nodes give up after 60 s)
 TOKEN_FILE = Path("~/.ray/auth_token")
 DISTRIBUTION = "vs-streamdiffvsr"
 
@@ -242,6 +244,8 @@ class RayPool:
         self.idle_actors: list[tuple[Any, Place]] = []
         self.running: dict[Any, tuple[Any, Place, Job]] = {}
         self.waiting_since = time.monotonic()
+        self.head = parse_address(ray.get_runtime_context().gcs_address)
+        self.head_seen = self.head_checked = time.monotonic()
         for place in places:
             self._start(place)
 
@@ -287,6 +291,7 @@ class RayPool:
                 self._restart(place)
             finished.append((job, result))
         self._check_workers()
+        self._check_head()
         return finished
 
     def _greeted(self, ref: Any) -> None:
@@ -321,6 +326,24 @@ class RayPool:
             raise CliError("no node of the Ray cluster can render this encode (see the lines above)")
         elif time.monotonic() - self.waiting_since > START_TIMEOUT_S:
             raise CliError(f"no Ray worker has started within {START_TIMEOUT_S:.0f} s; is the cluster busy?")
+
+    def _check_head(self) -> None:
+        """A CliError once the cluster's head has not answered for HEAD_LOST_S (checked every HEAD_CHECK_S):
+        without it no worker can be started again, and Ray's nodes give up soon after."""
+        now = time.monotonic()
+        if now - self.head_checked < HEAD_CHECK_S:
+            return
+        self.head_checked = now
+        try:
+            socket.create_connection(self.head, timeout=HEAD_CHECK_S).close()
+            self.head_seen = now
+        except OSError:
+            if now - self.head_seen > HEAD_LOST_S:
+                host, port = self.head
+                raise CliError(
+                    f"lost the Ray cluster's head at {host}:{port} (no answer for {HEAD_LOST_S:.0f} s); "
+                    "finished segments are kept: rerun the same command when a cluster runs to resume"
+                ) from None
 
     def progress(self) -> dict[int, int]:
         import ray
