@@ -26,6 +26,7 @@ HEAD_PORT = 6379
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
 RAY = str(Path(sys.executable).parent / "ray")
+DRIVER = str(Path(sys.executable).parent / "streamdiffvsr")  # an encode's command line
 IP = shutil.which("ip") or "/usr/sbin/ip"  # by path: a node's PATH may be cut down
 # Not RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (what keeps --workers' instance on loopback): it refuses a second node.
 RAY_ENV = {"RAY_AUTH_MODE": "token"}
@@ -149,23 +150,25 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def start_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None, check: bool = True) -> int:
-        """``ray start`` on ``node``: the head if it is the first node, else a node joining the head; its exit
-        status (with ``check``, a RuntimeError unless 0)."""
-        role = ["--head", f"--port={HEAD_PORT}", "--include-dashboard=false"] if node is self.head else [
-            f"--address={self.address}"]  # fmt: skip
-        log = (node.temp / "start.log").open("w")
-        started = node.run(
-            [RAY, "start", *role, f"--node-ip-address={node.address}", f"--num-gpus={gpus}",
-             f"--num-cpus={1 if gpus else 0}", "--object-store-memory=80000000", "--disable-usage-stats",
-             f"--temp-dir={node.temp}"],
-            env or self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-        log.close()
-        code = started.wait(START_TIMEOUT_S)
-        if check and code != 0:
+    def launch_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """``ray start`` on ``node``, not waited for: the head if it is the first node, else a node joining
+        the head (its output in the node's ``start.log``)."""
+        role = [f"--address={self.address}"]
+        if node is self.head:
+            role = ["--head", f"--port={HEAD_PORT}", "--include-dashboard=false"]
+        with (node.temp / "start.log").open("w") as log:
+            return node.run(
+                [RAY, "start", *role, f"--node-ip-address={node.address}", f"--num-gpus={gpus}",
+                 f"--num-cpus={1 if gpus else 0}", "--object-store-memory=80000000", "--disable-usage-stats",
+                 f"--temp-dir={node.temp}"],
+                env or self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+
+    def start_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None) -> None:
+        """``ray start`` on ``node``, waited for (a RuntimeError if it fails)."""
+        code = self.launch_ray(node, gpus, env).wait(START_TIMEOUT_S)
+        if code != 0:
             raise RuntimeError(f"ray start on {node.name} failed ({code}): {self.start_log(node)}")
-        return code
 
     def start_log(self, node: Node) -> str:
         return (node.temp / "start.log").read_text(errors="replace")[-2000:]
@@ -213,15 +216,20 @@ class Cluster:
             self.namespaces.remove(namespace)
 
     def leftovers(self) -> list[str]:
-        """What of this cluster still exists: processes in (even deleted) namespaces of it, its namespaces,
-        its temporary folders. Empty after ``close``."""
-        found = [f"pid {pid}: {_cmdline(pid)}" for pid in filter(str.isdigit, os.listdir("/proc"))
-                 if _net_inode(pid) in self.inodes]  # fmt: skip
+        """What the test made that the cluster no longer holds: processes in namespaces it removed, an
+        encode's driver still running, namespaces or temporary folders of nodes it removed. Empty after
+        ``close`` means nothing at all is left."""
+        live = {node.inode for node in self.nodes.values()}
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            inode, cmdline = _net_inode(pid), _cmdline(pid)
+            if inode in self.inodes and (inode not in live or DRIVER in cmdline):
+                found.append(f"pid {pid}: {cmdline}")
         listed = subprocess.run([IP, "netns", "list"], capture_output=True, text=True, check=True).stdout
-        found += [
-            f"namespace {line.split()[0]}" for line in listed.splitlines() if line.startswith(self.prefix)
-        ]
-        found += [f"folder {path}" for path in Path("/tmp").glob(f"{self.prefix}-*")]
+        found += [f"namespace {name}" for name in (line.split()[0] for line in listed.splitlines())
+                  if name.startswith(f"{self.prefix}-") and name not in self.namespaces]  # fmt: skip
+        temps = {node.temp for node in self.nodes.values()}
+        found += [f"folder {path}" for path in Path("/tmp").glob(f"{self.prefix}-*") if path not in temps]
         return found
 
 

@@ -242,7 +242,7 @@ def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worke
     cli = subprocess.Popen([str(CLI), "encode", *args, "--workers", "2"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=fresh_home(tmp_path))  # fmt: skip
     try:  # kill a Ray worker that holds a segment
-        os.kill(wait_for_actor(cli), signal.SIGKILL)
+        os.kill(wait_for_actor(cli, holding_a_segment=True), signal.SIGKILL)
         _, err = cli.communicate(timeout=600)
     finally:
         cli.kill()
@@ -252,15 +252,27 @@ def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worke
     assert_none_left(tmp_path, ray_before)
 
 
-def wait_for_actor(cli: subprocess.Popen) -> int:
-    """The pid of a render worker (Ray actor) of the running encode, once there is one."""
+def wait_for_actor(cli: subprocess.Popen, holding_a_segment: bool = False) -> int:
+    """The pid of a render worker (Ray actor) of the running encode, once there is one (with
+    ``holding_a_segment``: one whose ffmpeg runs; a worker is given a segment only once it has started)."""
     deadline = time.monotonic() + 300
     while True:
-        actors = [pid for pid, cmdline in own_processes().items() if "ray::RendererActor" in cmdline]
+        processes = own_processes()
+        actors = {pid for pid, cmdline in processes.items() if "ray::RendererActor" in cmdline}
+        if holding_a_segment:
+            actors &= {_parent(pid) for pid, cmdline in processes.items()
+                       if Path(cmdline.partition(" ")[0]).name == "ffmpeg"}  # fmt: skip
         if actors:
-            return actors[0]
+            return min(actors)
         assert cli.poll() is None and time.monotonic() < deadline, cli.communicate()
-        time.sleep(0.05)
+        time.sleep(0.02)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def fresh_home(tmp_path: Path) -> dict[str, str]:
