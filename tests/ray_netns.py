@@ -80,14 +80,14 @@ class Node:
         """Whether a process of this node has ``process`` in its command line."""
         return any(process in _cmdline(pid) for pid in self.pids())
 
-    def kill(self, process: str = "", spare: int | None = None) -> list[int]:
-        """SIGKILL the processes of this node whose command line contains ``process`` (all if empty), but
-        ``spare``."""
+    def kill(self, process: str = "", spare: int | None = None, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal (SIGKILL) the processes of this node whose command line contains ``process`` (all if
+        empty), but ``spare``."""
         killed = []
         for pid in self.pids():
             if process in _cmdline(pid) and pid != spare:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, sig)
                     killed.append(pid)
         return killed
 

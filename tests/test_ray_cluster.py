@@ -165,8 +165,9 @@ def test_a_node_with_another_version_or_without_ffmpeg_is_refused_before_it_take
 def test_a_worker_node_killed_mid_segment_costs_that_segment_only(
     nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
 ) -> None:
-    """A worker node's raylet SIGKILLed while the node's ffmpeg runs: the segment is rendered again on the
-    other node, within a bounded time, and the frames are the one-machine encode's."""
+    """A worker node's raylet SIGKILLed while the node's ffmpeg runs (frozen, so that the segment cannot end
+    first): the segment is rendered again on the other node, within a bounded time, and the frames are the
+    one-machine encode's."""
     victim = workers(nodes)[-1]
     output = tmp_path / "out.mkv"
     driver = Driver(nodes, [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED,
@@ -176,6 +177,7 @@ def test_a_worker_node_killed_mid_segment_costs_that_segment_only(
         while not victim.running("ffmpeg"):  # mid-segment: the node's ffmpeg runs
             assert driver.process.poll() is None and time.monotonic() < deadline, driver.stderr
             time.sleep(0.02)
+        victim.kill("ffmpeg", sig=signal.SIGSTOP)  # the segment cannot end before Ray notices
         killed = time.monotonic()
         assert victim.kill("raylet")
         code = driver.finish()
