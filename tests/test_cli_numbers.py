@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli import numbers
+from streamdiffvsr.cli import arguments
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.main import build_parser, main
 from streamdiffvsr.cli.settings.schema import KEYS, build_settings
@@ -22,12 +22,14 @@ HOSTILE = ["nan", "NaN", "inf", "-inf", "1e400", "-1", "-0.5", "0x10", ""]
 
 def number_options() -> list[tuple[str, str]]:
     """(subcommand, option) of every option that parses its value as a number: with ``int`` or ``float`` (which
-    the hostile values below catch) or a type of ``streamdiffvsr.cli.numbers``."""
+    the hostile values below catch) or a number type of ``streamdiffvsr.cli.arguments``."""
     found = []
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for name, parser in commands.choices.items():
         for action in parser._actions:
-            number = action.type in (int, float) or getattr(action.type, "__module__", "") == numbers.__name__
+            number = action.type in (int, float, arguments.positive) or getattr(
+                action.type, "__qualname__", ""
+            ).startswith(f"{arguments.whole.__name__}.")
             if number and action.option_strings:
                 found.append((name, action.option_strings[0]))
     return found

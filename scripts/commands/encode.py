@@ -10,7 +10,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from streamdiffvsr.cli.arguments import absolute_path
+from streamdiffvsr.cli.arguments import absolute_path, whole
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.media.ffmpeg_cmd import (
@@ -23,7 +23,6 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import (
 from streamdiffvsr.cli.media.probe import SourceInfo, first_size_change, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
 from streamdiffvsr.cli.media.vpy import render_script
-from streamdiffvsr.cli.numbers import whole
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator, speeds
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request

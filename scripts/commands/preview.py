@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamdiffvsr.cli.arguments import absolute_path
+from streamdiffvsr.cli.arguments import absolute_path, positive, whole
 from streamdiffvsr.cli.commands.encode import (
     check_constant_rate,
     check_flow_available,
@@ -26,7 +26,6 @@ from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import SourceInfo, probe
 from streamdiffvsr.cli.media.tools import require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
-from streamdiffvsr.cli.numbers import positive, whole
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
