@@ -9,9 +9,11 @@ torch when it is called.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from .errors import DeviceError, StreamDiffVSRError
@@ -209,6 +211,15 @@ def device_name(device_index: int | None, cuda_devices: int) -> str:
     if cuda_devices == 0:
         return "cpu"
     return f"cuda:{device_index or 0}"
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether the networks will run on an NVIDIA GPU here, told without torch (the command's own process
+    never imports it): the driver lists a GPU and CUDA_VISIBLE_DEVICES does not hide them all."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def default_precision(device: str) -> str:

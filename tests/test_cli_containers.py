@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli.commands.encode import nvidia_gpu_present
+from streamdiffvsr.options import nvidia_gpu_present
 from tests.test_cli_encode import ffmpeg
 from tests.test_cli_segments import CHEAP_MP4, LOSSLESS, SEGMENTED, SEGMENTS, encode, make_scenes
 

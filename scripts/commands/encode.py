@@ -41,7 +41,7 @@ from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, Settings, find_key
-from streamdiffvsr.options import MIN_SIDE, SCALE
+from streamdiffvsr.options import MIN_SIDE, SCALE, nvidia_gpu_present
 
 
 def check_input(path: Path) -> None:
@@ -292,15 +292,6 @@ def check_memory(source: Path, info: SourceInfo, parallel: Parallel, notify) -> 
 
 def _workers(count: int) -> str:
     return "a render worker" if count == 1 else f"{count} render workers"
-
-
-def nvidia_gpu_present() -> bool:
-    """Whether the networks will run on an NVIDIA GPU here, told without torch (the command's own process
-    never imports it): the driver lists a GPU and CUDA_VISIBLE_DEVICES does not hide them all."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
-        return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | None:

@@ -94,24 +94,26 @@ class Renderer:
         self.node = socket.gethostname()
         self.cuda_devices = _cuda_devices()
 
-    def chain_starts(self, last: int) -> list[int] | None:
-        """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
+    def _the_filter(self):
+        """The frame server of the script's one ``stream_diffvsr`` of the output's length, or None (none, or
+        several: nothing to split at)."""
         from streamdiffvsr.vsfilter.filter import live_frame_servers
 
         servers = live_frame_servers()
         if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
             return None
-        return servers[0].chain_starts(min(last, self.frames - 1))
+        return servers[0]
+
+    def chain_starts(self, last: int) -> list[int] | None:
+        """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
+        server = self._the_filter()
+        return None if server is None else server.chain_starts(min(last, self.frames - 1))
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
         filter remembers it for the render), or None without a single filter."""
-        from streamdiffvsr.vsfilter.filter import live_frame_servers
-
-        servers = live_frame_servers()
-        if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
-            return None
-        return servers[0].chains.anchor(n)
+        server = self._the_filter()
+        return None if server is None else server.chains.anchor(n)
 
     def render(self, job: Job, report: Callable[[int], None]) -> Result:
         """Render, verify and move one job into place; a failure is a Result, never an exception."""
