@@ -66,6 +66,11 @@ class Estimate:
     def busy_workers(self) -> int:
         return max(1, min(self.workers, len(self.segment_frames)))
 
+    @property
+    def slowdown(self) -> float:
+        """Each busy worker's slowdown: ``shared`` when several share the CPU, else none."""
+        return self.shared if self.busy_workers > 1 else 1.0
+
     def _costs(self) -> list[int]:
         """Frames each segment renders: the warm-up goes to the first."""
         return [frames + self.warmup * (index == 0) for index, frames in enumerate(self.segment_frames)]
@@ -84,7 +89,7 @@ class Estimate:
         """From the start of rendering to the last segment done."""
         if self.seconds_per_frame is None:
             return None
-        shared = self.shared if self.busy_workers > 1 else 1.0
+        shared = self.slowdown
         finish = [self.pool_start + self.seconds_per_worker_start * shared] * self.busy_workers
         for frames in sorted(self._costs(), reverse=True):
             start = heapq.heappop(finish)
@@ -112,8 +117,7 @@ class Estimate:
                 f"  plan       {plan}",
             ]
         else:
-            shared = self.shared if self.busy_workers > 1 else 1.0
-            overhead = wall - self.render_seconds * shared / self.busy_workers
+            overhead = wall - self.render_seconds * self.slowdown / self.busy_workers
             source = f", {self.speed_source}" if self.speed_source else ""
             lines += [
                 f"  speed      {spf:.3f} s/frame ({1 / max(spf, 1e-9):.2f} fps){source}",
