@@ -3,7 +3,9 @@ that no test leaves changed for the tests after it."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,9 +18,16 @@ from tests.processes import TEST_RUN_VARIABLE
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Every process this test run starts inherits it (Ray's daemons and workers too): tests that look for processes
 # left behind count only those of this run, never another user's or another test run's (tests/processes.py).
-os.environ.setdefault(TEST_RUN_VARIABLE, uuid.uuid4().hex)
-# matplotlib (preview's flicker plot) keeps its font cache here, not in the home folder of whoever runs the tests.
-os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="streamdiffvsr-tests-matplotlib-"))
+# Each pytest-xdist worker takes a mark of its own: the processes of the test beside it are not this test's.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ[TEST_RUN_VARIABLE] = uuid.uuid4().hex
+else:
+    os.environ.setdefault(TEST_RUN_VARIABLE, uuid.uuid4().hex)
+# matplotlib (preview's flicker plot) keeps its font cache here, not in the home folder of whoever runs the tests;
+# the process that made the folder removes it when it ends.
+if "MPLCONFIGDIR" not in os.environ:
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="streamdiffvsr-tests-matplotlib-")
+    atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 os.environ.setdefault(
     "STREAMDIFFVSR_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "streamdiffvsr")
 )

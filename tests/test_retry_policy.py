@@ -1,6 +1,6 @@
-"""The orchestrator's one retry policy and its ETA (``orchestrator._run_jobs``) against a scripted pool: no
-process, no model, milliseconds. The end-to-end tests (tests/test_cli_segments.py) keep what only real workers
-show: a killed worker or Ray actor is retried and the frames stay identical."""
+"""The orchestrator's one retry policy and its ETA (``orchestrator._run_jobs``) against a scripted pool, and the
+plan (``plan.make_plan``) against a scripted chain scan: no process, no model, milliseconds. The end-to-end tests
+(tests/test_cli_segments.py) keep what only real workers show: a killed worker or Ray actor is retried and the frames stay identical."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli.errors import EncodeError
+from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
 from streamdiffvsr.cli.segments.orchestrator import MAX_ATTEMPTS, _run_jobs
-from streamdiffvsr.cli.segments.plan import Segment
+from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.worker import Job, Result
 
 SEGMENT_FRAMES = 10
@@ -138,3 +138,34 @@ def test_the_eta_counts_what_is_left_on_the_workers_there_are() -> None:
 
     _run_jobs(pool, jobs(3), lambda job, result: None, FirstEta(), lambda text: None)
     assert seen == [Estimate((10, 10, 10), 1.0, 2, SEGMENT_SECONDS).wall_seconds]
+
+
+class Scanner:
+    """A ``ChainScanner`` of a script with ``frames`` frames and these chain starts (None: no filter to split at)."""
+
+    def __init__(self, frames: int, starts: list[int] | None) -> None:
+        self.frames = frames
+        self.starts = starts
+        self.scanned: list[int] = []
+
+    def chain_starts(self, last: int) -> list[int] | None:
+        self.scanned.append(last)
+        return self.starts
+
+
+def test_the_plan_splits_at_chain_starts_only_when_two_segments_fit() -> None:
+    scanner = Scanner(40, [0, 12, 20, 24, 33])  # 20: 8 after 12; 33: the tail would be 7
+    assert make_plan(scanner, 0, None, 10) == [Segment(0, 0, 11), Segment(1, 12, 23), Segment(2, 24, 39)]
+    assert scanner.scanned == [39]
+    short = Scanner(40, [0, 12])
+    assert (
+        make_plan(short, 5, 20, 10) == [Segment(0, 5, 20)] and short.scanned == []
+    )  # no scan for one segment
+    assert make_plan(Scanner(40, None), 0, None, 10) == [Segment(0, 0, 39)]  # a script without the filter
+
+
+def test_a_range_beyond_the_script_is_one_line() -> None:
+    with pytest.raises(CliError, match=r"--start 40 is beyond the script's last frame \(39\)"):
+        make_plan(Scanner(40, []), 40, None, 10)
+    with pytest.raises(CliError, match=r"--end 40 is beyond the script's last frame \(39\)"):
+        make_plan(Scanner(40, []), 0, 40, 10)
