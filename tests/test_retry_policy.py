@@ -1,6 +1,7 @@
 """The orchestrator's one retry policy and its ETA (``orchestrator._run_jobs``) against a scripted pool, and the
 plan (``plan.make_plan``) against a scripted chain scan: no process, no model, milliseconds. The end-to-end tests
-(tests/test_cli_segments.py) keep what only real workers show: a killed worker or Ray actor is retried and the frames stay identical."""
+(tests/test_cli_segments.py) keep what only real workers show: a killed worker or Ray actor is retried and the
+frames stay identical."""
 
 from __future__ import annotations
 
