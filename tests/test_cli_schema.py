@@ -204,6 +204,38 @@ def test_every_codec_of_the_registry_is_a_choice_with_its_own_options() -> None:
         assert ("x265-params" in options) == (codec.name == "x265")
 
 
+@pytest.mark.parametrize(
+    ("codec", "option", "params"),
+    [
+        ("x265", "x265-params", "log-level=warning:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+         "WP(15635,16450)L(10000000,50):max-cll=1000,400:aq-mode=3"),
+        ("x264", "x264-params", "mastering-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+         "L(10000000,50):cll=1000,400"),
+        ("svtav1", "svtav1-params", "mastering-display=G(0.265,0.69)B(0.15,0.06)R(0.68,0.32)WP(0.3127,0.329)"
+         "L(1000,0.005):content-light=1000,400"),
+        ("ffv1", None, None),
+    ],
+)  # fmt: skip
+def test_hdr10_metadata_is_written_in_each_codecs_own_syntax(codec: str, option: str, params: str) -> None:
+    from streamdiffvsr.cli.media.ffmpeg_cmd import video_options
+    from streamdiffvsr.cli.media.probe import SourceInfo
+    from streamdiffvsr.cli.settings.codecs import CODECS, Hdr10
+
+    hdr10 = Hdr10((13250, 34500, 7500, 3000, 34000, 16000, 15635, 16450, 10000000, 50), (1000, 400))
+    info = SourceInfo(
+        fps=24, time_base=None, color_primaries="bt2020", color_transfer="smpte2084", hdr10=hdr10
+    )
+    sets = [f"codec={codec}", *(["x265_params=aq-mode=3"] if codec == "x265" else [])]
+    encoder = load_settings(None, sets).section("encoder")
+    options = video_options(encoder, info, tag_colour=True)
+    assert {key: value for key, value in options.items() if key.endswith("-params")} == (
+        {option: params} if option else {}
+    )
+    assert list(options)[-1] == (option or "color_trc")  # the parameter list comes last, as it always did
+    assert (CODECS[codec].hdr10_notice(hdr10) is None) == (option is not None)
+    assert "display=" not in str(video_options(encoder, info, tag_colour=False))  # a --vpy: not the source's
+
+
 def test_presets_keys_lines_up_every_section_and_prints_ranges_in_full(capsys) -> None:
     assert main(["presets", "--keys"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -21,7 +21,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import (
     streams_trial_command,
 )
 from streamdiffvsr.cli.media.probe import SourceInfo, first_size_change, frame_duration_range, probe
-from streamdiffvsr.cli.media.tools import require_encode_tools, x265_param_errors
+from streamdiffvsr.cli.media.tools import check_params, require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator, speeds
@@ -312,11 +312,6 @@ def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | 
     return Trim(float(begin), None if stop is None else float(stop - times[start]))
 
 
-def check_x265_params(ffmpeg: str, params: str | None) -> None:
-    if params and (errors := x265_param_errors(ffmpeg, params)):
-        raise CliError(f"encoder.x265_params {params!r}: {'; '.join(errors)} (see `x265 --fullhelp`)")
-
-
 def check_flow_available(flow: str, model_root: Path, flow_weights: str | None) -> None:
     """RAFT's weights must be at hand before vspipe starts (else the script fails after indexing the source)."""
     from streamdiffvsr.locate import RAFT_FILES, raft_file, resolve_flow
@@ -375,14 +370,19 @@ def run_encode(args: argparse.Namespace) -> int:
         notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools(codec.encoder)
-    if settings["codec"] == "x265":
-        check_x265_params(tools.ffmpeg, settings["x265_params"])
+    check_params(tools.ffmpeg, codec, settings.section("encoder"))
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     check_range_in_source(info, args.start, args.end)
     check_streams_fit(source, info, muxer, output, tools.ffmpeg)
     for notice in filter(
-        None, [odd_size_notice(info), *stream_notices(info), attachment_notice(info, muxer, output)]
+        None,
+        [
+            odd_size_notice(info),
+            *stream_notices(info),
+            attachment_notice(info, muxer, output),
+            codec.hdr10_notice(info.hdr10) if user_vpy is None else None,
+        ],  # fmt: skip
     ):
         notify(notice)
     if user_vpy is None:

@@ -18,13 +18,12 @@ from streamdiffvsr.cli.commands.encode import (
     check_input,
     check_output,
     check_output_folder,
-    check_x265_params,
     odd_size_notice,
 )
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import SourceInfo, probe
-from streamdiffvsr.cli.media.tools import require_encode_tools
+from streamdiffvsr.cli.media.tools import check_params, require_encode_tools
 from streamdiffvsr.cli.media.vpy import render_script
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
@@ -87,8 +86,7 @@ def run_preview(args: argparse.Namespace) -> int:
     flow_weights = check_flow_weights(settings)
     tools = require_encode_tools(CODECS[settings["codec"]].encoder)
     for _, each in compared:
-        if each["codec"] == "x265":
-            check_x265_params(tools.ffmpeg, each["x265_params"])
+        check_params(tools.ffmpeg, CODECS[each["codec"]], each.section("encoder"))
     info = probe(source, tools.ffprobe)
     check_constant_rate(source, info)
     if notice := odd_size_notice(info):

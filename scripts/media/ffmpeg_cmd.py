@@ -43,21 +43,17 @@ def _exact_timescale(info: SourceInfo) -> bool:
 
 
 def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -> dict[str, Any]:
-    """The encoder options of the video stream (codec, rate, pixel format); for the generated script's output
-    also the source's colour tags, x265's HDR data and the sample aspect ratio (4x both ways: the same shape)."""
+    """The encoder options of the video stream (codec, rate, pixel format, the codec's parameter list); for the
+    generated script's output also the source's colour tags, its HDR10 metadata (in the codec's own syntax) and
+    the sample aspect ratio (4x both ways: the same shape)."""
     codec = CODECS[encoder["codec"]]
     options: dict[str, Any] = codec.options(encoder)
-    params = ["log-level=warning"]  # keep x265's info lines out of the error tail
     if tag_colour:
         options.update(colour_tags(info))
-        if info.master_display:
-            params.append(f"master-display={info.master_display}")
-        if info.max_cll:
-            params.append(f"max-cll={info.max_cll}")
         if (sar := info.sample_aspect_ratio) is not None:  # y4m from vspipe always says A0:0
             options["vf"] = f"setsar={sar.numerator}/{sar.denominator}"
-    if codec.params_option is not None:  # x265 logs on its own; the user's parameters come last
-        options[codec.params_option] = ":".join(filter(None, [*params, encoder.get(codec.params_key)]))
+    if params := codec.params(encoder, info.hdr10 if tag_colour else None):
+        options[codec.params_option] = params
     return options
 
 

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.settings.codecs import Hdr10
 
 UNSPECIFIED = {None, "", "unknown", "unspecified", "reserved"}
 INTERLACED = {"tt", "bb", "tb", "bt"}  # ffprobe's field orders other than progressive/unknown
@@ -54,9 +55,8 @@ class SourceInfo:
     # audio starts first.
     video_start: Fraction = Fraction(0)
     r_frame_rate: Fraction | None = None
-    # HDR10 static metadata in x265's syntax (master-display, max-cll), from the stream or its first frame.
-    master_display: str | None = None
-    max_cll: str | None = None
+    # HDR10 static metadata, from the stream or its first frame (None: it has none).
+    hdr10: Hdr10 | None = None
     # The shape of a pixel (e.g. 4:3 for 720x576 shown 16:9), None when square or unknown.
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
@@ -145,22 +145,20 @@ def _timestamps(path: Path, ffprobe: str, time_base: Fraction | None) -> tuple[F
     return tuple((tick - ticks[0]) * time_base for tick in ticks)
 
 
-def _master_display(data: dict) -> str:
-    """ffprobe's mastering display metadata as x265's G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min): chromaticities in
-    units of 1/50000, luminance in 1/10000 cd/m2."""
+def _mastering(data: dict) -> tuple[int, ...]:
+    """ffprobe's mastering display metadata in the SEI's units (``Hdr10.mastering``): chromaticities in
+    1/50000, luminance in 1/10000 cd/m2."""
 
     def units(key: str, scale: int) -> int:
         return round(Fraction(data[key]) * scale)
 
-    xy = "".join(
-        f"{label}({units(f'{name}_x', 50000)},{units(f'{name}_y', 50000)})"
-        for label, name in (("G", "green"), ("B", "blue"), ("R", "red"), ("WP", "white_point"))
-    )
-    return f"{xy}L({units('max_luminance', 10000)},{units('min_luminance', 10000)})"
+    xy = [units(f"{name}_{axis}", 50000) for name in ("green", "blue", "red", "white_point") for axis in "xy"]
+    return (*xy, units("max_luminance", 10000), units("min_luminance", 10000))
 
 
-def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, str | None]:
-    """(master-display, max-cll) from the stream's side data, else from its first frame's (one decode)."""
+def _hdr10(path: Path, ffprobe: str, video: dict) -> Hdr10 | None:
+    """The mastering display and content light level from the stream's side data, else from its first frame's
+    (one decode); None when it has neither."""
     side_data = list(video.get("side_data_list", []))
     if video.get("color_transfer") in ("smpte2084", "arib-std-b67"):
         first = _ffprobe_json(
@@ -173,11 +171,15 @@ def _hdr_metadata(path: Path, ffprobe: str, video: dict) -> tuple[str | None, st
     master = cll = None
     for data in side_data:
         kind = data.get("side_data_type")
-        if kind == "Mastering display metadata" and master is None and "max_luminance" in data:
-            master = _master_display(data)
+        if (
+            kind == "Mastering display metadata"
+            and master is None
+            and {"red_x", "max_luminance"} <= set(data)
+        ):
+            master = _mastering(data)
         elif kind == "Content light level metadata" and cll is None and "max_content" in data:
-            cll = f"{int(data['max_content'])},{int(data['max_average'])}"
-    return master, cll
+            cll = (int(data["max_content"]), int(data["max_average"]))
+    return None if master is None and cll is None else Hdr10(master, cll)
 
 
 def probe(path: Path, ffprobe: str) -> SourceInfo:
@@ -193,7 +195,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or Fraction(25)
     tags = {key.lower(): value for key, value in video.get("tags", {}).items()}
     time_base = _fraction(video.get("time_base"))
-    master_display, max_cll = _hdr_metadata(path, ffprobe, video)
+    hdr10 = _hdr10(path, ffprobe, video)
     file_start = _seconds(info.get("format", {}).get("start_time"))
     video_start = max(Fraction(0), _seconds(video.get("start_time")) - file_start)
     return SourceInfo(
@@ -209,8 +211,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         color_space=_tag(video.get("color_space")),
         timestamps=_timestamps(path, ffprobe, time_base),
         r_frame_rate=_fraction(video.get("r_frame_rate")),
-        master_display=master_display,
-        max_cll=max_cll,
+        hdr10=hdr10,
         video_start=video_start,
         sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
         interlaced=video.get("field_order") in INTERLACED,

@@ -10,14 +10,17 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.settings.codecs import Codec
 
 INSTALL_HINT = {
     "vspipe": "install VapourSynth (bash scripts/setup.sh puts vspipe in .venv/bin)",
-    "ffmpeg": "install ffmpeg with libx265 (e.g. 'sudo apt-get install ffmpeg')",
+    "ffmpeg": "install ffmpeg (e.g. 'sudo apt-get install ffmpeg')",
     "ffprobe": "install ffmpeg, which ships ffprobe (e.g. 'sudo apt-get install ffmpeg')",
 }
 
@@ -43,7 +46,7 @@ def require_tool(name: str) -> str:
     return path
 
 
-def has_encoder(ffmpeg: str, encoder: str = "libx265") -> bool:
+def has_encoder(ffmpeg: str, encoder: str) -> bool:
     """Whether this ffmpeg lists ``encoder`` (e.g. libx265, ffv1)."""
     try:
         out = subprocess.run(
@@ -54,19 +57,29 @@ def has_encoder(ffmpeg: str, encoder: str = "libx265") -> bool:
     return any(line.split()[1:2] == [encoder] for line in out.splitlines())
 
 
-_LIBX265_COMPLAINT = re.compile(r"^\[libx265 @ [^\]]*\] (.*?)\.?$")
-
-
-def x265_param_errors(ffmpeg: str, params: str) -> list[str]:
-    """What libx265 says about ``params`` (unknown options, invalid values) when it opens with them; ffmpeg
-    only warns about these and encodes without them, so a finished encode would hide the mistake."""
+def param_errors(ffmpeg: str, codec: Codec, encoder: Mapping[str, Any]) -> list[str]:
+    """What ``codec``'s ffmpeg wrapper says about its parameter list for the ``encoder`` settings (unknown
+    options, invalid values) when the encoder opens with it; ffmpeg only warns about these and encodes without
+    them, so a finished encode would hide the mistake."""
     command = [ffmpeg, "-hide_banner", "-v", "warning", "-f", "lavfi", "-i", "color=s=256x256:d=0.04"]
-    command += ["-c:v", "libx265", "-x265-params", f"log-level=error:{params}", "-f", "null", "-"]
+    command += ["-c:v", codec.encoder, f"-{codec.params_option}", codec.params(encoder)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run([*command, "-f", "null", "-"], capture_output=True, text=True, timeout=60,
+                                check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         return [f"cannot run {ffmpeg} to check them ({exc})"]
-    return [match[1] for line in result.stderr.splitlines() if (match := _LIBX265_COMPLAINT.match(line))]
+    complaint = re.compile(rf"^\[{re.escape(codec.encoder)} @ [^\]]*\] (.*?)\.?$")
+    return [match[1] for line in result.stderr.splitlines() if (match := complaint.match(line))]
+
+
+def check_params(ffmpeg: str, codec: Codec, encoder: Mapping[str, Any]) -> None:
+    """The user's parameter list for ``codec`` (its ``params_key``), if any, as its encoder takes it; else a
+    one-line CliError naming what the encoder refused."""
+    key = codec.params_key
+    if key is None or not (params := encoder.get(key.name)):
+        return
+    if errors := param_errors(ffmpeg, codec, encoder):
+        raise CliError(f"encoder.{key.name} {params!r}: {'; '.join(errors)} (see `{key.reference}`)")
 
 
 def tool_version(path: str, flag: str = "-version") -> str:
@@ -87,9 +100,10 @@ class Tools:
     ffprobe: str
 
 
-def require_encode_tools(encoder: str = "libx265") -> Tools:
+def require_encode_tools(encoder: str) -> Tools:
     """ffmpeg (with ``encoder``) and ffprobe, or a one-line CliError naming what is missing."""
     ffmpeg = require_tool("ffmpeg")
     if not has_encoder(ffmpeg, encoder):
-        raise CliError(f"{ffmpeg} has no {encoder} encoder; {INSTALL_HINT['ffmpeg']}")
+        raise CliError(f"{ffmpeg} has no {encoder} encoder; install an ffmpeg built with it (e.g. 'sudo apt-get "
+                       "install ffmpeg')")  # fmt: skip
     return Tools(ffmpeg=ffmpeg, ffprobe=require_tool("ffprobe"))

@@ -1,14 +1,16 @@
 """The codec registry: everything that differs between the video codecs ``encoder.codec`` offers.
 
 Adding a codec is one ``Codec`` entry in ``CODECS``: its ffmpeg encoder, the encoder keys it reads (speed preset,
-tune, extra parameters), its quality range, pixel formats and containers. The schema, the ffmpeg command, the
-tool check and ``info`` read this module and nothing else about codecs.
+tune, extra parameters), its quality range, pixel formats and containers, its own parameter list and how it spells
+HDR10 metadata there. The schema, the ffmpeg command, the tool and parameter checks and ``info`` read this module
+and nothing else about codecs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 # Encoder pixel format -> VapourSynth format name (the .vpy converts to it; ffmpeg receives it as is).
@@ -32,9 +34,62 @@ SVTAV1_PRESET_MAX = 13
 
 
 @dataclass(frozen=True)
+class Hdr10:
+    """A source's HDR10 static metadata in the units of the HEVC and H.264 SEI messages: the mastering display
+    (SMPTE ST 2086) as the x, y of its green, blue and red primaries and white point in 1/50000 and its maximum
+    and minimum luminance in 1/10000 cd/m2; the content light level as MaxCLL, MaxFALL in cd/m2."""
+
+    mastering: tuple[int, ...] | None  # gx, gy, bx, by, rx, ry, wx, wy, max, min
+    light_level: tuple[int, int] | None
+
+    def mastering_display(self, decimal: bool) -> str:
+        """The mastering display as G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min): in the SEI's units, or (``decimal``)
+        chromaticities from 0 to 1 and luminance in cd/m2, written exactly (0.265, 1000, 0.005)."""
+        assert self.mastering is not None
+
+        def number(units: int, per_one: int) -> str:
+            return f"{Decimal(units) / per_one:f}" if decimal else str(units)
+
+        gx, gy, bx, by, rx, ry, wx, wy, high, low = self.mastering
+        points = (("G", gx, gy), ("B", bx, by), ("R", rx, ry), ("WP", wx, wy))
+        xy = "".join(f"{label}({number(x, 50000)},{number(y, 50000)})" for label, x, y in points)
+        return f"{xy}L({number(high, 10000)},{number(low, 10000)})"
+
+
+@dataclass(frozen=True)
+class Hdr10Syntax:
+    """How a codec's parameter list spells HDR10 static metadata: its two keys, and whether it takes the numbers
+    as decimals (SVT-AV1: chromaticity 0..1, luminance in cd/m2) or in the SEI's units (x265, x264)."""
+
+    mastering_key: str
+    light_key: str
+    decimal: bool = False
+
+    def params(self, hdr10: Hdr10) -> list[str]:
+        """``key=value`` items carrying ``hdr10`` (only the parts it has)."""
+        found = []
+        if hdr10.mastering is not None:
+            found.append(f"{self.mastering_key}={hdr10.mastering_display(self.decimal)}")
+        if hdr10.light_level is not None:
+            found.append(f"{self.light_key}={hdr10.light_level[0]},{hdr10.light_level[1]}")
+        return found
+
+
+@dataclass(frozen=True)
+class ParamsKey:
+    """The encoder key holding the user's own parameters for a codec (``key=value:key=value``)."""
+
+    name: str
+    example: str  # for the key's allowed values
+    reference: str  # where its parameters are listed, for the check's error
+
+
+@dataclass(frozen=True)
 class Codec:
-    """One video codec. ``preset_key``/``params_key`` name the encoder keys it reads (None: it has none);
-    ``crf_max`` None means lossless (no rate control)."""
+    """One video codec. ``preset_key`` names the encoder key of its speed preset (None: it has none);
+    ``crf_max`` None means lossless (no rate control). Its parameter list goes through the ffmpeg option
+    ``params_option`` (None: it has none): ``fixed_params`` first, then the source's HDR10 metadata in its
+    ``hdr10`` syntax (None: it cannot carry it), then the user's ``params_key``."""
 
     name: str
     encoder: str  # the ffmpeg encoder
@@ -42,15 +97,21 @@ class Codec:
     crf_max: float | None
     preset_key: str | None
     tunes: tuple[str, ...]
-    params_key: str | None
-    params_option: str | None  # the ffmpeg option that carries ``params_key`` (e.g. -x265-params)
     pixel_formats: tuple[str, ...]
     containers: tuple[str, ...]  # ffmpeg muxers it can be written into
     mp4_tag: str | None = None  # the sample entry players expect in mp4 (hvc1 for HEVC)
     fixed_options: tuple[tuple[str, str], ...] = ()
+    params_option: str | None = None  # e.g. x265-params
+    fixed_params: tuple[str, ...] = ()
+    hdr10: Hdr10Syntax | None = None
+    params_key: ParamsKey | None = None
+    former_preset_key: str | None = (
+        None  # a key it once read for its speed preset: still taken, with a notice
+    )
 
     def options(self, encoder: Mapping[str, Any]) -> dict[str, str]:
-        """The ffmpeg output options of this codec for the encoder settings (codec, rate, speed, tune)."""
+        """The ffmpeg output options of this codec for the encoder settings (codec, rate, speed, tune); its
+        parameter list is ``params``."""
         options = {"c:v": self.encoder, "pix_fmt": str(encoder["pix_fmt"]), **dict(self.fixed_options)}
         if self.crf_max is not None:
             options["crf"] = f"{encoder['crf']:g}"
@@ -59,6 +120,28 @@ class Codec:
         if self.tunes and encoder.get("tune"):
             options["tune"] = str(encoder["tune"])
         return options
+
+    def params(self, encoder: Mapping[str, Any], hdr10: Hdr10 | None = None) -> str:
+        """The value of ``params_option`` for the encoder settings, carrying ``hdr10`` where this codec can ('':
+        nothing to pass)."""
+        if self.params_option is None:
+            return ""
+        found = list(self.fixed_params)
+        if hdr10 is not None and self.hdr10 is not None:
+            found += self.hdr10.params(hdr10)
+        if self.params_key is not None and encoder.get(self.params_key.name):
+            found.append(encoder[self.params_key.name])  # the user's come last: they win
+        return ":".join(found)
+
+    def hdr10_notice(self, hdr10: Hdr10 | None) -> str | None:
+        """A notice when the source has HDR10 metadata this codec cannot carry (None: nothing is lost)."""
+        if hdr10 is None or self.hdr10 is not None:
+            return None
+        keep = ", ".join(codec.name for codec in CODECS.values() if codec.hdr10 is not None)
+        return (
+            f"{self.name} cannot carry the source's HDR10 mastering display and light level metadata: OUTPUT "
+            f"keeps only its colour tags (encoder.codec {keep} would keep it)"
+        )
 
     def problems(self, values: Mapping[str, Any]) -> list[str]:
         """What in the encoder settings this codec cannot take, in words (empty: all fine)."""
@@ -74,10 +157,10 @@ class Codec:
             )
         if values["tune"] is not None and not self.tunes:
             found.append(f"encoder.tune does not apply to {self.name}; remove it")
-        for key in PARAMS_KEYS:
-            if values.get(key) and key != self.params_key:
+        for key, owner in PARAMS_KEYS.items():
+            if values.get(key) and owner is not self:
                 found.append(
-                    f"encoder.{key} applies to codec {PARAMS_KEYS[key]} only (codec is {self.name}); remove it"
+                    f"encoder.{key} applies to codec {owner.name} only (codec is {self.name}); remove it"
                 )
         return found
 
@@ -87,16 +170,21 @@ _EIGHT_TEN = tuple(f for f in PIXEL_FORMATS if not f.endswith("12le"))
 CODECS: dict[str, Codec] = {
     codec.name: codec
     for codec in (
-        Codec("x265", "libx265", "HEVC", 51, "x265_preset", X26X_TUNES, "x265_params", "x265-params",
-              _EIGHT_TEN_TWELVE, ("matroska", "mp4"), mp4_tag="hvc1"),
-        Codec("x264", "libx264", "H.264", 51, "x264_preset", X26X_TUNES, None, None, _EIGHT_TEN,
-              ("matroska", "mp4")),
-        Codec("svtav1", "libsvtav1", "AV1", CRF_MAX, "svtav1_preset", (), None, None, ("yuv420p", "yuv420p10le"),
-              ("matroska", "mp4")),
-        Codec("ffv1", "ffv1", "lossless", None, None, (), None, None, _EIGHT_TEN_TWELVE, ("matroska",),
+        Codec("x265", "libx265", "HEVC", 51, "x265_preset", X26X_TUNES, _EIGHT_TEN_TWELVE, ("matroska", "mp4"),
+              mp4_tag="hvc1", params_option="x265-params",
+              fixed_params=("log-level=warning",),  # x265 logs on its own: keep its info lines out of the error tail
+              hdr10=Hdr10Syntax("master-display", "max-cll"),
+              params_key=ParamsKey("x265_params", "aq-mode=3:no-sao=1", "x265 --fullhelp")),
+        Codec("x264", "libx264", "H.264", 51, "x264_preset", X26X_TUNES, _EIGHT_TEN, ("matroska", "mp4"),
+              params_option="x264-params", hdr10=Hdr10Syntax("mastering-display", "cll"),
+              former_preset_key="x265_preset"),
+        Codec("svtav1", "libsvtav1", "AV1", CRF_MAX, "svtav1_preset", (), ("yuv420p", "yuv420p10le"),
+              ("matroska", "mp4"), params_option="svtav1-params",
+              hdr10=Hdr10Syntax("mastering-display", "content-light", decimal=True)),
+        Codec("ffv1", "ffv1", "lossless", None, None, (), _EIGHT_TEN_TWELVE, ("matroska",),
               fixed_options=(("level", "3"), ("slicecrc", "1"))),
     )
 }  # fmt: skip
 DEFAULT_CODEC = "x265"
-# Encoder keys holding extra parameters -> the codec that takes them.
-PARAMS_KEYS = {codec.params_key: codec.name for codec in CODECS.values() if codec.params_key}
+# Encoder keys holding a codec's own parameters -> that codec.
+PARAMS_KEYS = {codec.params_key.name: codec for codec in CODECS.values() if codec.params_key}

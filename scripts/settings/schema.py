@@ -1,7 +1,7 @@
 """The one place preset keys are defined and validated: names, types, allowed values, defaults.
 
 A preset is TOML with an optional ``description`` and two tables, ``[engine]`` (options of the filter) and
-``[encoder]`` (x265 options). Keys a preset leaves out keep the defaults below; ``--set key=value`` (or
+``[encoder]`` (the video codec's options, ``settings/codecs.py``). Keys a preset leaves out keep the defaults below; ``--set key=value`` (or
 ``--set engine.key=value``) overrides any key, parsed by the key's type. A value of None means "the filter's
 or encoder's own default" and is not passed on.
 """
@@ -21,6 +21,7 @@ from streamdiffvsr.cli.settings.codecs import (
     CODECS,
     CRF_MAX,
     DEFAULT_CODEC,
+    PARAMS_KEYS,
     PIXEL_FORMATS,
     SVTAV1_PRESET_MAX,
     X26X_PRESETS,
@@ -31,13 +32,13 @@ from streamdiffvsr.options import OPTIONS, RENAMED, Bounds, Option, OptionError
 SECTIONS = ("engine", "encoder", "segment")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-_X265_PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$")
+_PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Key(Option):
     """One preset key: an engine option (``streamdiffvsr.options.OPTIONS``) or an encoder or segment key, of
-    the same kinds plus x265 (a ``k=v:k=v`` parameter list)."""
+    the same kinds plus params (a codec's own ``k=v:k=v`` parameter list)."""
 
     section: str
 
@@ -47,8 +48,9 @@ class Key(Option):
 
     def allowed(self) -> str:
         """The allowed values, in words (for error messages and ``presets --keys``)."""
-        if self.kind == "x265":
-            return "x265 parameters as key=value:key=value (e.g. aq-mode=3:no-sao=1)"
+        if self.kind == "params":
+            codec = PARAMS_KEYS[self.name]
+            return f"{codec.name} parameters as key=value:key=value (e.g. {codec.params_key.example})"
         return super().allowed()
 
     def parse(self, text: str) -> Any:
@@ -77,8 +79,8 @@ class Key(Option):
         """Validate a typed value (from TOML or ``parse``); returns it normalised, or raises CliError."""
         if value is None or (self.auto and value == "auto"):
             return None
-        if self.kind == "x265":
-            if not isinstance(value, str) or (value and not _X265_PARAMS.match(value)):
+        if self.kind == "params":
+            if not isinstance(value, str) or (value and not _PARAMS.match(value)):
                 raise self.error(value)
             return value
         try:
@@ -106,9 +108,11 @@ KEYS: tuple[Key, ...] = (
     _key("encoder", "x264_preset", "choice", "medium", "x264 speed preset", choices=X26X_PRESETS),
     _key("encoder", "svtav1_preset", "int", None, "svtav1 speed preset (0 = slowest; auto: the encoder's)",
         bounds=Bounds(0, SVTAV1_PRESET_MAX), auto=True),
-    _key("encoder", "tune", "choice", None, "x265/x264 tune (auto: none)", choices=X26X_TUNES, auto=True),
+    _key("encoder", "tune", "choice", None, "/".join(c.name for c in CODECS.values() if c.tunes)
+        + " tune (auto: none)", choices=X26X_TUNES, auto=True),
     _key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
-    _key("encoder", "x265_params", "x265", "", "extra x265 parameters, key=value:key=value"),
+    *(_key("encoder", key, "params", "", f"extra {codec.name} parameters, key=value:key=value")
+      for key, codec in PARAMS_KEYS.items()),
     _key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
         "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
     _key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
@@ -198,7 +202,7 @@ def build_settings(
         key = find_key(name.strip())
         given[key.name] = key.parse(text)
     values.update(given)
-    notices = _renamed_notices(preset, overrides) + _x264_preset_alias(values, given)
+    notices = _renamed_notices(preset, overrides) + _former_preset_key(values, given)
     if problems := CODECS[values["codec"]].problems(values):
         raise CliError(problems[0])
     return Settings(source, values, tuple(overrides), notices)
@@ -215,15 +219,19 @@ def _renamed_notices(preset: Mapping[str, Any], overrides: list[str] | tuple[str
     )
 
 
-X264_ALIAS_REMOVED_IN = "0.3"
+FORMER_PRESET_KEY_REMOVED_IN = "0.3"
 
 
-def _x264_preset_alias(values: dict[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
-    """x264 once read ``x265_preset``: a preset that sets only that one for x264 still works, with a notice."""
-    if values["codec"] != "x264" or "x265_preset" not in given or "x264_preset" in given:
+def _former_preset_key(values: dict[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
+    """A codec that once read another codec's speed preset key (``Codec.former_preset_key``, x264 read
+    ``x265_preset``): a preset that sets only that one for it still works, with a notice."""
+    codec = CODECS[values["codec"]]
+    old, new = codec.former_preset_key, codec.preset_key
+    if old is None or new is None or old not in given or new in given:
         return ()
-    values["x264_preset"] = values["x265_preset"]
+    values[new] = values[old]
+    owner = next(other.name for other in CODECS.values() if other.preset_key == old)
     return (
-        f"encoder.x265_preset is x265's; for x264 set encoder.x264_preset (taken from x265_preset this time; "
-        f"that stops working in version {X264_ALIAS_REMOVED_IN})",
+        f"encoder.{old} is {owner}'s; for {codec.name} set encoder.{new} (taken from {old} this time; "
+        f"that stops working in version {FORMER_PRESET_KEY_REMOVED_IN})",
     )
