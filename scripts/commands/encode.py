@@ -376,18 +376,14 @@ def run_encode(args: argparse.Namespace) -> int:
     check_range_in_source(info, args.start, args.end)
     check_streams_fit(source, info, muxer, output, tools.ffmpeg)
     for notice in filter(
-        None,
-        [
-            odd_size_notice(info),
-            *stream_notices(info),
-            attachment_notice(info, muxer, output),
-            codec.hdr10_notice(info.hdr10) if user_vpy is None else None,
-        ],  # fmt: skip
+        None, [odd_size_notice(info), *stream_notices(info), attachment_notice(info, muxer, output)]
     ):
         notify(notice)
     if user_vpy is None:
         check_frame_size(info)
         check_memory(source, info, parallel, notify)
+        if notice := codec.hdr10_notice(info.hdr10):  # a --vpy's output is its own: none of the source's
+            notify(notice)
 
     script_args = {"src": str(source)}
     if user_vpy is None or args.model:

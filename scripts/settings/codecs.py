@@ -1,9 +1,9 @@
 """The codec registry: everything that differs between the video codecs ``encoder.codec`` offers.
 
 Adding a codec is one ``Codec`` entry in ``CODECS``: its ffmpeg encoder, the encoder keys it reads (speed preset,
-tune, extra parameters), its quality range, pixel formats and containers, its own parameter list and how it spells
-HDR10 metadata there. The schema, the ffmpeg command, the tool and parameter checks and ``info`` read this module
-and nothing else about codecs.
+tune, extra parameters), its quality range, pixel formats and containers, its own parameter list and how it
+spells HDR10 metadata there. The schema, the ffmpeg command, the tool and parameter checks and ``info`` read this
+module and nothing else about codecs.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ SVTAV1_PRESET_MAX = 13
 
 @dataclass(frozen=True)
 class Hdr10:
-    """A source's HDR10 static metadata in the units of the HEVC and H.264 SEI messages: the mastering display
-    (SMPTE ST 2086) as the x, y of its green, blue and red primaries and white point in 1/50000 and its maximum
-    and minimum luminance in 1/10000 cd/m2; the content light level as MaxCLL, MaxFALL in cd/m2."""
+    """A source's HDR10 static metadata in the units of the HEVC and H.264 SEI messages: the mastering
+    display (SMPTE ST 2086) as the x, y of its green, blue and red primaries and white point in 1/50000 and
+    its maximum and minimum luminance in 1/10000 cd/m2; the content light level as MaxCLL, MaxFALL in cd/m2."""
 
     mastering: tuple[int, ...] | None  # gx, gy, bx, by, rx, ry, wx, wy, max, min
     light_level: tuple[int, int] | None
@@ -58,8 +58,8 @@ class Hdr10:
 
 @dataclass(frozen=True)
 class Hdr10Syntax:
-    """How a codec's parameter list spells HDR10 static metadata: its two keys, and whether it takes the numbers
-    as decimals (SVT-AV1: chromaticity 0..1, luminance in cd/m2) or in the SEI's units (x265, x264)."""
+    """How a codec's parameter list spells HDR10 static metadata: its two keys, and whether it takes the
+    numbers as decimals (SVT-AV1: chromaticity 0..1, luminance in cd/m2) or in the SEI's units (x265, x264)."""
 
     mastering_key: str
     light_key: str
@@ -105,9 +105,8 @@ class Codec:
     fixed_params: tuple[str, ...] = ()
     hdr10: Hdr10Syntax | None = None
     params_key: ParamsKey | None = None
-    former_preset_key: str | None = (
-        None  # a key it once read for its speed preset: still taken, with a notice
-    )
+    # Another codec's speed preset key this one once read: still taken, with a notice.
+    former_preset_key: str | None = None
 
     def options(self, encoder: Mapping[str, Any]) -> dict[str, str]:
         """The ffmpeg output options of this codec for the encoder settings (codec, rate, speed, tune); its
@@ -122,8 +121,8 @@ class Codec:
         return options
 
     def params(self, encoder: Mapping[str, Any], hdr10: Hdr10 | None = None) -> str:
-        """The value of ``params_option`` for the encoder settings, carrying ``hdr10`` where this codec can ('':
-        nothing to pass)."""
+        """The value of ``params_option`` for the encoder settings, carrying ``hdr10`` where this codec can
+        ('': nothing to pass)."""
         if self.params_option is None:
             return ""
         found = list(self.fixed_params)
@@ -170,9 +169,9 @@ _EIGHT_TEN = tuple(f for f in PIXEL_FORMATS if not f.endswith("12le"))
 CODECS: dict[str, Codec] = {
     codec.name: codec
     for codec in (
-        Codec("x265", "libx265", "HEVC", 51, "x265_preset", X26X_TUNES, _EIGHT_TEN_TWELVE, ("matroska", "mp4"),
-              mp4_tag="hvc1", params_option="x265-params",
-              fixed_params=("log-level=warning",),  # x265 logs on its own: keep its info lines out of the error tail
+        # x265 logs on its own: log-level keeps its info lines out of the error tail.
+        Codec("x265", "libx265", "HEVC", 51, "x265_preset", X26X_TUNES, _EIGHT_TEN_TWELVE,
+              ("matroska", "mp4"), mp4_tag="hvc1", params_option="x265-params", fixed_params=("log-level=warning",),
               hdr10=Hdr10Syntax("master-display", "max-cll"),
               params_key=ParamsKey("x265_params", "aq-mode=3:no-sao=1", "x265 --fullhelp")),
         Codec("x264", "libx264", "H.264", 51, "x264_preset", X26X_TUNES, _EIGHT_TEN, ("matroska", "mp4"),

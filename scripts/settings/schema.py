@@ -1,9 +1,9 @@
 """The one place preset keys are defined and validated: names, types, allowed values, defaults.
 
-A preset is TOML with an optional ``description`` and two tables, ``[engine]`` (options of the filter) and
-``[encoder]`` (the video codec's options, ``settings/codecs.py``). Keys a preset leaves out keep the defaults below; ``--set key=value`` (or
-``--set engine.key=value``) overrides any key, parsed by the key's type. A value of None means "the filter's
-or encoder's own default" and is not passed on.
+A preset is TOML with an optional ``description`` and three tables, ``[engine]`` (options of the filter),
+``[encoder]`` (the video codec's options: ``settings/codecs.py``) and ``[segment]``. Keys a preset leaves out keep
+the defaults below; ``--set key=value`` (or ``--set engine.key=value``) overrides any key, parsed by the key's
+type. A value of None means "the filter's or encoder's own default" and is not passed on.
 """
 
 from __future__ import annotations
