@@ -86,9 +86,8 @@ def stream_diffvsr(
     """
     clip = check_clip(clip)
     if checkpoint_interval is not None:
-        new, version = RENAMED["checkpoint_interval"]
-        message = f"checkpoint_interval is now {new}; the old name stops working in version {version}"
-        warnings.warn(f"{NAME}: {message}", FutureWarning, stacklevel=2)
+        new, deprecation = RENAMED["checkpoint_interval"]
+        warnings.warn(f"{NAME}: {deprecation.notice(new)}", FutureWarning, stacklevel=2)
         snapshot_interval = checkpoint_interval
     settings = check_settings(
         {

@@ -26,6 +26,7 @@ from streamdiffvsr.cli.settings.codecs import (
     X26X_PRESETS,
     X26X_TUNES,
 )
+from streamdiffvsr.deprecation import deprecate
 from streamdiffvsr.options import OPTIONS, RENAMED, Bounds, Option, OptionError
 
 SECTIONS = ("engine", "encoder", "segment")
@@ -209,13 +210,11 @@ def _renamed_notices(preset: Mapping[str, Any], overrides: list[str] | tuple[str
     engine = preset.get("engine", {})
     used = {*engine, *(item.partition("=")[0].strip().rpartition(".")[2] for item in overrides)}
     return tuple(
-        f"engine.{old} is now engine.{new}; the old name stops working in version {version}"
-        for old, (new, version) in RENAMED.items()
-        if old in used
+        deprecation.notice(new, "engine") for old, (new, deprecation) in RENAMED.items() if old in used
     )
 
 
-X264_ALIAS_REMOVED_IN = "0.3"
+X264_READS_X265_PRESET = deprecate("x265_preset", "0.3")
 
 
 def _x264_preset_alias(values: dict[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
@@ -224,6 +223,5 @@ def _x264_preset_alias(values: dict[str, Any], given: Mapping[str, Any]) -> tupl
         return ()
     values["x264_preset"] = values["x265_preset"]
     return (
-        f"encoder.x265_preset is x265's; for x264 set encoder.x264_preset (taken from x265_preset this time; "
-        f"that stops working in version {X264_ALIAS_REMOVED_IN})",
+        X264_READS_X265_PRESET.notice("x264_preset for x264 (taken from x265_preset this time)", "encoder"),
     )
