@@ -231,10 +231,6 @@ class FrameServer:
             self._stream = self.engine.stream()
         return self._stream
 
-    def chain_starts(self, last: int) -> list[int]:
-        """The frames 0..``last`` where a chain starts (``Chains.starts``: the rule rendering uses)."""
-        return self.chains.starts(last)
-
     def render(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame, out: vs.VideoFrame) -> int:
         """Write output frame n into ``out``, given source frame n and frame n of ``chains.cuts``; returns n's
         chain anchor. A seek fetches what it needs (earlier cut flags, source frames) with the lock released,

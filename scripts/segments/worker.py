@@ -107,7 +107,7 @@ class Renderer:
     def chain_starts(self, last: int) -> list[int] | None:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
         server = self._the_filter()
-        return None if server is None else server.chain_starts(min(last, self.frames - 1))
+        return None if server is None else server.chains.starts(0, min(last, self.frames - 1))
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
