@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import os
 import pickle
 import queue
@@ -28,9 +27,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from streamdiffvsr.cli.media.tools import require_tool
-from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
-from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
+from streamdiffvsr.cli.segments.partials import NotCommitted, claim, verify_and_commit
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -171,21 +169,13 @@ class Renderer:
 
 
 def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
-    """Trust the file only if ffprobe reads it whole with every frame (ffmpeg exits 0 on a full disk), then
-    move it into place; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
+    """``verify_and_commit`` as a Result; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
     try:
-        verify_frames(job.partial, ffprobe, job.segment.frames)
-        move_into_place(job.partial, job.target, job.overwrite)
-    except IncompleteVideo as exc:
-        return Result(
-            None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", tail, retryable=False
-        )
-    except FileExistsError:
-        return Result(None, taken(job.target), retryable=False)
-    except OSError as exc:
-        return Result(
-            None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=exc.errno != errno.ENOSPC
-        )
+        verify_and_commit(job.partial, job.target, ffprobe, job.segment.frames, job.overwrite)
+    except NotCommitted as exc:
+        if exc.incomplete:
+            return Result(None, str(exc), "ffmpeg", tail, retryable=False)
+        return Result(None, str(exc), retryable=exc.retryable)
     return Result(job.segment.frames)
 
 
