@@ -54,7 +54,7 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
             params.append(f"master-display={info.master_display}")
         if info.max_cll:
             params.append(f"max-cll={info.max_cll}")
-        if (sar := info.sample_aspect_ratio) is not None:  # y4m from vspipe always says A0:0
+        if (sar := info.sample_aspect_ratio) is not None:  # VapourSynth's y4m always says A0:0
             options["vf"] = f"setsar={sar.numerator}/{sar.denominator}"
     if codec.params_option is not None:  # x265 logs on its own; the user's parameters come last
         options[codec.params_option] = ":".join(filter(None, [*params, encoder.get(codec.params_key)]))

@@ -1,8 +1,8 @@
 """A render worker: one process that evaluates the encode's script once (VapourSynth in-process, as vspipe
-would) and then renders job after job from it, each through its own ffmpeg, so Python, torch, VapourSynth, the
+would) and then encodes job after job from it, each through its own ffmpeg, so Python, torch, VapourSynth, the
 source and the model are paid for once per worker, not once per segment.
 
-The same ``Renderer`` runs in a local worker process (``python -m streamdiffvsr.cli.segments.worker``, driven
+The same ``EvaluatedScript`` runs in a local worker process (``python -m streamdiffvsr.cli.segments.worker``, driven
 by ``LocalWorker`` over pickled messages on its stdin/stdout) and inside a Ray actor (``ray_pool``).
 """
 
@@ -79,8 +79,9 @@ class Result:
     seconds: float = 0.0
 
 
-class Renderer:
-    """The script of ``spec``, evaluated once in this process; ``render`` runs jobs from its output clip."""
+class EvaluatedScript:
+    """The script of ``spec``, evaluated once in this process: ``encode`` runs jobs from its output clip,
+    ``chain_starts`` and ``anchor_of`` ask its filter where chains start."""
 
     def __init__(self, spec: ScriptSpec) -> None:
         from streamdiffvsr.threads import CpuThreads
@@ -113,8 +114,9 @@ class Renderer:
         server = self._the_filter()
         return None if server is None else server.chains.anchor(n)
 
-    def render(self, job: Job, report: Callable[[int], None]) -> Result:
-        """Render, verify and move one job into place; a failure is a Result, never an exception."""
+    def encode(self, job: Job, report: Callable[[int], None]) -> Result:
+        """Encode one job: its frames into ffmpeg, then verified and moved into place; a failure is a Result,
+        never an exception."""
         began = time.monotonic()
         try:
             ffmpeg = require_tool("ffmpeg")
@@ -127,13 +129,13 @@ class Renderer:
             return Result(
                 None, f"cannot write {job.partial}: {exc.strerror or exc}", retryable=False, node=self.node
             )
-        result, tail = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
+        result, tail = self._pipe_frames(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
             result = _verify_and_move(job, ffprobe, tail)
         job.partial.unlink(missing_ok=True)
         return dataclasses.replace(result, node=self.node, seconds=time.monotonic() - began)
 
-    def _encode(
+    def _pipe_frames(
         self, job: Job, command: list[str], report: Callable[[int], None]
     ) -> tuple[Result | None, tuple[str, ...]]:
         """Frames into ffmpeg: a Result if either side failed, and ffmpeg's last lines."""
@@ -233,7 +235,8 @@ def _checked_anchor(clip, first: int):
 
 
 def _serve(commands: BinaryIO, events: BinaryIO) -> None:
-    """The worker process: load the script, then answer scan and render messages until stdin closes."""
+    """The worker process: evaluate the script, then answer scan, anchor and encode messages until stdin
+    closes."""
 
     def send(*message: Any) -> None:
         pickle.dump(message, events)
@@ -241,24 +244,24 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
 
     try:
         spec = pickle.load(commands)
-        renderer = Renderer(spec)
+        script = EvaluatedScript(spec)
     except Exception as exc:  # the script's own error: the driver shows it with the tail of stderr
         traceback.print_exc()
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
-    send("ready", (renderer.frames, renderer.cuda_devices))
+    send("ready", (script.frames, script.cuda_devices))
     while True:
         try:
             kind, value = pickle.load(commands)
         except EOFError:
             return
         if kind == "scan":
-            send("scan", renderer.chain_starts(value))
+            send("scan", script.chain_starts(value))
         elif kind == "anchor":
-            send("anchor", renderer.anchor_of(value))
+            send("anchor", script.anchor_of(value))
         else:
-            send("result", renderer.render(value, lambda done: send("progress", done)))
+            send("result", script.encode(value, lambda done: send("progress", done)))
 
 
 def main() -> None:
@@ -344,7 +347,7 @@ class LocalWorker:
         return self._ask("anchor", n)
 
     def submit(self, job: Job) -> None:
-        self._send(("render", job))
+        self._send(("encode", job))
 
     def close(self) -> None:
         stop(self.child)

@@ -13,7 +13,7 @@ import numpy as np
 import vapoursynth as vs
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.segments.worker import Renderer, ScriptSpec
+from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
 from streamdiffvsr.vsfilter import ANCHOR_PROP
 from streamdiffvsr.vsfilter.filter import live_frame_servers
 from streamdiffvsr.vsfilter.server import FrameServer
@@ -22,7 +22,7 @@ UNTIMED = 2
 
 
 class ScriptFailed(CliError):
-    """The generated script or the filter failed (a failed run, as when the encode's vspipe fails)."""
+    """The generated script or the filter failed (a failed run, as when a render worker of the encode fails)."""
 
     exit_code = 1
 
@@ -61,7 +61,7 @@ class Timing:
 
 @dataclass
 class ScriptRun:
-    """One script evaluated in this process by the encode's own ``Renderer`` (same evaluation, same CPU
+    """One script evaluated in this process by the encode's own ``EvaluatedScript`` (same evaluation, same CPU
     threads): its output clip and the filter's frame server."""
 
     output: vs.VideoNode
@@ -77,7 +77,7 @@ class ScriptRun:
         before = set(live_frame_servers())
         try:
             with contextlib.chdir(os.getcwd()):
-                output = Renderer(script).clip
+                output = EvaluatedScript(script).clip
         except (
             Exception
         ) as exc:  # as a failed worker: whatever the script raises ends the run with its message
