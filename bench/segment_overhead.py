@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.segments.worker import LocalWorker, ScriptSpec
 from streamdiffvsr.cli.settings.models import choose_model
 from streamdiffvsr.cli.settings.presets import load_settings
@@ -59,7 +59,7 @@ def encode_seconds(source: Path, output: Path, extra: list[str], segments: int) 
 def worker_start_seconds(source: Path, folder: Path) -> float:
     """A render worker from spawn to ready: process, torch, VapourSynth, the source, the script (no model)."""
     script = folder / "upscale.vpy"
-    script.write_text(render_script(load_settings(None)), encoding="utf-8")
+    script.write_text(generate_script(load_settings(None)), encoding="utf-8")
     spec = ScriptSpec(
         script, {"src": str(source), "model": str(choose_model("nano").path)}, os.cpu_count() or 1
     )

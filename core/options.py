@@ -16,6 +16,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from .deprecation import Deprecation, deprecate
 from .errors import DeviceError, StreamDiffVSRError
 
 SCALE = 4  # the model's upscale factor
@@ -168,8 +169,10 @@ OPTIONS: tuple[Option, ...] = (
            auto=True),
 )  # fmt: skip
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-# Former names, accepted with a deprecation notice until the version named.
-RENAMED = {"checkpoint_interval": ("snapshot_interval", "0.3")}
+# Former option names: what each is now, and its deprecation (the notice, the version it goes away in).
+RENAMED: dict[str, tuple[str, Deprecation]] = {
+    "checkpoint_interval": ("snapshot_interval", deprecate("checkpoint_interval", "0.3")),
+}
 
 
 def check_options(values: Mapping[str, Any]) -> dict[str, Any]:

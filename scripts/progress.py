@@ -26,7 +26,7 @@ class ProgressSink(Protocol):
     def update(self, done: int, total: int | None = None) -> None:
         """Frames done so far (and the total, once known); from any thread."""
 
-    def render(self) -> None:
+    def draw(self) -> None:
         """Show it, if due (from the main thread)."""
 
     def clear(self) -> None:
@@ -38,7 +38,7 @@ class ProgressSink(Protocol):
 
 class Progress:
     """A ``ProgressSink`` on stderr. Fed from any thread with ``update``; drawn from the main thread with
-    ``render``."""
+    ``draw``."""
 
     def __init__(self, label: str = "upscaling", stream: TextIO | None = None, enabled: bool = True) -> None:
         self.label = label
@@ -83,7 +83,7 @@ class Progress:
             return f"{self.label} [{bar}] {done}/{total} frames  {fps:.2f} fps  {eta}"
         return f"{self.label}: {done} frames  {fps:.2f} fps"
 
-    def render(self, force: bool = False) -> None:
+    def draw(self, force: bool = False) -> None:
         """Draw if enabled and due (every 0.25 s on a terminal, every 10 s in a log)."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._drawn_at < self.interval):
@@ -107,7 +107,7 @@ class Progress:
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
-        self.render(force=True)
+        self.draw(force=True)
         if self.tty and self._drawn_text:
             self.stream.write("\n")
             self.stream.flush()

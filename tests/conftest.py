@@ -16,6 +16,9 @@ import pytest
 from tests.processes import TEST_RUN_VARIABLE
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# torch on one CPU thread unless a test sets another count: the suite runs its files in parallel processes
+# (pytest-xdist), and two OpenMP pools on two cores spin against each other (tiny steps 40x slower, measured).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Every process this test run starts inherits it (Ray's daemons and workers too): tests that look for processes
 # left behind count only those of this run, never another user's or another test run's (tests/processes.py).
 # Each pytest-xdist worker takes a mark of its own: the processes of the test beside it are not this test's.

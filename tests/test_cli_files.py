@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from streamdiffvsr.cli.errors import EncodeError
 from streamdiffvsr.cli.main import main
-from streamdiffvsr.cli.segments.partials import move_into_place
+from streamdiffvsr.cli.segments.join import join
+from streamdiffvsr.cli.segments.partials import NotCommitted, move_into_place, verify_and_commit
 
 from .test_cli_encode import PASSTHROUGH_VPY, make_clip
 from .test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, encode, framemd5, make_scenes
@@ -95,6 +97,55 @@ def test_move_into_place_without_hard_links_never_replaces_a_file_created_meanwh
         target.unlink()
         move_into_place(partial, target, overwrite=False)
         assert target.read_bytes() == b"verified" and not partial.exists()
+
+
+def three_frames(path: Path) -> list[str]:
+    """An ffmpeg command writing a 3-frame video to ``path``."""
+    source = "testsrc=size=64x48:rate=24:duration=0.125"
+    return [
+        shutil.which("ffmpeg"),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-c:v",
+        "ffv1",
+        str(path),
+    ]
+
+
+def test_verify_and_commit_moves_only_a_whole_file_and_says_whose_fault_it_is(tmp_path: Path) -> None:
+    """The one verify-then-move of a segment and of the join: an incomplete file is the writer's fault (its
+    tail says why), a target someone made meanwhile or an unwritable one is the target's."""
+    ffprobe, partial, target = shutil.which("ffprobe"), tmp_path / "partial.nut", tmp_path / "target.nut"
+    subprocess.run(three_frames(partial), check=True)
+    with pytest.raises(
+        NotCommitted, match="exit status 0, but the file is incomplete: it has 3 of the 4"
+    ) as got:
+        verify_and_commit(partial, target, ffprobe, 4, overwrite=False)
+    assert got.value.incomplete and not got.value.retryable and not target.exists()
+    target.write_bytes(b"the other run's")
+    with pytest.raises(NotCommitted, match="created by someone else meanwhile; pass --overwrite") as got:
+        verify_and_commit(partial, target, ffprobe, 3, overwrite=False)
+    assert not got.value.incomplete and target.read_bytes() == b"the other run's"
+    with pytest.raises(NotCommitted, match="cannot write .*missing.*: No such file or directory") as got:
+        verify_and_commit(partial, tmp_path / "missing" / "target.nut", ffprobe, 3, overwrite=False)
+    assert not got.value.incomplete and got.value.retryable
+    verify_and_commit(partial, target, ffprobe, 3, overwrite=True)
+    assert not partial.exists() and target.stat().st_size > len(b"the other run's")
+
+
+def test_a_join_that_cannot_be_moved_into_place_is_a_failed_encode(tmp_path: Path) -> None:
+    """As a segment's move: one EncodeError naming the target, never a bare OSError."""
+    partial, output = tmp_path / "joined.partial.nut", tmp_path / "gone" / "out.nut"
+    with pytest.raises(
+        EncodeError, match=r"the join failed \(cannot write .*gone.*\); no output was written"
+    ):
+        join(three_frames(partial), shutil.which("ffprobe"), partial, output, 3, overwrite=False)
+    assert not partial.exists()
 
 
 def test_output_and_work_folder_on_a_filesystem_without_hard_links(

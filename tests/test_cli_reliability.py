@@ -1,5 +1,5 @@
 """``streamdiffvsr encode`` under hostile conditions (issue 12): full disks, read-only folders, dead runs,
-awkward sources. Real vspipe/ffmpeg; most cases use a passthrough script instead of the model."""
+awkward sources. Real render workers and ffmpeg; most cases use a passthrough script instead of the model."""
 
 from __future__ import annotations
 
@@ -279,7 +279,7 @@ def test_non_utf8_file_names_work(clip: Path, tmp_path: Path, passthrough: Path)
     assert os.path.getsize(output) > 0
 
 
-def test_missing_raft_weights_are_reported_before_vspipe_starts(
+def test_missing_raft_weights_are_reported_before_a_worker_starts(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached; no network here

@@ -9,7 +9,7 @@ import pytest
 
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.main import main
-from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS
 
@@ -153,7 +153,7 @@ def test_unknown_preset_lists_the_bundled_ones() -> None:
 def test_generated_script_is_valid_python_with_settings_but_no_paths(tmp_path: Path) -> None:
     weights = tmp_path / "raft'\nimport shutil.toml"
     settings = load_settings("fast", ["steps=3", f"flow_weights={weights}"])
-    text = render_script(settings)
+    text = generate_script(settings)
     compile(text, "generated.vpy", "exec")
     assert "'steps': 3," in text and "'flow': 'raft_small'," in text
     assert str(tmp_path) not in text and "import shutil" not in text

@@ -1,4 +1,4 @@
-"""Segmented encodes end to end: real vspipe, ffmpeg, Ray; the tiny checkpoint on 32x24 clips, ffv1 (lossless)
+"""Segmented encodes end to end: real render workers, ffmpeg, Ray; the tiny checkpoint on 32x24 clips, ffv1 (lossless)
 so that decoded frames can be compared with the linear encode's, bit for bit."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def ray_processes() -> set[int]:
 
 
 def assert_none_left(folder: Path, ray_before: set[int]) -> None:
-    """No child of ours (vspipe, ffmpeg, Ray's daemons and workers) outlives the run."""
+    """No child of ours (render workers, ffmpeg, Ray's daemons and workers) outlives the run."""
     deadline = time.monotonic() + 20
     while (processes_mentioning(str(folder)) or ray_processes() - ray_before) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -258,7 +258,7 @@ def wait_for_actor(cli: subprocess.Popen, holding_a_segment: bool = False) -> in
     deadline = time.monotonic() + 300
     while True:
         processes = own_processes()
-        actors = {pid for pid, cmdline in processes.items() if "ray::RendererActor" in cmdline}
+        actors = {pid for pid, cmdline in processes.items() if "ray::ScriptActor" in cmdline}
         if holding_a_segment:
             actors &= {_parent(pid) for pid, cmdline in processes.items()
                        if Path(cmdline.partition(" ")[0]).name == "ffmpeg"}  # fmt: skip

@@ -1,6 +1,6 @@
 """``streamdiffvsr encode`` keeps what the source says about its streams (issue 19): audio in step with a
 trimmed video, the sample aspect ratio; and it says what it cannot keep (interlacing, cover art, tiny frames).
-Real vspipe/ffmpeg; a passthrough script stands in for the model where the model does not matter."""
+Real render workers and ffmpeg; a passthrough script stands in for the model where the model does not matter."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_progress_in_a_log_is_plain_lines() -> None:
     progress.interval = 0.0
     for done in range(0, 11):
         progress.update(done, 10)
-        progress.render()
+        progress.draw()
     progress.finish()
     text = log.getvalue()
     assert "\r" not in text and "\x1b" not in text
@@ -135,6 +135,6 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     screen = Terminal()
     progress = Progress(stream=screen)
     progress.update(5, 10)
-    progress.render(force=True)
+    progress.draw(force=True)
     progress.finish()
     assert screen.getvalue().startswith("\r\x1b[K") and screen.getvalue().endswith("\n")

@@ -21,7 +21,7 @@ from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.preview.flicker import METADATA_KEY
 from streamdiffvsr.cli.preview.moments import parse_moment, place
 from streamdiffvsr.cli.preview.picture import Layout
-from streamdiffvsr.cli.preview.render import rgb_array, to_rgb24
+from streamdiffvsr.cli.preview.script_run import rgb_array, to_rgb24
 from streamdiffvsr.cli.segments.estimate import Estimate, even_split
 
 FPS = 24

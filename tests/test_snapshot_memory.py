@@ -10,7 +10,7 @@ import pytest
 
 vs = pytest.importorskip("vapoursynth")
 
-from streamdiffvsr.cli.media.vpy import render_script  # noqa: E402
+from streamdiffvsr.cli.media.vpy import generate_script  # noqa: E402
 from streamdiffvsr.cli.settings.presets import load_settings  # noqa: E402
 from streamdiffvsr.vsfilter import frame_server, stream_diffvsr  # noqa: E402
 
@@ -61,7 +61,7 @@ def test_snapshots_stay_within_a_budget_smaller_than_two_states(
 def test_the_generated_script_keeps_no_snapshots(tiny_checkpoint: Path, tmp_path: Path) -> None:
     settings = load_settings(None, ["flow=dis", "steps=1", "snapshot_interval=2"])
     namespace = {"src": str(source(tmp_path / "scene.mkv")), "model": str(tiny_checkpoint)}
-    exec(compile(render_script(settings), "generated.vpy", "exec"), namespace)  # as vspipe runs it
+    exec(compile(generate_script(settings), "generated.vpy", "exec"), namespace)  # as a render worker runs it
     vs.clear_output(0)
     for n in range(FRAMES):
         namespace["clip"].get_frame(n)

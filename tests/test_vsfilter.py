@@ -321,7 +321,7 @@ def test_chain_starts_need_no_model_and_are_the_rendered_anchors(
     src = numpy_clip(np.concatenate([SCENE[:3], pattern(3, 1), SCENE[3:5]]))
     marked = src[:4] + core.std.SetFrameProps(src[4], _SceneChangePrev=1) + src[5:]
     chains = Chains(marked, scene_detect=detect, scene_threshold=0.1, max_chain=max_chain)
-    planned = chains.starts(marked.num_frames - 1)
+    planned = chains.starts(0, marked.num_frames - 1)
     out = filtered(marked, tiny_checkpoint, scene_detect=detect, max_chain=max_chain)
     order = random.Random(max_chain).sample(range(marked.num_frames), marked.num_frames)
     rendered = sorted(n for n in order if out.get_frame(n).props[ANCHOR_PROP] == n)
@@ -332,6 +332,24 @@ def test_chain_starts_need_no_model_and_are_the_rendered_anchors(
             (detect, max_chain)
         ]
     )
+
+
+def test_chain_starts_of_a_range_read_that_range_alone() -> None:
+    """Chains.starts(first, last), where preview places its moments, reads the cut flags of the range only (no
+    walk back to the scene's start, which may be an hour of source earlier) and gives the starts a scan from
+    frame 0 finds there, from the range's first cut on."""
+    src = numpy_clip(np.concatenate([SCENE[:3], pattern(3, 1), SCENE[3:9]]))  # scenes at 0, 3, 6
+
+    def unread(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        if n < 3:  # frame 4's scene detection reads frame 3, nothing reads before it
+            raise vs.Error(f"source frame {n} was read")
+        return f
+
+    def chains(clip: vs.VideoNode) -> Chains:
+        return Chains(clip, scene_detect=True, scene_threshold=0.1, max_chain=2)
+
+    assert chains(src).starts(0, 11) == [0, 2, 3, 5, 6, 8, 10]
+    assert chains(core.std.ModifyFrame(src, src, unread)).starts(4, 11) == [6, 8, 10]  # 5: scene 3's restart
 
 
 # --- errors -------------------------------------------------------------------------------------------------
@@ -444,7 +462,7 @@ def test_networks_load_at_the_first_frame_not_at_the_call(tiny_checkpoint: Path,
     shutil.copytree(tiny_checkpoint, copy)
     clip = numpy_clip(np.concatenate([SCENE[:3], pattern(2, 1)]))
     out = stream_diffvsr(clip, model=str(copy), **FAST)
-    assert frame_server(out).chain_starts(4) == [0, 3]
+    assert frame_server(out).chains.starts(0, 4) == [0, 3]
     weights = copy / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])  # damaged after the call: only a later load can notice
     with pytest.raises(vs.Error, match="frame 0: could not load the checkpoint"):

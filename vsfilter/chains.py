@@ -94,6 +94,13 @@ class Chains:
             self._scene[j] = self._scene[j - 1]
         return self._scene[n]
 
-    def starts(self, last: int) -> list[int]:
-        """The frames 0..``last`` where a chain starts: where a segmented encode may split exactly."""
-        return [k for k, cut in enumerate(self.cuts[: last + 1].frames()) if self.anchor(k, cut) == k]
+    def starts(self, first: int, last: int) -> list[int]:
+        """The frames ``first``..``last`` where a chain starts (from 0: where a segmented encode may split
+        exactly), reading the cut flags of that range only: before the range's first cut, a ``max_chain``
+        restart would need its scene's start from before ``first``, so none is reported there."""
+        starts, cut_seen = [], False
+        for k, cut in enumerate(self.cuts[first : last + 1].frames(), start=first):
+            cut_seen = cut_seen or bool(cut.props[CUT_PROP])
+            if cut_seen and self.anchor(k, cut) == k:
+                starts.append(k)
+        return starts

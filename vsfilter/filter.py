@@ -86,9 +86,8 @@ def stream_diffvsr(
     """
     clip = check_clip(clip)
     if checkpoint_interval is not None:
-        new, version = RENAMED["checkpoint_interval"]
-        message = f"checkpoint_interval is now {new}; the old name stops working in version {version}"
-        warnings.warn(f"{NAME}: {message}", FutureWarning, stacklevel=2)
+        new, deprecation = RENAMED["checkpoint_interval"]
+        warnings.warn(f"{NAME}: {deprecation.notice(new)}", FutureWarning, stacklevel=2)
         snapshot_interval = checkpoint_interval
     settings = check_settings(
         {
@@ -126,11 +125,11 @@ def stream_diffvsr(
         threads=CpuThreads.current(),
     )
 
-    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+    def output_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         blank, source, cut = f
         out = blank.copy()
         try:
-            anchor = server.render(n, source, cut, out)
+            anchor = server.serve(n, source, cut, out)
         except StreamDiffVSRError as exc:
             raise error(f"frame {n}: {exc}") from None
         except torch.cuda.OutOfMemoryError:
@@ -144,7 +143,7 @@ def stream_diffvsr(
         return out
 
     blank = core.std.BlankClip(clip, width=width, height=height, keep=True)
-    output = core.std.ModifyFrame(blank, [blank, clip, chains.cuts], render)
+    output = core.std.ModifyFrame(blank, [blank, clip, chains.cuts], output_frame)
     _servers[output] = server
     _live_servers.add(server)
     return output
@@ -165,7 +164,9 @@ def out_of_memory_message(width: int, height: int, precision: str, flow: str, fl
 
 
 _servers: weakref.WeakKeyDictionary[vs.VideoNode, FrameServer] = weakref.WeakKeyDictionary()
-_live_servers: weakref.WeakSet[FrameServer] = weakref.WeakSet()  # kept alive by their clips' render callbacks
+_live_servers: weakref.WeakSet[FrameServer] = (
+    weakref.WeakSet()
+)  # kept alive by their clips' output_frame callbacks
 
 
 def live_frame_servers() -> list[FrameServer]:

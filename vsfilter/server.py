@@ -188,7 +188,7 @@ class OutputCache:
 
 
 class FrameServer:
-    """Renders output frame n of ``clip`` exactly, in any request order. Thread-safe (one render at a time).
+    """Serves output frame n of ``clip`` exactly, in any request order. Thread-safe (one step at a time).
     The networks are loaded when the first frame is computed (a script evaluated only to plan never loads them)."""
 
     def __init__(
@@ -231,11 +231,7 @@ class FrameServer:
             self._stream = self.engine.stream()
         return self._stream
 
-    def chain_starts(self, last: int) -> list[int]:
-        """The frames 0..``last`` where a chain starts (``Chains.starts``: the rule rendering uses)."""
-        return self.chains.starts(last)
-
-    def render(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame, out: vs.VideoFrame) -> int:
+    def serve(self, n: int, source: vs.VideoFrame, cut: vs.VideoFrame, out: vs.VideoFrame) -> int:
         """Write output frame n into ``out``, given source frame n and frame n of ``chains.cuts``; returns n's
         chain anchor. A seek fetches what it needs (earlier cut flags, source frames) with the lock released,
         then steps under it from the best start known by then: no ``get_frame`` is ever waited on while holding

@@ -22,7 +22,7 @@ from streamdiffvsr.cli.media.ffmpeg_cmd import (
 )
 from streamdiffvsr.cli.media.probe import SourceInfo, first_size_change, frame_duration_range, probe
 from streamdiffvsr.cli.media.tools import check_params, require_encode_tools
-from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator, speeds
 from streamdiffvsr.cli.segments.orchestrator import Parallel, Request
@@ -96,7 +96,7 @@ def check_range(start: int | None, end: int | None) -> None:
 
 
 def check_range_in_source(info: SourceInfo, start: int | None, end: int | None) -> None:
-    """--start/--end must name frames INPUT has (vspipe's own complaint would come after indexing)."""
+    """--start/--end must name frames INPUT has (the script's own complaint would come after indexing)."""
     count = info.frame_count
     if count is None:
         return
@@ -222,7 +222,7 @@ def _streams_fit(ffmpeg: str, args: list[str]) -> bool:
 
 
 def check_frame_size(info: SourceInfo) -> None:
-    """The model's smallest side, checked before vspipe loads anything (the filter would refuse it later)."""
+    """The model's smallest side, checked before a render worker loads anything (the filter would refuse it later)."""
     width, height = read_size(info)
     if min(width, height) < MIN_SIDE:
         read = f" (read as {width}x{height})" if (width, height) != (info.width, info.height) else ""
@@ -313,7 +313,7 @@ def source_trim(info: SourceInfo, start: int | None, end: int | None) -> Trim | 
 
 
 def check_flow_available(flow: str, model_root: Path, flow_weights: str | None) -> None:
-    """RAFT's weights must be at hand before vspipe starts (else the script fails after indexing the source)."""
+    """RAFT's weights must be at hand before a render worker starts (else the script fails after indexing the source)."""
     from streamdiffvsr.locate import RAFT_FILES, raft_file, resolve_flow
 
     flow, weights = resolve_flow(model_root, flow, flow_weights)
@@ -401,7 +401,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
     commands = EncodeCommands(source, info, muxer, settings.section("encoder"), source_trim(info, args.start, args.end),
                               tag_colour=user_vpy is None)  # fmt: skip
-    script_text = render_script(settings) if user_vpy is None else user_vpy.read_text(errors="replace")
+    script_text = generate_script(settings) if user_vpy is None else user_vpy.read_text(errors="replace")
     generated = partial_path(output, GENERATED_SCRIPT_SUFFIX)  # hidden beside OUTPUT while it runs
     script = ScriptSpec(user_vpy or generated, script_args,
                         render_threads(settings["threads"]))  # fmt: skip

@@ -107,7 +107,7 @@ def run_frames(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)  # only once there is a frame to put in it
         write_png(out_dir / path.name, hr[0].permute(1, 2, 0).cpu().numpy(), peak)
         progress.update(done + 1, len(files))
-        progress.render()
+        progress.draw()
     progress.finish()
     print(f"wrote {len(files)} frames to {out_dir.absolute()}", flush=True)
     return 0

@@ -24,7 +24,7 @@ from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.probe import SourceInfo, probe
 from streamdiffvsr.cli.media.tools import check_params, require_encode_tools
-from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.codecs import CODECS
@@ -33,7 +33,7 @@ from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settin
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
 if TYPE_CHECKING:
-    from streamdiffvsr.cli.preview.render import ScriptRun
+    from streamdiffvsr.cli.preview.script_run import ScriptRun
     from streamdiffvsr.cli.preview.session import Preview
 
 WARMUP_SECONDS = 1.0  # default moments: this far into a chain, so the temporal guidance has settled
@@ -107,7 +107,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from streamdiffvsr.cli.preview.flicker import plot_png
     from streamdiffvsr.cli.preview.picture import compose
     from streamdiffvsr.cli.preview.publish import png_bytes, publish
-    from streamdiffvsr.cli.preview.session import Variant, render
+    from streamdiffvsr.cli.preview.session import Variant, render_preview
     from streamdiffvsr.cli.segments.worker import ScriptSpec
 
     warmup = max(MIN_WARMUP, round(fps * Fraction(WARMUP_SECONDS)))
@@ -133,10 +133,10 @@ def run_preview(args: argparse.Namespace) -> int:
         variants = []
         for index, (label, each) in enumerate(compared):
             path = Path(scratch) / f"setting{index}.vpy"
-            path.write_text(render_script(each), encoding="utf-8")
+            path.write_text(generate_script(each), encoding="utf-8")
             variants.append(Variant(label, ScriptSpec(path, vpy_args, render_threads(each["threads"]))))
         checked = time.perf_counter()
-        preview = render(variants, choose_moments, stretch, fps)
+        preview = render_preview(variants, choose_moments, stretch, fps)
     base = load_settings(args.preset, args.set)
     compares_presets = (args.compare or "").partition("=")[0].strip() == "preset"
     title = f"{source.name}   model {choice.name}   {describe_settings(base, compares_presets)}"

@@ -8,7 +8,7 @@ import sys
 
 from streamdiffvsr.cli.arguments import absolute_path
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.vpy import render_script
+from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings
 
 
@@ -16,7 +16,7 @@ def run_script(args: argparse.Namespace) -> int:
     settings = load_settings(args.preset, args.set)
     if args.input is not None and not args.input.is_file():
         raise CliError(f"INPUT {args.input} is not a file")
-    sys.stdout.write(render_script(settings))
+    sys.stdout.write(generate_script(settings))
     sys.stdout.flush()
     if not sys.stdout.isatty():
         source = shlex.quote(str(args.input)) if args.input else "INPUT"

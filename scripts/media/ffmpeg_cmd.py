@@ -50,7 +50,7 @@ def video_options(encoder: dict[str, Any], info: SourceInfo, tag_colour: bool) -
     options: dict[str, Any] = codec.options(encoder)
     if tag_colour:
         options.update(colour_tags(info))
-        if (sar := info.sample_aspect_ratio) is not None:  # y4m from vspipe always says A0:0
+        if (sar := info.sample_aspect_ratio) is not None:  # VapourSynth's y4m always says A0:0
             options["vf"] = f"setsar={sar.numerator}/{sar.denominator}"
     if params := codec.params(encoder, info.hdr10 if tag_colour else None):
         options[codec.params_option] = params

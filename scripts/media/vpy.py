@@ -39,7 +39,7 @@ def _filter_option_lines(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def render_script(settings: Settings) -> str:
+def generate_script(settings: Settings) -> str:
     """The generated .vpy text for ``settings``."""
     text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     pix_fmt = settings["pix_fmt"]

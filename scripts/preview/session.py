@@ -14,7 +14,7 @@ import vapoursynth as vs
 from streamdiffvsr.cli.preview.encoder import sample_size
 from streamdiffvsr.cli.preview.flicker import Flicker, changes
 from streamdiffvsr.cli.preview.picture import SCALE, Row
-from streamdiffvsr.cli.preview.render import ScriptRun, Timing, rgb_array, to_rgb24
+from streamdiffvsr.cli.preview.script_run import ScriptRun, Timing, rgb_array, to_rgb24
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 
 SOURCE_LABEL = "source (4x pixels)"
@@ -68,7 +68,7 @@ def _header(frame: int, anchor: int, fps: Fraction) -> str:
     return f"frame {frame}   {time}   chain from frame {anchor} ({frame - anchor} frames of warm-up)"
 
 
-def render(
+def render_preview(
     variants: list[Variant],
     choose_moments: Callable[[ScriptRun], list[int]],
     stretch: int,

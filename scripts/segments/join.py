@@ -8,8 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.errors import EncodeError
-from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
-from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
+from streamdiffvsr.cli.segments.partials import NotCommitted, claim, verify_and_commit
 
 TAIL_LINES = 15
 
@@ -27,8 +26,8 @@ def write_concat_list(path: Path, files: list[Path], frames: list[int], fps: Fra
 def join(
     ffmpeg_args: list[str], ffprobe: str, partial: Path, output: Path, frames: int, overwrite: bool
 ) -> None:
-    """Run the join command (it writes ``partial``), verify ``frames`` video frames, move it to ``output``
-    (without ``overwrite``, never over a file someone else created meanwhile)."""
+    """Run the join command (it writes ``partial``), then ``verify_and_commit`` it as ``output`` with ``frames``
+    video frames (without ``overwrite``, never over a file someone else created meanwhile)."""
     try:
         claim(partial)
         result = subprocess.run(ffmpeg_args, capture_output=True, text=True, errors="replace", check=False)
@@ -36,14 +35,9 @@ def join(
         if result.returncode != 0:
             raise EncodeError("ffmpeg (join)", f"exit status {result.returncode}", tail)
         try:
-            verify_frames(partial, ffprobe, frames)
-        except IncompleteVideo as exc:
-            raise EncodeError(
-                "ffmpeg (join)", f"exit status 0, but the file is incomplete: {exc}", tail
-            ) from None
-        try:
-            move_into_place(partial, output, overwrite)
-        except FileExistsError:
-            raise EncodeError("the join", taken(output), []) from None
+            verify_and_commit(partial, output, ffprobe, frames, overwrite)
+        except NotCommitted as exc:
+            side, lines = ("ffmpeg (join)", tail) if exc.incomplete else ("the join", [])
+            raise EncodeError(side, str(exc), lines) from None
     finally:
         partial.unlink(missing_ok=True)

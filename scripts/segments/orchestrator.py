@@ -343,7 +343,7 @@ def _run_jobs(
                     raise EncodeError(result.side or "the worker", status, list(result.tail), where)
             done_now = pool.progress()
             progress.update(done_frames + sum(done_now.values()), total)
-            progress.render()
+            progress.draw()
         progress.finish()
     finally:
         progress.clear()

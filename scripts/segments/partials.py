@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 
 GENERATED_SCRIPT_SUFFIX = ".vpy"
 # link() fails with these where the filesystem has no hard links (vfat, exFAT, some network mounts).
@@ -124,6 +125,31 @@ def _rename_noreplace(source: Path, target: Path) -> bool:
 def taken(target: Path) -> str:
     """Why a verified file was not moved to ``target``."""
     return f"{target} was created by someone else meanwhile; pass --overwrite to replace it"
+
+
+class NotCommitted(Exception):
+    """Why a written file was not moved into place: ``incomplete`` (the writer's fault: its last lines say
+    why), else the target's; ``retryable``: whether writing it again can help."""
+
+    def __init__(self, message: str, incomplete: bool = False, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.incomplete, self.retryable = incomplete, retryable
+
+
+def verify_and_commit(partial: Path, target: Path, ffprobe: str, frames: int, overwrite: bool) -> None:
+    """Trust ``partial`` only if ffprobe reads it whole with exactly ``frames`` video frames (ffmpeg exits 0
+    after a full disk), then move it to ``target`` (``move_into_place``); NotCommitted says why not."""
+    try:
+        verify_frames(partial, ffprobe, frames)
+        move_into_place(partial, target, overwrite)
+    except IncompleteVideo as exc:
+        raise NotCommitted(f"exit status 0, but the file is incomplete: {exc}", incomplete=True) from None
+    except FileExistsError:
+        raise NotCommitted(taken(target)) from None
+    except OSError as exc:
+        raise NotCommitted(
+            f"cannot write {target}: {exc.strerror or exc}", retryable=exc.errno != errno.ENOSPC
+        ) from None
 
 
 def _alive(pid: int) -> bool:

@@ -1,6 +1,6 @@
 """Jobs on Ray: a local instance (``--workers N``, loopback only, its own token) or an existing cluster
-(``--ray ADDRESS``, the cluster's token). Each worker is a Ray actor holding a ``Renderer``: the script and
-model are loaded once per actor (one GPU each, or a share of this machine's cores), and the actor renders job
+(``--ray ADDRESS``, the cluster's token). Each worker is a Ray actor holding an ``EvaluatedScript``: the script and
+model are loaded once per actor (one GPU each, or a share of this machine's cores), and the actor encodes job
 after job. Ray is imported here only."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
-from streamdiffvsr.cli.segments.worker import Job, Renderer, Result, ScriptSpec
+from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, ScriptSpec
 
 CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
@@ -35,24 +35,24 @@ TOKEN_FILE = Path("~/.ray/auth_token")
 DISTRIBUTION = "vs-streamdiffvsr"
 
 
-class RendererActor:
-    """What a Ray worker process holds: the evaluated script; ``progress`` answers while ``render`` runs. It
+class ScriptActor:
+    """What a Ray worker process holds: the evaluated script; ``progress`` answers while ``encode`` runs. It
     loads nothing on a node that cannot render this encode (``node_problem``): ``hello`` says why."""
 
     def __init__(self, spec: ScriptSpec, version: str) -> None:
         self.problem = node_problem(version)
-        self.renderer = Renderer(spec) if self.problem is None else None
+        self.script = EvaluatedScript(spec) if self.problem is None else None
         self.done = 0
 
     def hello(self) -> str | None:
         """Why this node cannot take a segment, or None: asked before it is given one."""
         return self.problem
 
-    def render(self, job: Job) -> Result:
+    def encode(self, job: Job) -> Result:
         import ray
 
         self.done = 0
-        result = self.renderer.render(job, self._report)
+        result = self.script.encode(job, self._report)
         return dataclasses.replace(result, node=f"{result.node} ({ray.util.get_node_ip_address()})")
 
     def _report(self, done: int) -> None:
@@ -239,7 +239,7 @@ class RayPool:
             {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": cpus / len(places)}
         )
         self.spec, self.notify, self.version = spec, notify, package_version()
-        self.actor_class = ray.remote(RendererActor)
+        self.actor_class = ray.remote(ScriptActor)
         self.starting: dict[Any, tuple[Any, Place]] = {}
         self.idle_actors: list[tuple[Any, Place]] = []
         self.running: dict[Any, tuple[Any, Place, Job]] = {}
@@ -252,7 +252,7 @@ class RayPool:
     def _start(self, place: Place) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        # max_concurrency 2: progress() answers while render() runs.
+        # max_concurrency 2: progress() answers while encode() runs.
         actor = self.actor_class.options(
             max_concurrency=2, max_restarts=0, **self.options,
             scheduling_strategy=NodeAffinitySchedulingStrategy(place.node_id, soft=False),
@@ -264,7 +264,7 @@ class RayPool:
 
     def submit(self, job: Job) -> None:
         actor, place = self.idle_actors.pop()
-        self.running[actor.render.remote(job)] = (actor, place, job)
+        self.running[actor.encode.remote(job)] = (actor, place, job)
 
     def wait(self, timeout: float) -> list[tuple[Job, Result]]:
         """The jobs that ended within ``timeout``; workers that passed their ``hello`` meanwhile become idle. A

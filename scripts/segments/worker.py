@@ -1,8 +1,8 @@
 """A render worker: one process that evaluates the encode's script once (VapourSynth in-process, as vspipe
-would) and then renders job after job from it, each through its own ffmpeg, so Python, torch, VapourSynth, the
+would) and then encodes job after job from it, each through its own ffmpeg, so Python, torch, VapourSynth, the
 source and the model are paid for once per worker, not once per segment.
 
-The same ``Renderer`` runs in a local worker process (``python -m streamdiffvsr.cli.segments.worker``, driven
+The same ``EvaluatedScript`` runs in a local worker process (``python -m streamdiffvsr.cli.segments.worker``, driven
 by ``LocalWorker`` over pickled messages on its stdin/stdout) and inside a Ray actor (``ray_pool``).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import os
 import pickle
 import queue
@@ -28,9 +27,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from streamdiffvsr.cli.media.tools import require_tool
-from streamdiffvsr.cli.media.verify import IncompleteVideo, verify_frames
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
-from streamdiffvsr.cli.segments.partials import claim, move_into_place, taken
+from streamdiffvsr.cli.segments.partials import NotCommitted, claim, verify_and_commit
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -81,8 +79,9 @@ class Result:
     seconds: float = 0.0
 
 
-class Renderer:
-    """The script of ``spec``, evaluated once in this process; ``render`` runs jobs from its output clip."""
+class EvaluatedScript:
+    """The script of ``spec``, evaluated once in this process: ``encode`` runs jobs from its output clip,
+    ``chain_starts`` and ``anchor_of`` ask its filter where chains start."""
 
     def __init__(self, spec: ScriptSpec) -> None:
         from streamdiffvsr.threads import CpuThreads
@@ -107,7 +106,7 @@ class Renderer:
     def chain_starts(self, last: int) -> list[int] | None:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
         server = self._the_filter()
-        return None if server is None else server.chain_starts(min(last, self.frames - 1))
+        return None if server is None else server.chains.starts(0, min(last, self.frames - 1))
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
@@ -115,8 +114,9 @@ class Renderer:
         server = self._the_filter()
         return None if server is None else server.chains.anchor(n)
 
-    def render(self, job: Job, report: Callable[[int], None]) -> Result:
-        """Render, verify and move one job into place; a failure is a Result, never an exception."""
+    def encode(self, job: Job, report: Callable[[int], None]) -> Result:
+        """Encode one job: its frames into ffmpeg, then verified and moved into place; a failure is a Result,
+        never an exception."""
         began = time.monotonic()
         try:
             ffmpeg = require_tool("ffmpeg")
@@ -129,13 +129,13 @@ class Renderer:
             return Result(
                 None, f"cannot write {job.partial}: {exc.strerror or exc}", retryable=False, node=self.node
             )
-        result, tail = self._encode(job, [ffmpeg, *job.ffmpeg_args], report)
+        result, tail = self._pipe_frames(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
             result = _verify_and_move(job, ffprobe, tail)
         job.partial.unlink(missing_ok=True)
         return dataclasses.replace(result, node=self.node, seconds=time.monotonic() - began)
 
-    def _encode(
+    def _pipe_frames(
         self, job: Job, command: list[str], report: Callable[[int], None]
     ) -> tuple[Result | None, tuple[str, ...]]:
         """Frames into ffmpeg: a Result if either side failed, and ffmpeg's last lines."""
@@ -171,21 +171,13 @@ class Renderer:
 
 
 def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
-    """Trust the file only if ffprobe reads it whole with every frame (ffmpeg exits 0 on a full disk), then
-    move it into place; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
+    """``verify_and_commit`` as a Result; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
     try:
-        verify_frames(job.partial, ffprobe, job.segment.frames)
-        move_into_place(job.partial, job.target, job.overwrite)
-    except IncompleteVideo as exc:
-        return Result(
-            None, f"exit status 0, but the file is incomplete: {exc}", "ffmpeg", tail, retryable=False
-        )
-    except FileExistsError:
-        return Result(None, taken(job.target), retryable=False)
-    except OSError as exc:
-        return Result(
-            None, f"cannot write {job.target}: {exc.strerror or exc}", retryable=exc.errno != errno.ENOSPC
-        )
+        verify_and_commit(job.partial, job.target, ffprobe, job.segment.frames, job.overwrite)
+    except NotCommitted as exc:
+        if exc.incomplete:
+            return Result(None, str(exc), "ffmpeg", tail, retryable=False)
+        return Result(None, str(exc), retryable=exc.retryable)
     return Result(job.segment.frames)
 
 
@@ -243,7 +235,8 @@ def _checked_anchor(clip, first: int):
 
 
 def _serve(commands: BinaryIO, events: BinaryIO) -> None:
-    """The worker process: load the script, then answer scan and render messages until stdin closes."""
+    """The worker process: evaluate the script, then answer scan, anchor and encode messages until stdin
+    closes."""
 
     def send(*message: Any) -> None:
         pickle.dump(message, events)
@@ -251,24 +244,24 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
 
     try:
         spec = pickle.load(commands)
-        renderer = Renderer(spec)
+        script = EvaluatedScript(spec)
     except Exception as exc:  # the script's own error: the driver shows it with the tail of stderr
         traceback.print_exc()
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
-    send("ready", (renderer.frames, renderer.cuda_devices))
+    send("ready", (script.frames, script.cuda_devices))
     while True:
         try:
             kind, value = pickle.load(commands)
         except EOFError:
             return
         if kind == "scan":
-            send("scan", renderer.chain_starts(value))
+            send("scan", script.chain_starts(value))
         elif kind == "anchor":
-            send("anchor", renderer.anchor_of(value))
+            send("anchor", script.anchor_of(value))
         else:
-            send("result", renderer.render(value, lambda done: send("progress", done)))
+            send("result", script.encode(value, lambda done: send("progress", done)))
 
 
 def main() -> None:
@@ -354,7 +347,7 @@ class LocalWorker:
         return self._ask("anchor", n)
 
     def submit(self, job: Job) -> None:
-        self._send(("render", job))
+        self._send(("encode", job))
 
     def close(self) -> None:
         stop(self.child)

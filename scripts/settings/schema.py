@@ -27,6 +27,7 @@ from streamdiffvsr.cli.settings.codecs import (
     X26X_PRESETS,
     X26X_TUNES,
 )
+from streamdiffvsr.deprecation import deprecate
 from streamdiffvsr.options import OPTIONS, RENAMED, Bounds, Option, OptionError
 
 SECTIONS = ("engine", "encoder", "segment")
@@ -213,13 +214,11 @@ def _renamed_notices(preset: Mapping[str, Any], overrides: list[str] | tuple[str
     engine = preset.get("engine", {})
     used = {*engine, *(item.partition("=")[0].strip().rpartition(".")[2] for item in overrides)}
     return tuple(
-        f"engine.{old} is now engine.{new}; the old name stops working in version {version}"
-        for old, (new, version) in RENAMED.items()
-        if old in used
+        deprecation.notice(new, "engine") for old, (new, deprecation) in RENAMED.items() if old in used
     )
 
 
-FORMER_PRESET_KEY_REMOVED_IN = "0.3"
+FORMER_PRESET_KEY = deprecate("x265_preset", "0.3")  # x264's Codec.former_preset_key
 
 
 def _former_preset_key(values: dict[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
@@ -230,8 +229,4 @@ def _former_preset_key(values: dict[str, Any], given: Mapping[str, Any]) -> tupl
     if old is None or new is None or old not in given or new in given:
         return ()
     values[new] = values[old]
-    owner = next(other.name for other in CODECS.values() if other.preset_key == old)
-    return (
-        f"encoder.{old} is {owner}'s; for {codec.name} set encoder.{new} (taken from {old} this time; "
-        f"that stops working in version {FORMER_PRESET_KEY_REMOVED_IN})",
-    )
+    return (FORMER_PRESET_KEY.notice(f"{new} for {codec.name} (taken from {old} this time)", "encoder"),)

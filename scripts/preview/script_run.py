@@ -13,9 +13,8 @@ import numpy as np
 import vapoursynth as vs
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.segments.worker import Renderer, ScriptSpec
+from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
 from streamdiffvsr.vsfilter import ANCHOR_PROP
-from streamdiffvsr.vsfilter.chains import CUT_PROP, chain_anchor
 from streamdiffvsr.vsfilter.filter import live_frame_servers
 from streamdiffvsr.vsfilter.server import FrameServer
 
@@ -23,7 +22,7 @@ UNTIMED = 2
 
 
 class ScriptFailed(CliError):
-    """The generated script or the filter failed (a failed run, as when the encode's vspipe fails)."""
+    """The generated script or the filter failed (a failed run, as when a render worker of the encode fails)."""
 
     exit_code = 1
 
@@ -62,7 +61,7 @@ class Timing:
 
 @dataclass
 class ScriptRun:
-    """One script evaluated in this process by the encode's own ``Renderer`` (same evaluation, same CPU
+    """One script evaluated in this process by the encode's own ``EvaluatedScript`` (same evaluation, same CPU
     threads): its output clip and the filter's frame server."""
 
     output: vs.VideoNode
@@ -78,7 +77,7 @@ class ScriptRun:
         before = set(live_frame_servers())
         try:
             with contextlib.chdir(os.getcwd()):
-                output = Renderer(script).clip
+                output = EvaluatedScript(script).clip
         except (
             Exception
         ) as exc:  # as a failed worker: whatever the script raises ends the run with its message
@@ -114,15 +113,8 @@ class ScriptRun:
         return [*self.frames(n, n)][0]
 
     def chain_starts(self, first: int, last: int) -> list[int]:
-        """The chain starts in ``first`` .. ``last`` that follow a cut seen in that range (a ``max_chain`` restart
-        needs its scene's start)."""
-        chains, starts, scene = self.server.chains, [], None
-        for k, cut in enumerate(chains.cuts[first : last + 1].frames(), start=first):
-            if cut.props[CUT_PROP]:
-                scene = k
-            if scene is not None and chain_anchor(k, scene, chains.max_chain) == k:
-                starts.append(k)
-        return starts
+        """The chain starts in ``first`` .. ``last`` (``Chains.starts``: the filter's own rule and scan)."""
+        return self.server.chains.starts(first, last)
 
     def anchor_of(self, n: int) -> int:
         """Where frame n's chain starts (the filter's own rule; no model step)."""
