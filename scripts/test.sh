@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), then run the whole test suite offline. Extra arguments go to pytest.
+# Set up (scripts/setup.sh), then run the whole test suite offline. Extra arguments go to pytest (the fast layer
+# alone: bash scripts/test.sh -m 'not slow').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +13,5 @@ export HF_HUB_OFFLINE=1
 export STREAMDIFFVSR_CACHE="${STREAMDIFFVSR_CACHE:-$PWD/.cache/streamdiffvsr}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q "$@"
+# One pytest process per core (pytest-xdist), each test file whole in one of them (its module fixtures built once).
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"

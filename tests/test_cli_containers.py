@@ -43,6 +43,7 @@ def styled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return with_font(make_scenes(folder / "scenes.mkv"), folder / "styled.mkv")
 
 
+@pytest.mark.slow
 def test_split_and_one_segment_keep_colour_tags_and_attachments(
     styled: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -59,6 +60,7 @@ def test_split_and_one_segment_keep_colour_tags_and_attachments(
         assert [s["tags"] for s in fonts] == [{"filename": "font.ttf", "mimetype": FONT_MIME}], path
 
 
+@pytest.mark.slow
 def test_attachments_that_mp4_cannot_hold_are_announced(styled: Path, tmp_path: Path) -> None:
     result = encode(str(styled), str(tmp_path / "out.mp4"), "--model", "tiny", *CHEAP_MP4, "--dry-run")
     assert (
@@ -67,6 +69,7 @@ def test_attachments_that_mp4_cannot_hold_are_announced(styled: Path, tmp_path: 
     )
 
 
+@pytest.mark.slow
 def test_pcm_audio_into_mp4_is_refused_before_anything_renders(styled: Path, tmp_path: Path) -> None:
     pcm = with_font(styled, tmp_path / "pcm.mkv", audio="pcm_s16le")
     began = time.monotonic()
@@ -82,6 +85,7 @@ def test_pcm_audio_into_mp4_is_refused_before_anything_renders(styled: Path, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["font.ttf", "pcm.mkv"]
 
 
+@pytest.mark.slow
 def test_a_frame_size_change_midway_is_one_line_naming_the_frame(tmp_path: Path) -> None:
     parts = []
     for size in ("64x48", "96x72"):  # six frames each, joined as a transport stream allows
@@ -109,6 +113,7 @@ def single_frame(path: Path, size: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     nvidia_gpu_present(), reason="the memory rule is the CPU's; with a GPU the check stands aside"
 )
@@ -131,6 +136,7 @@ def test_an_output_too_large_for_memory_is_refused_before_anything_loads(tmp_pat
     assert "model:" not in result.stderr and "filter:" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     nvidia_gpu_present(), reason="the memory rule is the CPU's; with a GPU the check stands aside"
 )

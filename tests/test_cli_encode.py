@@ -98,6 +98,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "sample.mkv")
 
 
+@pytest.mark.slow
 def test_encode_keeps_streams_and_settings_reach_filter_and_x265(
     clip: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -131,6 +132,7 @@ def test_encode_keeps_streams_and_settings_reach_filter_and_x265(
     assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"}
 
 
+@pytest.mark.slow
 def test_odd_path_mp4_range_and_overwrite(
     clip: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -154,6 +156,7 @@ def test_odd_path_mp4_range_and_overwrite(
     assert_clean(folder, {source.name, output.name})
 
 
+@pytest.mark.slow
 def test_script_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = tmp_path / "raise.vpy"
     script.write_text(
@@ -171,6 +174,7 @@ def test_script_failure_mid_stream(clip: Path, tmp_path: Path, capsys: pytest.Ca
     assert_clean(tmp_path, {"raise.vpy"})
 
 
+@pytest.mark.slow
 def test_script_failing_before_its_first_frame_is_blamed_not_ffmpeg(
     clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -188,6 +192,7 @@ def test_script_failing_before_its_first_frame_is_blamed_not_ffmpeg(
     assert_clean(tmp_path, {"broken.vpy"})
 
 
+@pytest.mark.slow
 def test_ffmpeg_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = make_clip(tmp_path / "clip.mkv")
     script = tmp_path / "tiny.vpy"  # frames x265 refuses to encode (PCM into mp4 is refused before this now)
@@ -200,6 +205,7 @@ def test_ffmpeg_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert_clean(tmp_path, {"clip.mkv", "clip.srt", "clip.ffmeta", "tiny.vpy"})
 
 
+@pytest.mark.slow
 def test_sigint_stops_both_children_and_removes_partial(clip: Path, tmp_path: Path) -> None:
     script = tmp_path / "slow.vpy"
     script.write_text(

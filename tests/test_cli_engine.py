@@ -103,6 +103,7 @@ def test_download_of_an_uncached_model_offline_is_one_line(capsys) -> None:
     )
 
 
+@pytest.mark.slow
 def test_info_reports_the_tools(capsys) -> None:
     status = main(["info"])
     out = capsys.readouterr().out

@@ -148,6 +148,7 @@ def test_a_join_that_cannot_be_moved_into_place_is_a_failed_encode(tmp_path: Pat
     assert not partial.exists()
 
 
+@pytest.mark.slow
 def test_output_and_work_folder_on_a_filesystem_without_hard_links(
     clip: Path, passthrough: Path, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +163,7 @@ def test_output_and_work_folder_on_a_filesystem_without_hard_links(
         assert {p.name for p in folder.iterdir()} == {"whole.mkv", "split.mkv"}
 
 
+@pytest.mark.slow
 def test_input_and_script_named_like_leftovers_are_never_removed(
     clip: Path, passthrough: Path, tmp_path: Path, capsys
 ) -> None:
@@ -182,6 +184,7 @@ def test_input_and_script_named_like_leftovers_are_never_removed(
     ).is_symlink() and outside.read_bytes() == b"not the encode's"
 
 
+@pytest.mark.slow
 def test_links_in_the_work_folder_are_never_written_through(
     tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
@@ -211,6 +214,7 @@ def test_a_dangling_link_as_output_is_refused_before_rendering(
     assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"} and output.is_symlink()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["link", "folder"])
 def test_a_lock_file_that_is_a_link_or_a_folder_is_one_line(
     kind: str, clip: Path, passthrough: Path, tmp_path: Path, capsys

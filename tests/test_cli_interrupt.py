@@ -107,6 +107,7 @@ def running(family: set[tuple[int, str]]) -> set[tuple[int, str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_signal_ends_the_encode_within_seconds_at_any_stage(
@@ -116,6 +117,7 @@ def test_a_signal_ends_the_encode_within_seconds_at_any_stage(
     interrupt(STAGES[stage], [str(source), "--model", str(tiny_checkpoint)], sig, tmp_path)
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_two_ray_workers_within_seconds(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """--workers 2 (a local Ray instance), both workers in the middle of a frame of their segments."""
     source = make_scenes(tmp_path / "scenes.mkv")

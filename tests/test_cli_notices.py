@@ -50,6 +50,7 @@ def notices(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("streamdiffvsr: ")]
 
 
+@pytest.mark.slow
 def test_dry_run_says_steps_warmup_and_workers(scenes: Path, tmp_path: Path) -> None:
     run = subprocess.run(
         [str(CLI), "encode", str(scenes), str(tmp_path / "out.mkv"), "--model", "nano", "--preset", "preview",
@@ -66,6 +67,7 @@ def test_dry_run_says_steps_warmup_and_workers(scenes: Path, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_encode_from_a_chain_start_or_with_the_trained_steps_says_nothing_of_them(
     scenes: Path, tmp_path: Path
 ) -> None:
@@ -79,6 +81,7 @@ def test_encode_from_a_chain_start_or_with_the_trained_steps_says_nothing_of_the
     assert "trained for" not in said and "warm-up" not in said and "--workers" not in said
 
 
+@pytest.mark.slow
 def test_encode_says_the_warmup_before_rendering_it(
     scenes: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
@@ -93,6 +96,7 @@ def test_encode_says_the_warmup_before_rendering_it(
     assert output.is_file()
 
 
+@pytest.mark.slow
 def test_download_offline_says_what_to_do_instead(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     run = subprocess.run([str(CLI), "download"], capture_output=True, text=True, timeout=120, env=env)
@@ -106,6 +110,7 @@ def test_download_offline_says_what_to_do_instead(tmp_path: Path) -> None:
     assert "with network access" not in line  # the former advice: run the very command that just failed
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to resume with another count")
 def test_a_resume_on_another_core_count_says_which_thread_setting_resumes(
     tmp_path: Path, tiny_checkpoint: Path

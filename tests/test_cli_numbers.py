@@ -82,6 +82,7 @@ def test_a_preset_file_with_hostile_numbers_is_refused(key: str, value: str) -> 
     assert "\n" not in str(refused.value) and "mine.toml" in str(refused.value)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 @pytest.mark.parametrize(
     "at", ["-1s", "inf", "nan", "infs", "nans", "1e400s", "1e3s", "9" * 400 + "s", "9" * 5000, "²"]

@@ -42,6 +42,7 @@ def place(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Pa
     return root
 
 
+@pytest.mark.slow
 def test_encode_one_segment_and_split_with_and_without_vpy_from_relative_paths(place: Path) -> None:
     """The four encodes run at once (each mostly waits on its own start-up): the same frames everywhere."""
     cases = {
@@ -82,6 +83,7 @@ def test_encode_one_segment_and_split_with_and_without_vpy_from_relative_paths(p
     ]  # no work folder
 
 
+@pytest.mark.slow
 def test_preview_with_relative_paths_keeps_the_working_directory(
     place: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +121,7 @@ def test_a_relative_path_in_a_preset_file_is_from_its_folder_and_in_set_from_the
     assert from_set["flow_weights"] == str(tmp_path / "w" / "raft.safetensors")
 
 
+@pytest.mark.slow
 def test_the_source_index_goes_to_the_package_cache_not_home(tmp_path: Path) -> None:
     """BestSource writes an index for a long source (here 480 frames); by default into ~/bsindex."""
     source = tmp_path / "long.mkv"

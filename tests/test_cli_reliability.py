@@ -78,6 +78,7 @@ def encode(*args: str) -> int:
     return main(["encode", *map(str, args), "--quiet"])
 
 
+@pytest.mark.slow
 def test_disk_full_keeps_the_old_output_and_fails(clip: Path, tmp_path: Path, capsys) -> None:
     script = tmp_path / "noise.vpy"
     script.write_text(NOISE_VPY)
@@ -133,6 +134,7 @@ def test_variable_frame_rate_is_refused_with_the_command_that_fixes_it(
     assert not (tmp_path / "out.mkv").exists()
 
 
+@pytest.mark.slow
 def test_odd_yuv420_size_is_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
     odd = tmp_path / "odd.mkv"
     ffmpeg(
@@ -163,6 +165,7 @@ def test_range_beyond_the_clip_is_refused_up_front(
     assert "--end 20 is beyond the end of INPUT" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_range_beyond_the_script_is_refused_before_rendering(clip: Path, tmp_path: Path, capsys) -> None:
     script = tmp_path / "short.vpy"  # a script whose clip is shorter than INPUT
     script.write_text(PASSTHROUGH_VPY + "clip[:3].set_output()\n")
@@ -231,6 +234,7 @@ def hdr10_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["x265", "x264", "svtav1", "ffv1"])
 def test_hdr10_keeps_matrix_and_static_metadata_in_each_codecs_syntax(
     hdr10_source: Path, tmp_path: Path, codec: str, capsys
@@ -264,6 +268,7 @@ def test_invalid_x265_params_are_refused_up_front(
     assert not (tmp_path / "out.mkv").exists()
 
 
+@pytest.mark.slow
 def test_non_utf8_file_names_work(clip: Path, tmp_path: Path, passthrough: Path) -> None:
     folder = os.fsencode(tmp_path)
     source, output = folder + b"/caf\xe9.mkv", folder + b"/out caf\xe9.mp4"  # legal Linux names, not UTF-8
@@ -306,6 +311,7 @@ core.std.ModifyFrame(clip, clip, slow).set_output()
 """
 
 
+@pytest.mark.slow
 def test_a_later_run_removes_what_a_killed_run_left(
     clip: Path, tmp_path: Path, passthrough: Path, capsys
 ) -> None:
@@ -332,6 +338,7 @@ def test_a_later_run_removes_what_a_killed_run_left(
     assert {p.name for p in tmp_path.iterdir()} == {"slow.vpy", "out.mkv", running.name}
 
 
+@pytest.mark.slow
 def test_audio_is_cut_to_a_late_starting_video(tmp_path: Path, passthrough: Path) -> None:
     late = tmp_path / "late.mkv"  # the video starts 0.5 s after the audio
     ffmpeg(
@@ -355,6 +362,7 @@ def test_audio_is_cut_to_a_late_starting_video(tmp_path: Path, passthrough: Path
     assert abs(durations["audio"] - durations["video"]) < 0.05, durations
 
 
+@pytest.mark.slow
 def test_an_output_created_meanwhile_is_never_replaced_without_overwrite(clip: Path, tmp_path: Path) -> None:
     """Two runs to one OUTPUT: the one that finishes second fails in one line and leaves the first's file."""
     script = tmp_path / "slow.vpy"

@@ -116,6 +116,7 @@ def test_split_starts_segments_at_chain_starts_of_at_least_min_frames() -> None:
     assert split([], 0, 5, 100) == [Segment(0, 0, 5)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
@@ -180,6 +181,7 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
     assert_none_left(tmp_path, set())
 
 
+@pytest.mark.slow
 def test_a_resume_refuses_a_source_whose_content_changed_with_its_size_and_time(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -213,6 +215,7 @@ def test_a_resume_refuses_a_source_whose_content_changed_with_its_size_and_time(
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == work and not output.exists()
 
 
+@pytest.mark.slow
 def test_ray_workers_resume_with_another_count_survive_ctrl_c_and_a_killed_worker(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
@@ -282,6 +285,7 @@ def fresh_home(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "HOME": str(home)}
 
 
+@pytest.mark.slow
 def test_segments_run_on_a_ray_cluster(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
@@ -334,6 +338,7 @@ def assert_loopback_only() -> None:
     assert elsewhere == []
 
 
+@pytest.mark.slow
 def test_ray_address_where_nothing_listens_fails_fast_in_one_line(scenes: Path, tmp_path: Path) -> None:
     with socket_port() as port:
         pass
@@ -393,6 +398,7 @@ class socket_port:
         self.sock.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("manifest", "expected"),
     [
@@ -418,6 +424,7 @@ def test_a_damaged_or_foreign_manifest_is_one_line(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A manifest of this encode whose segment list is broken: refused in one line, nothing deleted."""
     output = tmp_path / "out.mkv"
@@ -441,6 +448,7 @@ def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: P
     assert any(folder.glob("segment-?????.nut"))
 
 
+@pytest.mark.slow
 def test_a_linked_work_folder_is_refused_not_followed(scenes: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "users-folder"
     elsewhere.mkdir()
@@ -454,6 +462,7 @@ def test_a_linked_work_folder_is_refused_not_followed(scenes: Path, tmp_path: Pa
     assert not (tmp_path / "out.mkv").exists()
 
 
+@pytest.mark.slow
 def test_ray_address_in_the_environment_yields_to_an_explicit_workers(scenes: Path, tmp_path: Path) -> None:
     env = {**fresh_home(tmp_path), "RAY_ADDRESS": "127.0.0.1:9"}
     output = tmp_path / "out.mkv"
@@ -463,6 +472,7 @@ def test_ray_address_in_the_environment_yields_to_an_explicit_workers(scenes: Pa
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_a_segmented_mp4_keeps_exact_timestamps(scenes: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Segments are joined without rounding the frame times to milliseconds (23.976 fps in mp4's 1/24000)."""
     ntsc = tmp_path / "ntsc.mp4"  # four scenes of SCENE_FRAMES frames at 24000/1001 fps
@@ -484,6 +494,7 @@ def test_a_segmented_mp4_keeps_exact_timestamps(scenes: Path, tiny_checkpoint: P
     assert sorted(int(p["pts"]) for p in data["packets"]) == [1001 * k for k in range(4 * SCENE_FRAMES)]
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(scenes: Path, tmp_path: Path) -> None:
     output = tmp_path / "out.mkv"
     result = encode(str(scenes), str(output), "--model", "tiny", *LOSSLESS, *SEGMENTED, "--dry-run")
@@ -524,6 +535,7 @@ def http_server() -> Iterator[int]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_a_users_vpy_is_split_exactly_like_the_generated_script(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:

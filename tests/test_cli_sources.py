@@ -37,6 +37,7 @@ def stream_entries(path: Path, entries: str) -> list[dict]:
     return json.loads(out)["streams"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_a_range_starting_after_a_keyframe_keeps_audio_in_step(
     tmp_path: Path, passthrough: Path, suffix: str
@@ -61,6 +62,7 @@ def test_a_range_starting_after_a_keyframe_keeps_audio_in_step(
     assert float(packets[0]) > -0.03, packets[:3]  # no second of sound that an mp4 edit list hides
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_sample_aspect_ratio_is_kept(tiny_checkpoint: Path, tmp_path: Path, suffix: str) -> None:
     source = tmp_path / "anamorphic.mkv"  # 64x48 pixels shown 16:9
@@ -92,6 +94,7 @@ def test_a_frame_too_small_for_the_model_is_refused_before_anything_loads(
     assert {p.name for p in tmp_path.iterdir()} == {"small.mkv"}
 
 
+@pytest.mark.slow
 def test_interlacing_and_cover_art_are_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
     cover = tmp_path / "cover.png"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32:rate=1", "-frames:v", "1", str(cover))
@@ -110,6 +113,7 @@ def test_interlacing_and_cover_art_are_announced(tmp_path: Path, passthrough: Pa
     assert "streamdiffvsr: INPUT's cover art (1 attached picture(s)) is not carried into OUTPUT\n" in err
 
 
+@pytest.mark.slow
 def test_a_display_rotation_is_announced(tmp_path: Path, passthrough: Path, capsys) -> None:
     plain = tmp_path / "plain.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.125", "-c:v", "libx264", str(plain))

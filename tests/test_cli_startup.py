@@ -38,6 +38,7 @@ def test_commands_that_render_nothing_import_no_heavy_module(argv: list[str], tm
     assert heavy_imports(*argv, cwd=tmp_path) == set()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_encode_dry_run_leaves_the_heavy_modules_to_its_worker(tmp_path: Path) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.25",

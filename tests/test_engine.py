@@ -85,6 +85,7 @@ def test_checkpoint_vae_loads_without_missing_keys(tiny_checkpoint):
     assert info["missing_keys"] == [] and info["unexpected_keys"] == [] and info["mismatched_keys"] == []
 
 
+@pytest.mark.slow
 def test_vae_latent_is_quarter_size():
     vae = TemporalAutoencoderTiny(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8))
     image = torch.rand(1, 3, 48, 64) * 2 - 1
@@ -136,6 +137,7 @@ def test_lr_flow_is_scaled_to_output_resolution():
 # The stream.
 
 
+@pytest.mark.slow
 def test_output_shape_range_and_determinism(tiny_checkpoint, engine):
     frames = clip(3)
     first = run(engine, frames)
@@ -148,6 +150,7 @@ def test_output_shape_range_and_determinism(tiny_checkpoint, engine):
     assert not torch.equal(run(other_seed, frames)[0], first[0])
 
 
+@pytest.mark.slow
 def test_temporal_path_changes_later_frames(engine):
     frames = clip(2)
     chained = run(engine, frames)
@@ -175,6 +178,7 @@ def test_controlnet_on_the_embedding_is_the_diffusers_forward(engine):
                 assert torch.equal(ours, expected)
 
 
+@pytest.mark.slow
 def test_engines_sharing_the_networks_in_threads_leave_them_unchanged(tiny_checkpoint):
     settings = {"device": "cpu", "flow": "dis", "num_steps": 2}
     engines = [StreamDiffVSR.from_pretrained(tiny_checkpoint, seed=seed, **settings) for seed in (0, 1)]
@@ -193,6 +197,7 @@ def test_engines_sharing_the_networks_in_threads_leave_them_unchanged(tiny_check
     assert vars(shared.controlnet).keys() == vars(fresh).keys()
 
 
+@pytest.mark.slow
 def test_checkpoint_and_resume_is_exact(engine, tmp_path):
     frames = clip(5)
     reference = run(engine, frames)
@@ -210,6 +215,7 @@ def test_checkpoint_and_resume_is_exact(engine, tmp_path):
     assert torch.equal(restarted.step(frames[0]), reference[0])
 
 
+@pytest.mark.slow
 def test_warped_noise_resumes_exactly(tiny_checkpoint, tmp_path):
     engine = StreamDiffVSR.from_pretrained(tiny_checkpoint, device="cpu", flow="dis", noise="warped")
     frames = clip(5)
@@ -225,6 +231,7 @@ def test_warped_noise_resumes_exactly(tiny_checkpoint, tmp_path):
         assert torch.equal(resumed.step(f), expected)
 
 
+@pytest.mark.slow
 def test_noise_modes_share_frame_zero_and_differ_after(tiny_checkpoint):
     frames = clip(3)
     outputs = {
@@ -301,6 +308,7 @@ def test_loader_errors_name_the_problem(tmp_path, tiny_checkpoint):
         StreamDiffVSR.from_pretrained(broken, device="cpu", flow="none")
 
 
+@pytest.mark.slow
 def test_memory_is_constant_over_frames(engine):
     def rss_mib() -> float:
         with open("/proc/self/status") as status:
@@ -315,6 +323,7 @@ def test_memory_is_constant_over_frames(engine):
     assert set(stream.state_dict()) == {"index", "prev_lr", "prev_hr"}
 
 
+@pytest.mark.slow
 def test_prompt_embedding_is_computed_from_the_text_encoder_once(tmp_path, tiny_checkpoint, monkeypatch):
     import json
 
@@ -371,6 +380,7 @@ def test_raft_files_are_found_where_torch_and_torchvision_put_them(env, monkeypa
         assert raft_file(variant) == expected
 
 
+@pytest.mark.slow
 def test_state_of_permuted_frames_saves_loads_and_resumes_exactly(tmp_path):
     """Frames made the usual way from an image (HWC array, ``permute(2, 0, 1)[None]``: a non-contiguous view)
     leave a state safetensors can save (issue 25, item 9), and resuming from it is exact; nano on the CPU."""

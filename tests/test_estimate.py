@@ -83,6 +83,7 @@ def test_a_speed_is_kept_per_settings_model_size_device_and_threads(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_dry_run_prints_the_time_at_the_speed_preview_measured(tmp_path: Path, tiny_checkpoint: Path) -> None:
     clip = tmp_path / "clip.mkv"

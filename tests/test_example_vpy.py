@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_example_vpy_through_vspipe_and_x265(tiny_checkpoint: Path, tmp_path: Path) -> None:
     source = tmp_path / "src.mkv"
     subprocess.run(
@@ -57,6 +58,7 @@ def test_example_vpy_through_vspipe_and_x265(tiny_checkpoint: Path, tmp_path: Pa
     assert stream["pix_fmt"] == "yuv420p10le"
 
 
+@pytest.mark.slow
 def test_relative_src_is_taken_from_where_vspipe_runs(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """The README's hand-run command with a relative src: vspipe runs the script in its own folder, but
     the user means the folder of their shell."""
@@ -94,6 +96,7 @@ def test_relative_src_is_taken_from_where_vspipe_runs(tiny_checkpoint: Path, tmp
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

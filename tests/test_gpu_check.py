@@ -6,9 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path: Path) -> None:
     env = {**os.environ, "OUT": str(tmp_path), "DRY_RUN_COMPILE": ""}
     run = subprocess.run(

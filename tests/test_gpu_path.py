@@ -133,6 +133,7 @@ def inductor_unavailable() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(inductor_unavailable() is not None, reason=str(inductor_unavailable()))
 def test_compiled_networks_give_the_same_frames(tiny_checkpoint: Path, monkeypatch) -> None:
     # Reruns reuse the compiled kernels (about 2 minutes to compile cold on 2 busy cores, 15 s warm).

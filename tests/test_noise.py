@@ -30,6 +30,7 @@ FLOWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FLOWS))
 def test_warped_noise_stays_standard_normal(name: str) -> None:
     noise = initial_noise(0, 0, (1, 4, H, W))

@@ -55,6 +55,7 @@ def preview(clip: Path, tiny_checkpoint: Path) -> tuple[Path, str]:
     return out
 
 
+@pytest.mark.slow
 def test_picture_has_the_promised_panels_and_size(preview: Path) -> None:
     picture = np.asarray(Image.open(preview).convert("RGB"))
     layout = Layout(width=128, height=96, columns=4, rows=2)  # source, bicubic, fresh, fixed; frames 5 and 17
@@ -67,6 +68,7 @@ def test_picture_has_the_promised_panels_and_size(preview: Path) -> None:
         assert not np.array_equal(panels[2], panels[3])  # the two noise modes differ
 
 
+@pytest.mark.slow
 def test_model_panel_is_the_frame_the_encode_writes(preview: Path, clip: Path, tiny_checkpoint: Path) -> None:
     import vapoursynth as vs
 
@@ -160,6 +162,7 @@ def test_preview_mistakes_are_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_failure_in_the_script_writes_nothing(
     tmp_path: Path, clip: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

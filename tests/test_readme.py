@@ -61,6 +61,7 @@ def frames_and_size(path: Path) -> tuple[int, int, int]:
     return int(stream["nb_read_frames"]), stream["width"], stream["height"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 def test_the_vpy_section_runs_as_written_on_a_fresh_offline_cpu_machine(tmp_path: Path) -> None:
     assert ACTIVATE in README.split("## In a `.vpy`")[0]  # said before any example needs it
@@ -96,6 +97,7 @@ def test_every_raft_preset_is_covered_by_a_download_command_shown() -> None:
     assert needed == {"raft_large", "raft_small"} and needed <= fetched
 
 
+@pytest.mark.slow
 def test_the_engine_section_runs_as_written_on_a_fresh_offline_cpu_machine(tmp_path: Path) -> None:
     """The Python API snippet makes its own frame from a PNG, runs nano on the CPU, saves the stream's state
     with safetensors and resumes from it exactly (issue 25, item 9)."""

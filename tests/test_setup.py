@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETUP = ROOT / "scripts" / "setup.sh"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_the_ffmpeg_check_holds_every_time_under_pipefail() -> None:
     """`ffmpeg -encoders | grep -q libx265` under pipefail failed 7 times in 10 (grep stops, ffmpeg gets SIGPIPE)."""

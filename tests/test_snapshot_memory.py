@@ -41,6 +41,7 @@ def snapshot_bytes(server) -> int:
     return sum(t.numel() * t.element_size() for t in server.stream.state_dict().values())
 
 
+@pytest.mark.slow
 def test_snapshots_stay_within_a_budget_smaller_than_two_states(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -58,6 +59,7 @@ def test_snapshots_stay_within_a_budget_smaller_than_two_states(
     assert server.snapshots.nbytes <= server.snapshots.budget
 
 
+@pytest.mark.slow
 def test_the_generated_script_keeps_no_snapshots(tiny_checkpoint: Path, tmp_path: Path) -> None:
     settings = load_settings(None, ["flow=dis", "steps=1", "snapshot_interval=2"])
     namespace = {"src": str(source(tmp_path / "scene.mkv")), "model": str(tiny_checkpoint)}

@@ -52,6 +52,7 @@ sys.exit(0 if worst == 0 else 1)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("made_with", "host_sets"), [(1, 2), (2, 1)])
 def test_steps_keep_the_filters_thread_count_after_the_host_changes_it(
     tiny_checkpoint: Path, made_with: int, host_sets: int

@@ -113,6 +113,7 @@ def reference(one_cpu_thread: None, tiny_checkpoint: Path) -> list[np.ndarray]:
 # --- format, size, length, fps, props ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [vs.RGBS, vs.RGBH])
 def test_output_format_size_length_props(tiny_checkpoint: Path, fmt: int) -> None:
     src = numpy_clip(SCENE[:3], fmt)
@@ -140,6 +141,7 @@ def test_instances_share_one_model(tiny_checkpoint: Path) -> None:
     assert frame_server(a).engine.components is frame_server(b).engine.components
 
 
+@pytest.mark.slow
 def test_linear_pass_equals_engine_stream(tiny_checkpoint: Path, reference: list[np.ndarray]) -> None:
     out = filtered(core.std.AssumeFPS(numpy_clip(SCENE), fpsnum=30000, fpsden=1001), tiny_checkpoint)
     assert (out.fps.numerator, out.fps.denominator) == (30000, 1001)
@@ -149,6 +151,7 @@ def test_linear_pass_equals_engine_stream(tiny_checkpoint: Path, reference: list
         np.testing.assert_array_equal(to_array(frame), reference[n])
 
 
+@pytest.mark.slow
 def test_default_steps_match_engine(tiny_checkpoint: Path) -> None:
     data = SCENE[:3]
     expected = fresh_stream(tiny_checkpoint, data, steps=4)
@@ -170,6 +173,7 @@ ORDERS = {
 CASES = [("sync", 1), ("async", 1), ("async", 4)]  # sync requests run one at a time whatever the threads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "num_threads"), CASES)
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_any_order_bit_identical(
@@ -187,6 +191,7 @@ def test_any_order_bit_identical(
         np.testing.assert_array_equal(to_array(frame), reference[n], err_msg=f"frame {n} ({order}, {mode})")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", ["fixed", "warped"])  # "fresh" (the default) runs every case above
 def test_any_order_bit_identical_in_every_noise_mode(tiny_checkpoint: Path, threads, noise: str) -> None:
     threads(4)
@@ -198,6 +203,7 @@ def test_any_order_bit_identical_in_every_noise_mode(tiny_checkpoint: Path, thre
         np.testing.assert_array_equal(to_array(frame), expected[n], err_msg=f"frame {n} ({noise})")
 
 
+@pytest.mark.slow
 def test_bounded_snapshots_still_exact(tiny_checkpoint: Path, reference: list[np.ndarray], threads) -> None:
     threads(2)
     out = filtered(numpy_clip(SCENE), tiny_checkpoint, outputs=1, snapshot_interval=2)
@@ -509,6 +515,7 @@ def rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+@pytest.mark.slow
 def test_memory_flat_over_hundreds_of_frames(tiny_checkpoint: Path) -> None:
     frames, warmup = 320, 64
     base = numpy_clip(pattern(4, 0, width=32, height=32))

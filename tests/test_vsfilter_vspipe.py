@@ -45,6 +45,7 @@ clip.set_output()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VSPIPE.exists(), reason="needs vspipe beside the Python executable")
 def test_vspipe_requests_and_threads_exact(tiny_checkpoint: Path, tmp_path: Path) -> None:
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
@@ -115,6 +116,7 @@ core.std.ModifyFrame(clip, clip, report).set_output()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VSPIPE.exists(), reason="needs vspipe beside the Python executable")
 def test_linear_encode_runs_in_flat_memory(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """1000 frames in order through vspipe: the stream-state snapshots must not pile up (they did, up to their
