@@ -11,24 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamdiffvsr.cli.arguments import absolute_path, positive, whole
-from streamdiffvsr.cli.commands.encode import (
-    check_constant_rate,
-    check_flow_available,
-    check_flow_weights,
-    check_input,
-    check_output,
-    check_output_folder,
-    odd_size_notice,
-)
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.probe import SourceInfo, probe
-from streamdiffvsr.cli.media.tools import check_params, require_encode_tools
+from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.vpy import generate_script
-from streamdiffvsr.cli.preview.moments import check_in_video, parse_at, place, spread
+from streamdiffvsr.cli.preflight.build import preview_request
+from streamdiffvsr.cli.preview.moments import check_in_video, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
-from streamdiffvsr.cli.settings.codecs import CODECS
-from streamdiffvsr.cli.settings.models import add_model_argument, choose_model, steps_notice
+from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings, preset_reference
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
@@ -75,34 +65,12 @@ def describe_settings(settings: Settings, compares_presets: bool) -> str:
 def run_preview(args: argparse.Namespace) -> int:
     began = time.perf_counter()  # the checks and imports before the script: part of an encode's start too
     compared = compared_settings(args.preset, args.set, args.compare)
-    settings = compared[0][1]
-    source, output = args.input, args.output
-    check_input(source)
-    if output.suffix.lower() != ".png":
-        raise CliError(f"OUTPUT {output} must be a .png picture")
-    for path in (output, plot_path(output)):
-        check_output(path, source, args.overwrite)
-    check_output_folder(output.parent)
-    flow_weights = check_flow_weights(settings)
-    tools = require_encode_tools(CODECS[settings["codec"]].encoder)
-    for _, each in compared:
-        check_params(tools.ffmpeg, CODECS[each["codec"]], each.section("encoder"))
-    info = probe(source, tools.ffprobe)
-    check_constant_rate(source, info)
-    if notice := odd_size_notice(info):
-        notify(notice)
+    output = args.output
+    request = preview_request(args, [each for _, each in compared], (output, plot_path(output)), notify)
+    source, info, choice = request.source, request.info, request.model
+    at = list(request.at) if request.at else None
+    assert choice is not None  # the preview's script is always the generated one
     fps = info.fps
-    at = parse_at(args.at, fps, info.frame_count or 2**62) if args.at else None
-    choice = choose_model(args.model)
-    notify(choice.notice)
-    for _, each in compared:
-        check_flow_available(each["flow"], choice.path, flow_weights)
-    for notice in dict.fromkeys(steps_notice(each["steps"], choice) for _, each in compared):
-        if notice:
-            notify(notice)
-    vpy_args = {"src": str(source), "model": str(choice.path)}
-    if flow_weights is not None:
-        vpy_args["flow_weights"] = flow_weights
 
     from streamdiffvsr.cli.preview.flicker import plot_png
     from streamdiffvsr.cli.preview.picture import compose
@@ -134,7 +102,9 @@ def run_preview(args: argparse.Namespace) -> int:
         for index, (label, each) in enumerate(compared):
             path = Path(scratch) / f"setting{index}.vpy"
             path.write_text(generate_script(each), encoding="utf-8")
-            variants.append(Variant(label, ScriptSpec(path, vpy_args, render_threads(each["threads"]))))
+            variants.append(
+                Variant(label, ScriptSpec(path, request.script.args, render_threads(each["threads"])))
+            )
         checked = time.perf_counter()
         preview = render_preview(variants, choose_moments, stretch, fps)
     base = load_settings(args.preset, args.set)
@@ -145,7 +115,7 @@ def run_preview(args: argparse.Namespace) -> int:
     publish({output: picture, plot_path(output): plot})
     print(printable(f"wrote {output} and {plot_path(output).name}"), flush=True)
     print_speed(
-        preview, compared[0][1], choice.path, args.workers, info, tools.ffmpeg,
+        preview, request.settings, choice.path, args.workers, info, request.tools.ffmpeg,
         checked - began + preview.start_seconds,
     )  # fmt: skip
     return 0

@@ -5,6 +5,10 @@ A plan of one segment is encoded straight into OUTPUT (ffmpeg muxes audio, subti
 encodes). A longer plan renders its segments into a work folder beside OUTPUT, records each verified one in the
 manifest, and joins them; rerunning the same command resumes (a source, script, model, setting or thread count
 that differs is refused; ``--restart`` starts over).
+
+It takes the preflight's ``Request`` as it is and owns what an encode leaves beside OUTPUT: it first removes
+what killed runs of the same OUTPUT left there, and writes the generated script under its hidden name for the
+encode's time (``run`` and ``dry_run`` alike).
 """
 
 from __future__ import annotations
@@ -14,14 +18,12 @@ import hashlib
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from streamdiffvsr.cli.errors import EncodeError
-from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
-from streamdiffvsr.cli.media.probe import SourceInfo
-from streamdiffvsr.cli.media.tools import Tools
+from streamdiffvsr.cli.preflight.request import Parallel, Request
 from streamdiffvsr.cli.progress import ProgressSink
+from streamdiffvsr.cli.segments import speeds
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, encode_estimate
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import (
@@ -33,49 +35,23 @@ from streamdiffvsr.cli.segments.manifest import (
     source_fingerprint,
 )
 from streamdiffvsr.cli.segments.partials import (
+    claim,
     joined_partial,
     partial_path,
+    remove_dead_leftovers,
     segment_file,
     segment_partial,
     work_folder,
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
-from streamdiffvsr.cli.segments.speeds import Speed
-from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec, WorkerFailed, local_worker
-from streamdiffvsr.cli.settings.schema import Settings
+from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, local_worker
 from streamdiffvsr.options import device_name
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
 CONCAT_LIST = "segments.ffconcat"
 DRY_RUN_LISTED = 10
-
-
-@dataclass(frozen=True)
-class Parallel:
-    """Where jobs run: ``workers`` at once on this machine (None: one per CUDA device, at least one; more than
-    one: a local Ray instance), or on the Ray cluster at ``address``."""
-
-    workers: int | None = None
-    address: str | None = None
-
-
-@dataclass(frozen=True)
-class Request:
-    """One ``encode`` as the command line resolved it."""
-
-    source: Path
-    output: Path
-    info: SourceInfo
-    settings: Settings
-    script: ScriptSpec
-    script_text: str  # what the script says (part of what a resume must match)
-    start: int
-    end: int | None
-    overwrite: bool
-    commands: EncodeCommands
-    tools: Tools
 
 
 def fingerprint(request: Request) -> dict[str, object]:
@@ -90,10 +66,32 @@ def fingerprint(request: Request) -> dict[str, object]:
     }
 
 
-def run(
+def run(request: Request, progress: ProgressSink, notify: Callable[[str], None]) -> None:
+    """Encode ``request`` into OUTPUT; an EncodeError (after cleanup) if a job fails for good."""
+    with _script_file(request, notify):
+        _encode(request, request.parallel, request.restart, progress, notify)
+
+
+@contextlib.contextmanager
+def _script_file(request: Request, notify: Callable[[str], None]) -> Iterator[None]:
+    """The generated script written under its hidden name beside OUTPUT for the encode's time, and removed
+    after; first, what runs of this OUTPUT that were killed left there is removed."""
+    if removed := remove_dead_leftovers(request.output, [request.source, *filter(None, [request.vpy])]):
+        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
+    if request.vpy is not None:
+        yield
+        return
+    try:
+        claim(request.script.path)
+        request.script.path.write_text(request.script_text, encoding="utf-8")
+        yield
+    finally:
+        request.script.path.unlink(missing_ok=True)
+
+
+def _encode(
     request: Request, parallel: Parallel, restart: bool, progress: ProgressSink, notify: Callable[[str], None]
 ) -> None:
-    """Encode ``request`` into OUTPUT; an EncodeError (after cleanup) if a job fails for good."""
     folder = work_folder(request.output.absolute())
     check_folder(folder)
     if folder.exists() and not restart:  # a resume: its manifest is checked before anything starts
@@ -130,15 +128,11 @@ def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Ma
     return manifest
 
 
-def dry_run(
-    request: Request,
-    parallel: Parallel,
-    notify: Callable[[str], None],
-    speed_on: Callable[[str], Speed | None],
-) -> str:
-    """The plan and the estimate block of ``request`` at the speed measured on its device (``speed_on``; None:
-    not measured), rendering nothing (the script is evaluated, no model)."""
-    with _first_worker(request, notify) as first:
+def dry_run(request: Request, notify: Callable[[str], None]) -> str:
+    """The plan and the estimate block of ``request`` at the speed an earlier ``preview`` of the same measured
+    on its device (none for the user's script), rendering nothing (the script is evaluated, no model)."""
+    parallel = request.parallel
+    with _script_file(request, notify), _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
     workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
@@ -150,7 +144,13 @@ def dry_run(
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
     device = device_name(request.settings["device_index"], first.cuda_devices)
-    estimate = encode_estimate(tuple(s.frames for s in segments), speed_on(device), workers, device,
+    speed = None
+    if request.model is not None and request.vpy is None:
+        key = speeds.speed_key(
+            request.settings, request.model.path, request.size, device, request.script.threads
+        )
+        speed = speeds.recorded(key)
+    estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device,
                                request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
     return "\n".join([*lines, estimate.describe(float(request.info.fps), device)])
 

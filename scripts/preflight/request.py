@@ -1,0 +1,48 @@
+"""What the preflight hands on: one ``Request``, immutable, every path absolute, every fact checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
+from streamdiffvsr.cli.media.probe import SourceInfo
+from streamdiffvsr.cli.media.tools import Tools
+from streamdiffvsr.cli.segments.worker import ScriptSpec
+from streamdiffvsr.cli.settings.models import ModelChoice
+from streamdiffvsr.cli.settings.schema import Settings
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Where jobs run: ``workers`` at once on this machine (None: one per CUDA device, at least one; more than
+    one: a local Ray instance), or on the Ray cluster at ``address``."""
+
+    workers: int | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ``encode`` (or ``preview``) as the preflight resolved and checked it."""
+
+    source: Path
+    output: Path
+    settings: Settings  # the encode's (preview: its first column's)
+    compared: tuple[Settings, ...]  # preview: one per column; encode: ``settings`` alone
+    info: SourceInfo
+    size: tuple[int, int]  # INPUT's frame size as VapourSynth reads it
+    tools: Tools
+    model: ModelChoice | None  # None: the user's script, without --model
+    vpy: Path | None  # the user's script; None: the generated one
+    script: (
+        ScriptSpec  # what every render process evaluates (the generated script's hidden name beside OUTPUT)
+    )
+    script_text: str  # what the script says (part of what a resume must match)
+    start: int = 0
+    end: int | None = None
+    overwrite: bool = False
+    restart: bool = False
+    parallel: Parallel = Parallel()
+    commands: EncodeCommands | None = None  # the encode's ffmpeg arguments (None for preview)
+    at: tuple[int, ...] | None = None  # preview's --at moments

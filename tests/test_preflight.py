@@ -1,0 +1,191 @@
+"""The preflight in-process (no worker, no render): the request it builds from the arguments, and each refusal
+in one line. The end-to-end tests (test_cli_*) show that the command prints these and writes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.main import build_parser, main
+from streamdiffvsr.cli.media.vpy import generate_script
+from streamdiffvsr.cli.preflight.build import encode_request, preview_request
+from streamdiffvsr.cli.preflight.checks import CHECKS
+from streamdiffvsr.cli.preflight.draft import ENCODE, PREVIEW
+from streamdiffvsr.cli.preflight.request import Parallel, Request
+from streamdiffvsr.cli.settings.presets import load_settings
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+FRAMES = 8
+
+
+def make_clip(path: Path, size: str = "32x24") -> Path:
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24",
+                    "-frames:v", str(FRAMES), "-c:v", "ffv1", str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("preflight") / "in.mkv")
+
+
+def encode(*argv: str, notices: list[str] | None = None) -> Request:
+    args = build_parser().parse_args(["encode", *argv])
+    return encode_request(args, (notices if notices is not None else []).append)
+
+
+def preview(*argv: str) -> Request:
+    args = build_parser().parse_args(["preview", *argv])
+    settings = load_settings(args.preset, args.set)
+    return preview_request(args, [settings], (args.output,), [].append)
+
+
+def refusal(build, *argv: str) -> str:
+    with pytest.raises(CliError) as refused:
+        build(*argv)
+    return str(refused.value)
+
+
+def test_the_request_holds_absolute_paths_and_what_the_checks_found(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(clip, "in.mkv")
+    notices: list[str] = []
+    request = encode("in.mkv", "out.mkv", "--model", "nano", "--start", "2", "--end", "5", "--workers", "2",
+                     "--set", "steps=1", notices=notices)  # fmt: skip
+    assert (request.source, request.output) == (tmp_path / "in.mkv", tmp_path / "out.mkv")
+    assert (request.start, request.end, request.parallel, request.size) == (2, 5, Parallel(2), (32, 24))
+    assert request.info.frame_count == FRAMES and request.model is not None and request.vpy is None
+    assert request.script.args == {"src": str(tmp_path / "in.mkv"), "model": str(request.model.path)}
+    assert request.script.path.parent == tmp_path and request.script.path.name.startswith(".out.partial-")
+    assert request.script_text == generate_script(request.settings) and request.settings["steps"] == 1
+    assert request.commands is not None and request.commands.trim is not None
+    assert notices[0] == "model: nano (a small CPU-trained preview model, not the official weights)"
+    assert any("trained for 4 steps" in notice for notice in notices)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]  # the orchestrator writes the script
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.start = 0  # type: ignore[misc]
+
+
+def test_the_users_script_needs_no_model(clip: Path, tmp_path: Path) -> None:
+    script = tmp_path / "mine.vpy"
+    script.write_text("# mine\n")
+    notices: list[str] = []
+    request = encode(str(clip), str(tmp_path / "out.mkv"), "--vpy", str(script), "--set", "steps=2",
+                     notices=notices)  # fmt: skip
+    assert (request.vpy, request.script.path, request.script_text, request.model) == (
+        script,
+        script,
+        "# mine\n",
+        None,
+    )
+    assert request.script.args == {"src": str(clip)}
+    assert notices == ["--vpy: the filter options come from your script; ignoring --set steps"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--start", "5", "--end", "2"], "--end must be >= --start (got --start 5 --end 2)"),
+        (["--start", str(FRAMES)], f"--start {FRAMES} is beyond the end of INPUT: it has {FRAMES} frames (0 to 7)"),
+        (["--end", "20"], f"--end 20 is beyond the end of INPUT: it has {FRAMES} frames (0 to 7)"),
+        (["--workers", "2", "--ray", "127.0.0.1:1"], "--workers and --ray exclude each other"),
+        (["--set", "flow_weights=/nonexistent.safetensors"], "engine.flow_weights /nonexistent.safetensors is not a file"),
+        (["--set", "x265_params=no-such-option=1"], "encoder.x265_params 'no-such-option=1': "),
+        (["--vpy", "/nonexistent.vpy"], "--vpy /nonexistent.vpy is not a file"),
+    ],
+)  # fmt: skip
+def test_each_refusal_is_one_line(argv: list[str], message: str, clip: Path, tmp_path: Path) -> None:
+    found = refusal(encode, str(clip), str(tmp_path / "out.mkv"), "--model", "nano", *argv)
+    assert message in found and "\n" not in found
+
+
+def test_outputs_and_containers_are_refused(clip: Path, tmp_path: Path) -> None:
+    (tmp_path / "exists.mkv").write_text("keep me")
+    assert refusal(encode, str(clip), str(tmp_path / "exists.mkv")) == (
+        f"OUTPUT {tmp_path}/exists.mkv exists; pass --overwrite to replace it"
+    )
+    assert (
+        refusal(encode, str(clip), str(tmp_path / "out.avi"))
+        == "OUTPUT must end in .mkv or .mp4 (got 'out.avi')"
+    )
+    assert refusal(encode, str(clip), str(tmp_path / "out.mp4"), "--set", "codec=ffv1") == (
+        "encoder.codec ffv1 cannot go into .mp4; write an .mkv OUTPUT"
+    )
+    assert (
+        refusal(encode, str(tmp_path / "none.mkv"), str(tmp_path / "o.mkv"))
+        == f"INPUT {tmp_path}/none.mkv does not exist"
+    )
+    assert (
+        refusal(preview, str(clip), str(tmp_path / "out.jpg"))
+        == f"OUTPUT {tmp_path}/out.jpg must be a .png picture"
+    )
+
+
+def test_a_frame_too_small_for_the_model_is_refused_unless_the_script_is_the_users(tmp_path: Path) -> None:
+    small = make_clip(tmp_path / "small.mkv", "16x12")
+    assert refusal(encode, str(small), str(tmp_path / "out.mkv")).startswith(
+        "INPUT is 16x12; the model needs each side to be at least 16 pixels"
+    )
+    script = tmp_path / "mine.vpy"
+    script.write_text("# mine\n")
+    assert encode(str(small), str(tmp_path / "out.mkv"), "--vpy", str(script)).size == (16, 12)
+
+
+def test_preview_takes_its_checks_and_its_moments(clip: Path, tmp_path: Path) -> None:
+    request = preview(str(clip), str(tmp_path / "out.png"), "--model", "nano", "--at", "5,2")
+    assert request.at == (2, 5) and request.commands is None and request.model is not None
+    assert refusal(preview, str(clip), str(tmp_path / "out.png"), "--at", "8") == (
+        f"--at 8 is beyond the end of INPUT: it has {FRAMES} frames (0 to 7)"
+    )
+
+
+def test_the_checks_run_in_one_order_for_both_commands() -> None:
+    names = [function.__name__ for function, _ in CHECKS]
+    assert len(names) == len(set(names))
+    shared = [
+        name for name, (_, commands) in zip(names, CHECKS, strict=True) if {ENCODE, PREVIEW} <= commands
+    ]
+    assert shared[:2] == ["check_input", "check_outputs"]  # what the user gave comes before any tool runs
+    assert names.index("read_source") < names.index("check_range") < names.index("choose_the_model")
+
+
+def test_a_refused_encode_leaves_even_a_dead_runs_leftovers_alone(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leftover = tmp_path / ".out.partial-3999999.mkv"  # a PID below Linux's largest, not running
+    leftover.write_bytes(b"a killed run's")
+    assert main(["encode", str(clip), str(tmp_path / "out.mkv"), "--start", str(FRAMES)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert leftover.read_bytes() == b"a killed run's"  # the orchestrator removes it, when an encode starts
+
+
+def test_paths_are_refused_before_any_tool_runs(clip: Path, tmp_path: Path) -> None:
+    assert refusal(encode, str(tmp_path), str(tmp_path / "out.mkv")) == f"INPUT {tmp_path} is not a file"
+    assert refusal(encode, str(clip), str(clip), "--overwrite") == "OUTPUT is the same file as INPUT"
+    assert refusal(encode, str(clip), str(tmp_path / "no" / "out.mkv")) == (
+        f"the folder of OUTPUT ({tmp_path}/no) does not exist"
+    )
+    assert refusal(preview, str(clip), str(tmp_path)) == f"OUTPUT {tmp_path} must be a .png picture"
+
+
+def test_what_ffprobe_finds_in_the_source_is_refused(tmp_path: Path) -> None:
+    vfr, pcm = tmp_path / "vfr.mkv", tmp_path / "pcm.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=1", "-vf",
+                    "select='lt(t,0.5)+not(mod(n,3))'", "-fps_mode", "vfr", "-c:v", "ffv1", str(vfr)], check=True)  # fmt: skip
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.25",
+                    "-f", "lavfi", "-i", "sine=duration=0.25", "-c:v", "ffv1", "-c:a", "pcm_s16le", str(pcm)],
+                   check=True)  # fmt: skip
+    assert refusal(encode, str(vfr), str(tmp_path / "out.mkv")).startswith(
+        "INPUT has a variable frame rate (frames last 41.0 to 125.0 ms), which the encode cannot keep"
+    )
+    assert refusal(encode, str(pcm), str(tmp_path / "out.mp4")).startswith(
+        "INPUT's audio stream 1 (pcm_s16le) cannot be copied into .mp4; write an .mkv OUTPUT or re-encode the audio"
+    )
