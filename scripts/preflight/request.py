@@ -35,9 +35,9 @@ class Request:
     tools: Tools
     model: ModelChoice | None  # None: the user's script, without --model
     vpy: Path | None  # the user's script; None: the generated one
-    script: (
-        ScriptSpec  # what every render process evaluates (the generated script's hidden name beside OUTPUT)
-    )
+    # What every render process of the encode evaluates: the user's script, or the generated one under its hidden
+    # name beside OUTPUT, which the orchestrator writes (preview writes one per column and takes only its args).
+    script: ScriptSpec
     script_text: str  # what the script says (part of what a resume must match)
     start: int = 0
     end: int | None = None
