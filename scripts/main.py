@@ -28,7 +28,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
-        description="Stream-DiffVSR 4x video super-resolution: VapourSynth script + x265 encode in one step.",
+        description="Stream-DiffVSR 4x video super-resolution: VapourSynth script + encode (x265, x264, SVT-AV1, FFV1) in one step.",
     )
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser

@@ -28,9 +28,10 @@ def run_encode(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "encode",
-        help="upscale a video 4x and encode it with x265 (audio, subtitles, chapters, attachments kept)",
-        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it with x265 "
-        "into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, metadata and (.mkv) attachments from INPUT.",
+        help="upscale a video 4x and encode it (audio, subtitles, chapters, attachments kept)",
+        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (x265 unless "
+        "encoder.codec says x264, svtav1 or ffv1) into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, "
+        "metadata and (.mkv) attachments from INPUT.",
     )
     p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
     p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")
