@@ -13,5 +13,6 @@ export HF_HUB_OFFLINE=1
 export STREAMDIFFVSR_CACHE="${STREAMDIFFVSR_CACHE:-$PWD/.cache/streamdiffvsr}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# One pytest process per core (pytest-xdist), each test file whole in one of them (its module fixtures built once).
-exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"
+# One pytest process per CPU this process may use (nproc; pytest-xdist), each test file whole in one of them
+# (its module fixtures built once).
+exec .venv/bin/python -m pytest -q -n "$(nproc)" --dist loadfile "$@"
