@@ -1,11 +1,12 @@
-"""The orchestrator's one retry policy and its ETA (``orchestrator._run_jobs``) against a scripted pool, and the
-plan (``plan.make_plan``) against a scripted chain scan: no process, no model, milliseconds. The end-to-end tests
-(tests/test_cli_segments.py) keep what only real workers show: a killed worker or Ray actor is retried and the
-frames stay identical."""
+"""The orchestrator's one retry policy, its ETA and what it moves into place (``orchestrator._run_jobs``) against a
+scripted pool that writes real files, and the plan (``plan.make_plan``) against a scripted chain scan: no process,
+no model, milliseconds. The end-to-end tests (tests/test_cli_segments.py) keep what only real workers show: a
+killed worker or Ray actor is retried and the frames stay identical."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
 from streamdiffvsr.cli.segments.orchestrator import MAX_ATTEMPTS, _run_jobs
+from streamdiffvsr.cli.segments.partials import attempt_partial
 from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.worker import Job, Result
 
@@ -21,7 +23,7 @@ SEGMENT_FRAMES = 10
 
 class ScriptedPool:
     """``workers`` slots; each submitted job ends at the next ``wait`` with the next scripted result of its
-    segment (default: done)."""
+    segment (default: done, its partial written as a worker would)."""
 
     def __init__(self, workers: int, script: dict[int, list[Result]] | None = None) -> None:
         self.workers = workers
@@ -44,7 +46,10 @@ class ScriptedPool:
 
     def _result(self, job: Job) -> Result:
         scripted = self.script.get(job.segment.index)
-        return scripted.popleft() if scripted else Result(job.segment.frames, node="n1", seconds=1.0)
+        if scripted:
+            return scripted.popleft()
+        job.partial.write_text(job.partial.name)
+        return Result(job.segment.frames, node="n1", seconds=1.0)
 
     def progress(self) -> dict[int, int]:
         return {}
@@ -70,18 +75,33 @@ class Recorder:
     def finish(self) -> None: ...
 
 
-def jobs(count: int) -> list[Job]:
-    segments = [Segment(i, i * SEGMENT_FRAMES, (i + 1) * SEGMENT_FRAMES - 1) for i in range(count)]
-    return [Job(s, count, (), Path(f"/p{s.index}"), Path(f"/t{s.index}"), True) for s in segments]
+@pytest.fixture(autouse=True)
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the jobs write (the working directory: ``attempt`` names files relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def segments(count: int) -> list[Segment]:
+    return [Segment(i, i * SEGMENT_FRAMES, (i + 1) * SEGMENT_FRAMES - 1) for i in range(count)]
+
+
+def attempts(count: int) -> Callable[[Segment, int], Job]:
+    """Attempt n at a segment of ``count``: it writes pINDEX[-n].nut, moved to tINDEX.nut when accepted."""
+
+    def attempt(segment: Segment, number: int) -> Job:
+        partial = attempt_partial(Path(f"p{segment.index}.nut").absolute(), number)
+        return Job(segment, count, (), partial, Path(f"t{segment.index}.nut").absolute(), True)
+
+    return attempt
 
 
 def run(pool: ScriptedPool, count: int) -> tuple[list[int], list[str], Recorder]:
     finished: list[int] = []
     notices: list[str] = []
     progress = Recorder()
-    _run_jobs(
-        pool, jobs(count), lambda job, result: finished.append(job.segment.index), progress, notices.append
-    )
+    _run_jobs(pool, segments(count), attempts(count), lambda job, result: finished.append(job.segment.index),
+              progress, notices.append)  # fmt: skip
     return finished, notices, progress
 
 
@@ -137,7 +157,7 @@ def test_the_eta_counts_what_is_left_on_the_workers_there_are() -> None:
                 seen.append(self.eta(2.0))  # 2 frames/s over two workers
             super().update(done, total)
 
-    _run_jobs(pool, jobs(3), lambda job, result: None, FirstEta(), lambda text: None)
+    _run_jobs(pool, segments(3), attempts(3), lambda job, result: None, FirstEta(), lambda text: None)
     assert seen == [Estimate((10, 10, 10), 1.0, 2, SEGMENT_SECONDS).wall_seconds]
 
 
@@ -170,3 +190,41 @@ def test_a_range_beyond_the_script_is_one_line() -> None:
         make_plan(Scanner(40, []), 40, None, 10)
     with pytest.raises(CliError, match=r"--end 40 is beyond the script's last frame \(39\)"):
         make_plan(Scanner(40, []), 0, 40, 10)
+
+
+class CutOffPool(ScriptedPool):
+    """Segment 1's first attempt is lost to the pool (its worker cut off: reported dead) while its writer lives
+    on: when the retry has written its file, that writer writes its own again (a real second write) and its
+    result comes in first, as a worker's whose node came back would."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=2)
+        self.stale: Job | None = None
+        self.late = False
+
+    def _result(self, job: Job) -> Result:
+        if job.segment.index == 0 and self.stale is None:
+            self.stale = job
+            job.partial.write_text("the stale attempt, half written")
+            return Result(None, "its worker died", node="n2")
+        return super()._result(job)
+
+    def wait(self, timeout: float) -> list[tuple[Job, Result]]:
+        ended = super().wait(timeout)
+        if any(job.segment.index == 0 and job is not self.stale for job, _ in ended):
+            self.late = True
+            self.stale.partial.write_text("the stale attempt, whole")
+            ended.insert(0, (self.stale, Result(self.stale.segment.frames, node="n2", seconds=1.0)))
+        return ended
+
+
+def test_only_the_accepted_attempt_is_moved_into_place_a_stale_writer_changes_nothing(folder: Path) -> None:
+    pool = CutOffPool()
+    finished, notices, _ = run(pool, 2)
+    assert pool.late and sorted(finished) == [0, 1], notices
+    assert (folder / "t0.nut").read_text() == "p0-2.nut"  # the retry's own file, written under its own name
+    assert sorted(path.name for path in folder.iterdir()) == ["t0.nut", "t1.nut"]  # the stale file removed
+    assert [line for line in notices if "segment 1/2" in line] == [
+        "segment 1/2 (frames 0-9) failed on n2 (its worker died); trying again",
+        "segment 1/2 (frames 0-9) done in 1.0 s on n1",
+    ]

@@ -35,6 +35,7 @@ from streamdiffvsr.cli.segments.manifest import (
     source_fingerprint,
 )
 from streamdiffvsr.cli.segments.partials import (
+    attempt_partial,
     claim,
     joined_partial,
     partial_path,
@@ -45,7 +46,7 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
-from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, local_worker
+from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, commit, local_worker
 from streamdiffvsr.options import device_name
 
 MAX_ATTEMPTS = 3
@@ -176,14 +177,14 @@ def _run_whole(
 ) -> None:
     _warmup(first, request, [segment], notify)
     _fewer_workers_notice(parallel.workers, 1, 1, request, notify)
-    partial = partial_path(request.output)
-    job = Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
-              check_anchor=False, overwrite=request.overwrite)  # fmt: skip
-    try:
-        with _pool(request, parallel, first, notify, jobs=1) as pool:
-            _run_jobs(pool, [job], lambda job, result: None, progress, notify)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    def attempt(segment: Segment, number: int) -> Job:
+        partial = attempt_partial(partial_path(request.output), number)
+        return Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
+                   check_anchor=False, overwrite=request.overwrite)  # fmt: skip
+
+    with _pool(request, parallel, first, notify, jobs=1) as pool:
+        _run_jobs(pool, [segment], attempt, lambda job, result: None, progress, notify)
 
 
 def _run_segments(
@@ -201,18 +202,19 @@ def _run_segments(
     if len(pending) < count:
         notify(f"resuming: {count - len(pending)} of {count} segments already done")
     remove_leftovers(folder, {segment_file(folder, s.index) for s in manifest.segments if s not in pending})
-    jobs = [
-        Job(s, count, tuple(request.commands.segment(segment_partial(folder, s.index))),
-            segment_partial(folder, s.index), segment_file(folder, s.index), check_anchor=s.first != request.start)
-        for s in pending
-    ]  # fmt: skip
+
+    def attempt(segment: Segment, number: int) -> Job:
+        partial = attempt_partial(segment_partial(folder, segment.index), number)
+        return Job(segment, count, tuple(request.commands.segment(partial)), partial,
+                   segment_file(folder, segment.index), check_anchor=segment.first != request.start)  # fmt: skip
+
     done_frames = sum(s.frames for s in manifest.segments if s not in pending)
     _warmup(first, request, pending, notify)
-    _fewer_workers_notice(parallel.workers, len(jobs), count, request, notify)
-    if jobs:
-        with _pool(request, parallel, first, notify, len(jobs)) as pool:
-            _run_jobs(pool, jobs, lambda job, result: manifest.finish(job.segment, result.frames), progress,
-                      notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
+    _fewer_workers_notice(parallel.workers, len(pending), count, request, notify)
+    if pending:
+        with _pool(request, parallel, first, notify, len(pending)) as pool:
+            _run_jobs(pool, pending, attempt, lambda job, result: manifest.finish(job.segment, result.frames),
+                      progress, notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
     files = [segment_file(folder, s.index) for s in manifest.segments]
     write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps)
     partial = joined_partial(folder, request.output)
@@ -290,17 +292,21 @@ def _fewer_workers_notice(
 
 def _run_jobs(
     pool: Pool,
-    jobs: list[Job],
+    segments: list[Segment],
+    attempt: Callable[[Segment, int], Job],
     on_done: Callable[[Job, Result], None],
     progress: ProgressSink,
     notify: Callable[[str], None],
     done_frames: int = 0,
     total: int | None = None,
 ) -> None:
-    """Run ``jobs`` on ``pool`` to the end: the one retry policy (a job that failed in a way another try can
-    mend is tried again, up to MAX_ATTEMPTS; any other failure stops the encode)."""
-    queue, attempts = deque(jobs), dict.fromkeys((job.segment.index for job in jobs), 0)
-    total = total if total is not None else sum(job.segment.frames for job in jobs)
+    """Render ``segments`` on ``pool`` to the end, attempt n at a segment being the job ``attempt(segment, n)``:
+    the one retry policy (a job that failed in a way another try can mend is tried again, up to MAX_ATTEMPTS;
+    any other failure stops the encode). Only the attempt whose result is accepted is moved into place; every
+    other attempt's partial is removed at the end, even one a worker cut off but alive still writes."""
+    queue, attempts = deque(segments), dict.fromkeys((segment.index for segment in segments), 0)
+    total = total if total is not None else sum(segment.frames for segment in segments)
+    partials: list[Path] = []
     running = 0
     started: dict[int, Job] = {}
     done_now: dict[int, int] = {}
@@ -310,7 +316,7 @@ def _run_jobs(
         segment and every queued one, on the workers there are, at the speed measured so far."""
         workers = max(1, min(running + pool.idle(), len(started) + len(queue)))
         left = [job.segment.frames - done_now.get(i, 0) for i, job in started.items()]
-        left += [job.segment.frames for job in queue]
+        left += [segment.frames for segment in queue]
         return Estimate(tuple(left), workers / fps, workers, SEGMENT_SECONDS).wall_seconds
 
     progress.eta = seconds_left
@@ -318,16 +324,22 @@ def _run_jobs(
     try:
         while queue or running:
             while queue and pool.idle():
-                job = queue.popleft()
-                attempts[job.segment.index] += 1
+                segment = queue.popleft()
+                attempts[segment.index] += 1
+                job = attempt(segment, attempts[segment.index])
+                partials.append(job.partial)
                 pool.submit(job)
-                started[job.segment.index] = job
+                started[segment.index] = job
                 running += 1
             for job, result in pool.wait(POLL_S):
+                if started.get(job.segment.index) is not job:
+                    continue  # an attempt given up on (never moved into place)
                 running -= 1
-                started.pop(job.segment.index, None)
+                del started[job.segment.index]
                 progress.clear()
                 where = f" on {result.node}" if result.node else ""
+                if result.frames is not None:
+                    result = commit(job, result)
                 if result.frames is not None:
                     on_done(job, result)
                     done_frames += job.segment.frames
@@ -335,7 +347,7 @@ def _run_jobs(
                         notify(f"{job.describe()} done in {result.seconds:.1f} s{where}")
                 elif result.retryable and attempts[job.segment.index] < MAX_ATTEMPTS:
                     notify(f"{job.describe()} failed{where} ({result.error}); trying again")
-                    queue.appendleft(job)
+                    queue.appendleft(job.segment)
                 else:
                     tries = attempts[job.segment.index]
                     status = result.error if tries == 1 else f"{tries} attempts; last{where}: {result.error}"
@@ -347,3 +359,5 @@ def _run_jobs(
         progress.finish()
     finally:
         progress.clear()
+        for partial in partials:
+            partial.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """The one home of the names of the files an encode writes before OUTPUT is complete: the hidden files beside
 OUTPUT (``.NAME.partial-PID.ext``: the encode in progress and the generated script), the work folder of a
-segmented encode and the segment files in it; how a file is written there (never through a link) and moved
+segmented encode and the segment files in it, and the name each attempt at a job writes (its own, so that a
+worker cut off but still alive never writes the file of the attempt that replaced it); how a file is written there (never through a link) and moved
 into place (never over a file someone else created meanwhile, also without hard links); and the cleanup of what
 a killed run (its PID gone) left behind."""
 
@@ -23,6 +24,7 @@ GENERATED_SCRIPT_SUFFIX = ".vpy"
 NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EACCES, errno.EMLINK}
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
 PID_MAX = 4194304  # the largest PID Linux hands out: in the longest hidden name
+ATTEMPT_MAX = 99  # room for the attempt number in the longest hidden name (the retry policy tries 3 times)
 
 
 def partial_path(output: Path, suffix: str | None = None, pid: int | None = None) -> Path:
@@ -34,7 +36,8 @@ def partial_path(output: Path, suffix: str | None = None, pid: int | None = None
 def check_names(output: Path) -> None:
     """OUTPUT's name must leave room for the longest hidden name written beside it (a CliError saying by how
     much to shorten it, before anything runs, rather than ENAMETOOLONG after the work)."""
-    names = [partial_path(output, suffix, PID_MAX).name for suffix in (None, GENERATED_SCRIPT_SUFFIX)]
+    names = [attempt_partial(partial_path(output, None, PID_MAX), ATTEMPT_MAX).name,
+             partial_path(output, GENERATED_SCRIPT_SUFFIX, PID_MAX).name]  # fmt: skip
     longest = max([*names, work_folder(output).name], key=lambda name: len(os.fsencode(name)))
     try:
         limit = os.pathconf(output.parent, "PC_NAME_MAX")
@@ -61,8 +64,15 @@ def segment_file(folder: Path, index: int) -> Path:
 
 
 def segment_partial(folder: Path, index: int) -> Path:
-    """Where a segment is written before it is verified (a retry writes it anew)."""
-    return folder / f"segment-{index:05d}.partial{SEGMENT_SUFFIX}"
+    """Where this process's first attempt at a segment writes it before it is verified (``attempt_partial``:
+    a retry's)."""
+    return folder / f"segment-{index:05d}.partial-{os.getpid()}{SEGMENT_SUFFIX}"
+
+
+def attempt_partial(partial: Path, attempt: int) -> Path:
+    """Where attempt ``attempt`` (from 1) at the job whose first attempt writes ``partial`` writes: a name of
+    its own, so that only the attempt the orchestrator accepts is moved into place."""
+    return partial if attempt == 1 else partial.with_name(f"{partial.stem}-{attempt}{partial.suffix}")
 
 
 def joined_partial(folder: Path, output: Path) -> Path:
@@ -137,13 +147,24 @@ class NotCommitted(Exception):
 
 
 def verify_and_commit(partial: Path, target: Path, ffprobe: str, frames: int, overwrite: bool) -> None:
+    """``verify`` ``partial``, then ``commit`` it as ``target``; NotCommitted says why not."""
+    verify(partial, ffprobe, frames)
+    commit(partial, target, overwrite)
+
+
+def verify(partial: Path, ffprobe: str, frames: int) -> None:
     """Trust ``partial`` only if ffprobe reads it whole with exactly ``frames`` video frames (ffmpeg exits 0
-    after a full disk), then move it to ``target`` (``move_into_place``); NotCommitted says why not."""
+    after a full disk); NotCommitted (incomplete) otherwise."""
     try:
         verify_frames(partial, ffprobe, frames)
-        move_into_place(partial, target, overwrite)
     except IncompleteVideo as exc:
         raise NotCommitted(f"exit status 0, but the file is incomplete: {exc}", incomplete=True) from None
+
+
+def commit(partial: Path, target: Path, overwrite: bool) -> None:
+    """Move a verified ``partial`` to ``target`` (``move_into_place``); NotCommitted says why not."""
+    try:
+        move_into_place(partial, target, overwrite)
     except FileExistsError:
         raise NotCommitted(taken(target)) from None
     except OSError as exc:
@@ -167,7 +188,7 @@ def remove_dead_leftovers(output: Path, keep: Iterable[Path]) -> list[Path]:
     Only plain files with the names this command writes count; a link, or a file the command line names
     (``keep``: INPUT, the user's script), is never a leftover, whatever its name."""
     suffixes = "|".join(map(re.escape, {output.suffix, GENERATED_SCRIPT_SUFFIX}))
-    pattern = re.compile(rf"\.{re.escape(output.stem)}\.partial-(\d+)(?:{suffixes})")
+    pattern = re.compile(rf"\.{re.escape(output.stem)}\.partial-(\d+)(?:-\d+)?(?:{suffixes})")
     kept = {(s.st_dev, s.st_ino) for s in map(_stat_or_none, keep) if s is not None}
     removed = []
     with contextlib.suppress(OSError):

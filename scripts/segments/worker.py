@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from streamdiffvsr.cli.media.tools import require_tool
+from streamdiffvsr.cli.segments import partials
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
-from streamdiffvsr.cli.segments.partials import NotCommitted, claim, verify_and_commit
+from streamdiffvsr.cli.segments.partials import NotCommitted, claim, verify
 from streamdiffvsr.cli.segments.plan import Segment
 
 WORKER_MODULE = "streamdiffvsr.cli.segments.worker"
@@ -48,7 +49,8 @@ class ScriptSpec:
 @dataclass(frozen=True)
 class Job:
     """Frames ``segment.first .. segment.last`` of the script into ffmpeg (``ffmpeg_args``: everything after
-    the executable, writing ``partial``), verified, then moved to ``target``."""
+    the executable, writing ``partial``, this attempt's own name), verified; the orchestrator then moves it
+    to ``target`` (only the attempt it accepted: a worker cut off but alive cannot replace a retry's)."""
 
     segment: Segment
     count: int  # segments in the plan, for messages
@@ -115,8 +117,8 @@ class EvaluatedScript:
         return None if server is None else server.chains.anchor(n)
 
     def encode(self, job: Job, report: Callable[[int], None]) -> Result:
-        """Encode one job: its frames into ffmpeg, then verified and moved into place; a failure is a Result,
-        never an exception."""
+        """Encode one job: its frames into ffmpeg, then verified (its partial is left for the orchestrator to
+        move into place); a failure is a Result, never an exception, and leaves no partial."""
         began = time.monotonic()
         try:
             ffmpeg = require_tool("ffmpeg")
@@ -131,8 +133,9 @@ class EvaluatedScript:
             )
         result, tail = self._pipe_frames(job, [ffmpeg, *job.ffmpeg_args], report)
         if result is None:
-            result = _verify_and_move(job, ffprobe, tail)
-        job.partial.unlink(missing_ok=True)
+            result = _verify(job, ffprobe, tail)
+        if result.frames is None:
+            job.partial.unlink(missing_ok=True)
         return dataclasses.replace(result, node=self.node, seconds=time.monotonic() - began)
 
     def _pipe_frames(
@@ -170,15 +173,23 @@ class EvaluatedScript:
         return None, tuple(child.tail)
 
 
-def _verify_and_move(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
-    """``verify_and_commit`` as a Result; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
+def _verify(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
+    """``partials.verify`` as a Result; ``tail`` is ffmpeg's last lines (where "No space left on device" is)."""
     try:
-        verify_and_commit(job.partial, job.target, ffprobe, job.segment.frames, job.overwrite)
+        verify(job.partial, ffprobe, job.segment.frames)
     except NotCommitted as exc:
-        if exc.incomplete:
-            return Result(None, str(exc), "ffmpeg", tail, retryable=False)
-        return Result(None, str(exc), retryable=exc.retryable)
+        return Result(None, str(exc), "ffmpeg", tail, retryable=False)
     return Result(job.segment.frames)
+
+
+def commit(job: Job, result: Result) -> Result:
+    """Move the verified partial of ``job`` (the attempt the orchestrator accepted) to its target; ``result``
+    if that worked, else why not (a target someone else created meanwhile, a full disk: not retried)."""
+    try:
+        partials.commit(job.partial, job.target, job.overwrite)
+    except NotCommitted as exc:
+        return dataclasses.replace(result, frames=None, error=str(exc), retryable=exc.retryable)
+    return result
 
 
 def _cuda_devices() -> int:
