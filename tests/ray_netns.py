@@ -25,6 +25,8 @@ SUBNET = "10.231.0"
 HEAD_PORT = 6379
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
+RAYLET_STOP_S = 5.0
+ALIVE_TIMEOUT_S = 120.0  # a node the head cannot reach any more counts as alive for about a minute
 RAY = str(Path(sys.executable).parent / "ray")
 DRIVER = str(Path(sys.executable).parent / "streamdiffvsr")  # an encode's command line
 IP = shutil.which("ip") or "/usr/sbin/ip"  # by path: a node's PATH may be cut down
@@ -78,7 +80,15 @@ class Node:
 
     def running(self, process: str) -> bool:
         """Whether a process of this node has ``process`` in its command line."""
-        return any(process in _cmdline(pid) for pid in self.pids())
+        return bool(self.find(process))
+
+    def find(self, process: str) -> list[tuple[int, str]]:
+        """The pid and command line of each process of this node with ``process`` in its command line."""
+        return [(pid, line) for pid in self.pids() if process in (line := _cmdline(pid))]
+
+    def cut(self) -> None:
+        """Take this node's link down: it lives on, cut off from every other host (its packets go nowhere)."""
+        _ip("-n", self.namespace, "link", "set", "eth0", "down")
 
     def kill(self, process: str = "", spare: int | None = None, sig: int = signal.SIGKILL) -> list[int]:
         """Signal (SIGKILL) the processes of this node whose command line contains ``process`` (all if
@@ -150,32 +160,36 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def launch_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """``ray start`` on ``node``, not waited for: the head if it is the first node, else a node joining
-        the head (its output in the node's ``start.log``)."""
+    def launch_ray(
+        self, node: Node, gpus: int, env: dict[str, str] | None = None, python: str = sys.executable
+    ) -> subprocess.Popen:
+        """``ray start`` on ``node`` run by ``python`` (its workers' Python), not waited for: the head if it is
+        the first node, else a node joining the head (its output in the node's ``start.log``)."""
         role = [f"--address={self.address}"]
         if node is self.head:
             role = ["--head", f"--port={HEAD_PORT}", "--include-dashboard=false"]
         with (node.temp / "start.log").open("w") as log:
             return node.run(
-                [RAY, "start", *role, f"--node-ip-address={node.address}", f"--num-gpus={gpus}",
+                [python, RAY, "start", *role, f"--node-ip-address={node.address}", f"--num-gpus={gpus}",
                  f"--num-cpus={1 if gpus else 0}", "--object-store-memory=80000000", "--disable-usage-stats",
                  f"--temp-dir={node.temp}"],
                 env or self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
 
-    def start_ray(self, node: Node, gpus: int, env: dict[str, str] | None = None) -> None:
+    def start_ray(
+        self, node: Node, gpus: int, env: dict[str, str] | None = None, python: str = sys.executable
+    ) -> None:
         """``ray start`` on ``node``, waited for (a RuntimeError if it fails)."""
-        code = self.launch_ray(node, gpus, env).wait(START_TIMEOUT_S)
+        code = self.launch_ray(node, gpus, env, python).wait(START_TIMEOUT_S)
         if code != 0:
             raise RuntimeError(f"ray start on {node.name} failed ({code}): {self.start_log(node)}")
 
     def start_log(self, node: Node) -> str:
         return (node.temp / "start.log").read_text(errors="replace")[-2000:]
 
-    def add_node(self, name: str, gpus: int = 1, **env: str) -> Node:
+    def add_node(self, name: str, gpus: int = 1, python: str = sys.executable, **env: str) -> Node:
         node = self.add_host(name)
-        self.start_ray(node, gpus, self.env(**env) if env else None)
+        self.start_ray(node, gpus, self.env(**env) if env else None, python)
         return node
 
     def alive(self) -> int:
@@ -192,14 +206,20 @@ class Cluster:
 
     def wait_alive(self, count: int) -> None:
         """Until the head counts ``count`` live nodes (a new node registers after ``ray start`` returns)."""
-        for _ in range(30):
+        deadline = time.monotonic() + ALIVE_TIMEOUT_S
+        while time.monotonic() < deadline:
             if self.alive() == count:
                 return
             time.sleep(1)
         raise RuntimeError(f"the cluster has {self.alive()} live nodes, not {count}")
 
     def stop_node(self, node: Node) -> None:
-        """Kill every process of ``node`` and remove its namespace (its interfaces go with it)."""
+        """Stop ``node``'s raylet (SIGTERM: it tells the head, which counts the node out at once, where it can
+        reach it), kill every process of ``node`` and remove its namespace (its interfaces go with it)."""
+        node.kill("raylet", sig=signal.SIGTERM)
+        deadline = time.monotonic() + RAYLET_STOP_S
+        while node.running("raylet") and time.monotonic() < deadline:
+            time.sleep(0.2)
         _kill_all(node)
         with contextlib.suppress(subprocess.CalledProcessError):
             _ip("netns", "del", node.namespace)

@@ -99,12 +99,28 @@ def segment_nodes(log: str) -> dict[int, str]:
     }
 
 
-def test_segments_spread_over_the_nodes_and_equal_the_one_machine_encode_a_wrong_token_is_refused(
+def without_the_package(folder: Path) -> str:
+    """A Python (a virtual environment in ``folder``) that has Ray (this one's site-packages on its path) but
+    cannot import streamdiffvsr (this one's editable-install hook is a .pth file there, never run from a mere
+    path entry)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    here = next(path for path in sys.path if path.endswith("site-packages"))
+    site = next(folder.glob("lib/python*/site-packages"))
+    (site / "ray-only.pth").write_text(here + "\n")
+    python = str(folder / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import ray; import streamdiffvsr"], capture_output=True, text=True)
+    assert "No module named 'streamdiffvsr'" in probe.stderr, probe.stderr
+    return python
+
+
+def test_segments_spread_over_the_nodes_and_equal_the_one_machine_encode_a_wrong_token_or_no_package_is_refused(
     nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
 ) -> None:
     """A node started with another token cannot join (Ray refuses it); meanwhile the encode runs on the other
     two, each segment's node named in the log, and its frames are the one-machine encode's with the same
-    threads."""
+    threads. A node whose Python cannot import the package is named in one line and takes no segment. Each
+    node declares a GPU it does not have: a notice names it (it renders on its CPU)."""
+    none = nodes.add_node("none", python=without_the_package(tmp_path / "venv"))
     intruder = nodes.add_host("wrong")
     try:
         joining = nodes.launch_ray(intruder, gpus=1, env=nodes.env(RAY_AUTH_TOKEN="0" * 32))
@@ -115,11 +131,23 @@ def test_segments_spread_over_the_nodes_and_equal_the_one_machine_encode_a_wrong
         log, left = nodes.start_log(intruder), intruder.pids()
     finally:
         nodes.stop_node(intruder)
+        nodes.stop_node(none)
+        nodes.wait_alive(3)  # the next encode takes the two worker nodes, not the node stopped here
     assert refused != 0 and "InvalidAuthToken" in log and left == [], log
     assert done.returncode == 0, done.stderr
+    assert (
+        f"streamdiffvsr: Ray node {none.address} refused: its Python cannot import streamdiffvsr; install "
+        "vs-streamdiffvsr 0.1.0 on every node" in done.stderr.splitlines()
+    ), done.stderr
     where = segment_nodes(done.stderr)
     assert sorted(where) == list(range(1, SEGMENTS + 1)), done.stderr
     assert set(where.values()) == {node.address for node in workers(nodes)}, done.stderr
+    on_cpu = [line for line in done.stderr.splitlines() if "but its worker sees no CUDA device" in line]
+    assert sorted(on_cpu) == [  # each node that declares a GPU it lacks says so, once
+        f"streamdiffvsr: Ray node {node.address} declares a GPU (ray start --num-gpus) but its worker sees no "
+        "CUDA device: it renders on its CPU, much slower"
+        for node in sorted(workers(nodes), key=lambda node: node.address)
+    ], done.stderr
     assert framemd5(output) == one_machine
     assert nodes.leftovers() == []
 
@@ -146,6 +174,7 @@ def test_a_node_with_another_version_or_without_ffmpeg_is_refused_before_it_take
     finally:
         for node in extra:
             nodes.stop_node(node)
+        nodes.wait_alive(3)  # the next encode takes the two worker nodes, not the nodes stopped here
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     old, bare = extra
@@ -242,3 +271,68 @@ def test_the_head_lost_stops_the_encode_in_one_line_and_a_new_cluster_resumes(
     assert f"resuming: {kept} of {SEGMENTS} segments already done" in rerun.stderr
     assert framemd5(output) == one_machine
     assert nodes.leftovers() == []
+
+
+def test_a_worker_node_cut_off_mid_segment_costs_that_segment_and_its_living_writer_changes_nothing(
+    nodes: Cluster, scenes: Path, tiny_checkpoint: Path, one_machine: list[str], tmp_path: Path
+) -> None:
+    """A worker node's link taken down while its ffmpeg runs (frozen, so that the segment cannot end first):
+    the node is given up on and the segment rendered again on the other node within a bounded time. The cut-off
+    node lives on: while the retry's ffmpeg writes (frozen too, to be sure of the order), the cut-off one is
+    let go and writes its whole attempt on the shared storage, a second writer of the same segment; the retry
+    is what goes into OUTPUT, whose frames are the one-machine encode's. Last in the module: the head counts
+    the cut-off node as alive for a minute."""
+    victim, other = workers(nodes)[-1], workers(nodes)[0]
+    output = tmp_path / "out.mkv"
+    driver = Driver(nodes, [str(scenes), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED,
+                            *THREADS])  # fmt: skip
+    try:
+        stale = wait_for_ffmpeg(victim, driver, "")  # mid-segment: the node's ffmpeg runs
+        victim.kill("ffmpeg", sig=signal.SIGSTOP)  # the segment cannot end before the node is cut off
+        victim.cut()
+        cut = time.monotonic()
+        name = re.search(r"segment-\d+\.partial", stale[1])[0]
+        retry = wait_for_ffmpeg(other, driver, name)
+        os.kill(retry[0], signal.SIGSTOP)
+        os.kill(stale[0], signal.SIGCONT)  # the stale writer writes its attempt while the retry's is open
+        stale_file = Path(re.search(rf"file:(\S*{re.escape(name)}\S*)", stale[1])[1])
+        deadline = time.monotonic() + 120
+        while victim.running(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # its worker checks the file (and would move it, before the fix)
+        written = stale_file.stat().st_size if stale_file.exists() else 0
+        os.kill(retry[0], signal.SIGCONT)
+        code = driver.finish()
+        ended = time.monotonic()
+    finally:
+        driver.finish(0)
+        nodes.stop_node(victim)
+    noticed = driver.when("trying again")
+    print(f"\nlink down: noticed after {noticed - cut:.1f} s, encode ended {ended - cut:.1f} s after")
+    assert code == 0, driver.stderr
+    assert written > 0 and not victim.running(name), (stale_file, driver.stderr)
+    failed = [line for _, line in driver.lines if f"failed on {victim.address}" in line]
+    assert len(failed) == 1 and "its node stopped answering for 15 s); trying again" in failed[0], (
+        driver.stderr
+    )
+    assert f"Ray node {victim.address} has not answered for 15 s; its segments go to the other nodes" in (
+        driver.stderr
+    )
+    assert noticed - cut < 40, driver.stderr
+    again = int(re.search(r"segment (\d+)/", failed[0])[1])
+    where = segment_nodes(driver.stderr)
+    assert sorted(where) == list(range(1, SEGMENTS + 1)) and where[again] == other.address, driver.stderr
+    assert framemd5(output) == one_machine
+    assert not stale_file.exists()
+    assert nodes.leftovers() == []
+
+
+def wait_for_ffmpeg(node: Node, driver: Driver, text: str) -> tuple[int, str]:
+    """The pid and command line of ``node``'s ffmpeg whose command line contains ``text``, once it runs."""
+    deadline = time.monotonic() + 300
+    while True:
+        found = [(pid, line) for pid, line in node.find(text) if "ffmpeg" in line]
+        if found:
+            return found[0]
+        assert driver.process.poll() is None and time.monotonic() < deadline, driver.stderr
+        time.sleep(0.02)

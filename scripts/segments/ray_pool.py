@@ -29,6 +29,7 @@ CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 120.0
 PROGRESS_TIMEOUT_S = 2.0
+NODE_SILENT_S = 15.0  # a running worker unheard this long: its node is cut off (Ray itself waits about 60 s)
 HEAD_CHECK_S = 2.0  # how often the pool checks that the head still answers
 HEAD_LOST_S = 15.0  # no answer this long: the encode stops (Ray's own nodes give up after 60 s)
 TOKEN_FILE = Path("~/.ray/auth_token")
@@ -47,6 +48,10 @@ class ScriptActor:
     def hello(self) -> str | None:
         """Why this node cannot take a segment, or None: asked before it is given one."""
         return self.problem
+
+    def cuda_devices(self) -> int:
+        """The CUDA devices this worker sees (0: it renders on the CPU)."""
+        return self.script.cuda_devices
 
     def encode(self, job: Job) -> Result:
         import ray
@@ -243,9 +248,14 @@ class RayPool:
         self.starting: dict[Any, tuple[Any, Place]] = {}
         self.idle_actors: list[tuple[Any, Place]] = []
         self.running: dict[Any, tuple[Any, Place, Job]] = {}
+        self.heard: dict[Any, float] = {}  # by running job: when its worker last answered
+        self.asked: dict[Any, Any] = {}  # by running job: its open progress question
+        self.lost: set[str] = set()  # nodes cut off: no worker goes there again
+        self.on_cpu: set[str] = set()  # nodes said to render on the CPU
         self.waiting_since = time.monotonic()
         self.head = parse_address(ray.get_runtime_context().gcs_address)
         self.head_seen = self.head_checked = time.monotonic()
+        self.head_answers = True  # at the last check
         for place in places:
             self._start(place)
 
@@ -264,7 +274,9 @@ class RayPool:
 
     def submit(self, job: Job) -> None:
         actor, place = self.idle_actors.pop()
-        self.running[actor.encode.remote(job)] = (actor, place, job)
+        ref = actor.encode.remote(job)
+        self.running[ref] = (actor, place, job)
+        self.heard[ref] = time.monotonic()
 
     def wait(self, timeout: float) -> list[tuple[Job, Result]]:
         """The jobs that ended within ``timeout``; workers that passed their ``hello`` meanwhile become idle. A
@@ -279,6 +291,7 @@ class RayPool:
                 self._greeted(ref)
                 continue
             actor, place, job = self.running.pop(ref)
+            self._forget(ref)
             try:
                 result = ray.get(ref)
                 self.idle_actors.append((actor, place))
@@ -290,8 +303,10 @@ class RayPool:
                     ray.kill(actor)
                 self._restart(place)
             finished.append((job, result))
-        self._check_workers()
         self._check_head()
+        if self.head_answers:  # else the silence is the head's (or this machine's), not the nodes'
+            finished += self._silent()
+        self._check_workers()
         return finished
 
     def _greeted(self, ref: Any) -> None:
@@ -301,19 +316,82 @@ class RayPool:
         try:
             problem = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            reason = str(exc).strip().splitlines()
-            problem = f"its worker did not start ({reason[-1] if reason else type(exc).__name__})"
+            problem = self._start_failure(exc)
         if problem is None:
+            self._check_device(actor, place)
             self.idle_actors.append((actor, place))
             return
         self.notify(f"Ray node {place.address} refused: {problem}")
         with contextlib.suppress(Exception):
             ray.kill(actor)
 
+    def _start_failure(self, exc: Exception) -> str:
+        """Why a worker did not start, in one line: the package missing on its node (Ray cannot even load the
+        worker's class there), else the last line of Ray's error."""
+        text = str(exc)
+        if "No module named 'streamdiffvsr" in text:
+            return (
+                f"its Python cannot import streamdiffvsr; install {DISTRIBUTION} {self.version} on every node"
+            )
+        reason = text.strip().splitlines()
+        return f"its worker did not start ({reason[-1] if reason else type(exc).__name__})"
+
+    def _check_device(self, actor: Any, place: Place) -> None:
+        """One notice per node that declares a GPU (``ray start --num-gpus``) where its worker sees no CUDA
+        device: it renders on its CPU, much slower (allowed: a CPU can stand in for a GPU on purpose)."""
+        import ray
+
+        if not self.options.get("num_gpus") or place.address in self.on_cpu:
+            return
+        try:
+            devices = ray.get(actor.cuda_devices.remote(), timeout=PROGRESS_TIMEOUT_S)
+        except ray.exceptions.RayError:
+            return  # a worker that cannot answer fails its job, which says so
+        if devices == 0:
+            self.on_cpu.add(place.address)
+            self.notify(
+                f"Ray node {place.address} declares a GPU (ray start --num-gpus) but its worker sees no CUDA "
+                "device: it renders on its CPU, much slower"
+            )
+
+    def _forget(self, ref: Any) -> None:
+        del self.heard[ref]
+        self.asked.pop(ref, None)
+
+    def _silent(self) -> list[tuple[Job, Result]]:
+        """The running jobs whose worker has not answered for NODE_SILENT_S: their node is taken as cut off
+        (its worker may still live and write: only an attempt the orchestrator accepts is moved into place),
+        and no job goes there again."""
+        import ray
+
+        now, given_up = time.monotonic(), []
+        for ref, (actor, place, job) in list(self.running.items()):
+            if now - self.heard[ref] < NODE_SILENT_S:
+                continue
+            del self.running[ref]
+            self._forget(ref)
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+            if place.node_id not in self.lost:
+                self.lost.add(place.node_id)
+                self.notify(
+                    f"Ray node {place.address} has not answered for {NODE_SILENT_S:.0f} s; its segments go to "
+                    "the other nodes"
+                )
+            error = f"its node stopped answering for {NODE_SILENT_S:.0f} s"
+            given_up.append((job, Result(None, error, "worker", node=place.address)))
+        for actor, place in [pair for pair in self.idle_actors if pair[1].node_id in self.lost]:
+            self.idle_actors.remove((actor, place))
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        return given_up
+
     def _restart(self, place: Place) -> None:
         """A worker on ``place`` again if its node still lives; else its jobs go to the other nodes."""
         import ray
 
+        if place.node_id in self.lost:
+            return
         if any(node["NodeID"] == place.node_id and node["Alive"] for node in ray.nodes()):
             self._start(place)
         else:
@@ -336,8 +414,9 @@ class RayPool:
         self.head_checked = now
         try:
             socket.create_connection(self.head, timeout=HEAD_CHECK_S).close()
-            self.head_seen = now
+            self.head_seen, self.head_answers = now, True
         except OSError:
+            self.head_answers = False
             if now - self.head_seen > HEAD_LOST_S:
                 host, port = self.head
                 raise CliError(
@@ -348,11 +427,21 @@ class RayPool:
     def progress(self) -> dict[int, int]:
         import ray
 
-        refs = {job.segment.index: actor.progress.remote() for actor, _, job in self.running.values()}
-        try:
-            return dict(zip(refs, ray.get(list(refs.values()), timeout=PROGRESS_TIMEOUT_S), strict=True))
-        except ray.exceptions.RayError:
+        for ref, (actor, _, _) in self.running.items():  # a question still open is not asked again
+            self.asked.setdefault(ref, actor.progress.remote())
+        questions = list(self.asked.values())
+        if not questions:
             return {}
+        answered = set(ray.wait(questions, num_returns=len(questions), timeout=PROGRESS_TIMEOUT_S)[0])
+        done, now = {}, time.monotonic()
+        for ref, question in list(self.asked.items()):
+            if question not in answered:
+                continue
+            del self.asked[ref]
+            self.heard[ref] = now  # a late answer counts too: the worker lives
+            with contextlib.suppress(ray.exceptions.RayError):
+                done[self.running[ref][2].segment.index] = ray.get(question)
+        return done
 
     def close(self) -> None:
         import ray
