@@ -296,11 +296,13 @@ def test_a_worker_node_cut_off_mid_segment_costs_that_segment_and_its_living_wri
         os.kill(retry[0], signal.SIGSTOP)
         os.kill(stale[0], signal.SIGCONT)  # the stale writer writes its attempt while the retry's is open
         stale_file = Path(re.search(rf"file:(\S*{re.escape(name)}\S*)", stale[1])[1])
+        target = stale_file.with_name(name.replace(".partial", ".nut"))
         deadline = time.monotonic() + 120
         while victim.running(name) and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(3)  # its worker checks the file (and would move it, before the fix)
+        time.sleep(3)  # its worker checks the file (and moved whatever had the shared name, before the fix)
         written = stale_file.stat().st_size if stale_file.exists() else 0
+        placed_early = target.exists()  # nobody may move a file there while the retry's ffmpeg is frozen
         os.kill(retry[0], signal.SIGCONT)
         code = driver.finish()
         ended = time.monotonic()
@@ -309,6 +311,7 @@ def test_a_worker_node_cut_off_mid_segment_costs_that_segment_and_its_living_wri
         nodes.stop_node(victim)
     noticed = driver.when("trying again")
     print(f"\nlink down: noticed after {noticed - cut:.1f} s, encode ended {ended - cut:.1f} s after")
+    assert not placed_early, driver.stderr
     assert code == 0, driver.stderr
     assert written > 0 and not victim.running(name), (stale_file, driver.stderr)
     failed = [line for _, line in driver.lines if f"failed on {victim.address}" in line]
