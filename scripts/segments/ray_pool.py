@@ -230,7 +230,7 @@ class RayPool:
     """``workers`` actors (None: one per GPU of the cluster), never more than ``jobs``, on the Ray cluster
     ``connect`` joined. Each actor is pinned to its node and gets a job only once its ``hello`` says the node
     can render (a node that cannot is named in one line and left out); a worker that dies is started again on
-    its node while the node lives."""
+    its node while the node lives; a node whose running worker is silent for NODE_SILENT_S is left out."""
 
     def __init__(
         self, spec: ScriptSpec, workers: int | None, jobs: int, notify: Callable[[str], None]
