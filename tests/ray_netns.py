@@ -240,10 +240,16 @@ class Cluster:
         encode's driver still running, namespaces or temporary folders of nodes it removed. Empty after
         ``close`` means nothing at all is left."""
         live = {node.inode for node in self.nodes.values()}
+        # A removed namespace's inode number may be taken by a namespace someone else (another test run) made.
+        foreign = set()
+        for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+            if not name.startswith(f"{self.prefix}-"):
+                with contextlib.suppress(OSError):
+                    foreign.add(_inode(name))
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             inode, cmdline = _net_inode(pid), _cmdline(pid)
-            if inode in self.inodes and (inode not in live or DRIVER in cmdline):
+            if inode in self.inodes - foreign and (inode not in live or DRIVER in cmdline):
                 found.append(f"pid {pid}: {cmdline}")
         listed = subprocess.run([IP, "netns", "list"], capture_output=True, text=True, check=True).stdout
         found += [f"namespace {name}" for name in (line.split()[0] for line in listed.splitlines())
