@@ -354,11 +354,12 @@ def test_ray_address_where_nothing_listens_fails_fast_in_one_line(scenes: Path, 
         began = time.monotonic()
         not_ray = run_cli(["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", f"127.0.0.1:{http_port}"],
                           {**fresh_home(tmp_path), "RAY_AUTH_TOKEN": "x" * 32})  # fmt: skip
-        assert time.monotonic() - began < 30
+        assert time.monotonic() - began < 15  # Ray itself would retry against it for its whole timeout (25 s)
     assert not_ray.returncode == 2, not_ray.stderr
-    assert (
-        "as a Ray cluster" in not_ray.stderr.splitlines()[-1]
-        or "cannot join" in not_ray.stderr.splitlines()[-1]
+    assert not_ray.stderr.splitlines()[-1] == (
+        f"streamdiffvsr: error: 127.0.0.1:{http_port} answers, but not as a Ray cluster's head (gRPC); is it "
+        "another service or a dashboard's port? --ray takes the address 'ray start --head' prints, port 6379 "
+        "unless it was given another"
     )
     bogus = run_cli(
         ["encode", str(scenes), str(tmp_path / "out.mkv"), "--ray", "bogus"], fresh_home(tmp_path)

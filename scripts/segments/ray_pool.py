@@ -27,6 +27,7 @@ from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, Scri
 
 CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 2.0  # a gRPC server answers HTTP/2's preface at once
 START_TIMEOUT_S = 120.0
 PROGRESS_TIMEOUT_S = 2.0
 NODE_SILENT_S = 15.0  # a running worker unheard this long: its node is cut off (Ray itself waits about 60 s)
@@ -110,14 +111,46 @@ def cluster_token() -> str | None:
     return None
 
 
+# What a gRPC server (a Ray head's GCS) takes first: HTTP/2's client preface and an empty SETTINGS frame. Its
+# answer starts with a SETTINGS frame: a 9-byte frame header whose fourth byte, the frame type, is 4.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS_FRAME = 4
+
+
 def _check_listening(address: str) -> None:
+    """Something listens at ``address``, and unless the cluster uses TLS, it answers as a gRPC server does (not,
+    say, a dashboard's HTTP port, against which Ray would retry until CONNECT_TIMEOUT_S); silence and hang-ups
+    are left to ray.init."""
     host, port = parse_address(address)
     try:
-        socket.create_connection((host, port), timeout=TCP_TIMEOUT_S).close()
+        connection = socket.create_connection((host, port), timeout=TCP_TIMEOUT_S)
     except OSError as exc:
         raise CliError(
             f"no Ray cluster answers at {address} ({exc.strerror or exc}); is its head running?"
         ) from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        connection.close()
+        return
+    with connection:
+        reply = _first_bytes(connection, 4)
+    if reply and (len(reply) < 4 or reply[3] != SETTINGS_FRAME):
+        raise CliError(
+            f"{address} answers, but not as a Ray cluster's head (gRPC); is it another service or a dashboard's "
+            "port? --ray takes the address 'ray start --head' prints, port 6379 unless it was given another"
+        )
+
+
+def _first_bytes(connection: socket.socket, count: int) -> bytes:
+    """Up to ``count`` bytes of the answer to HTTP/2's preface (fewer on a hang-up or REPLY_TIMEOUT_S)."""
+    reply = b""
+    try:
+        connection.settimeout(REPLY_TIMEOUT_S)
+        connection.sendall(HTTP2_PREFACE)
+        while len(reply) < count and (more := connection.recv(count - len(reply))):
+            reply += more
+    except OSError:
+        pass
+    return reply
 
 
 def _init(address: str) -> None:
