@@ -152,10 +152,9 @@ def check_vpy(draft: Draft) -> None:
 
 @check(ENCODE, PREVIEW)
 def check_flow_weights(draft: Draft) -> None:
-    path = draft.settings["flow_weights"]
+    path = draft.flow_weights
     if path is not None and not Path(path).is_file():
         raise CliError(f"engine.flow_weights {path} is not a file")
-    draft.flow_weights = path
 
 
 @check(ENCODE, PREVIEW)

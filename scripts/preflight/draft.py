@@ -27,7 +27,6 @@ class Draft:
     notify: Callable[[str], None]
     muxer: str = ""
     parallel: Parallel = Parallel()
-    flow_weights: str | None = None
     tools: Tools | None = None
     info: SourceInfo | None = None
     at: tuple[int, ...] | None = None
@@ -44,6 +43,11 @@ class Draft:
     @property
     def settings(self) -> Settings:
         return self.compared[0]
+
+    @property
+    def flow_weights(self) -> str | None:
+        """engine.flow_weights (checked to be a file by ``check_flow_weights``)."""
+        return self.settings["flow_weights"]
 
     @property
     def vpy(self) -> Path | None:
