@@ -65,3 +65,21 @@ def one_cpu_thread() -> Iterator[None]:
     CpuThreads.uniform(1).apply()
     yield
     before.apply()
+
+
+@pytest.fixture(scope="module")
+def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's .vpy that passes the source through unchanged (no model)."""
+    from tests.test_cli_encode import PASSTHROUGH_VPY
+
+    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
+    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
+    return script
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four-scene clip with audio of ``tests.test_cli_segments.make_scenes``."""
+    from tests.test_cli_segments import make_scenes
+
+    return make_scenes(tmp_path_factory.mktemp("scenes") / "scenes.mkv")

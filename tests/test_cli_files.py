@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.cli.errors import EncodeError
-from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.segments.join import join
 from streamdiffvsr.cli.segments.partials import NotCommitted, move_into_place, verify_and_commit
 
-from .test_cli_encode import PASSTHROUGH_VPY, make_clip
+from .test_cli_encode import make_clip
+from .test_cli_reliability import encode as encode_in_process
 from .test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, encode, framemd5, make_scenes
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
@@ -30,17 +30,6 @@ DEAD_PID = 3999999  # below Linux's largest PID, and not running (checked)
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "sample.mkv")
-
-
-@pytest.fixture(scope="module")
-def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
-    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
-    return script
-
-
-def run(*args: object) -> int:
-    return main(["encode", *map(str, args), "--quiet"])
 
 
 def last_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -154,7 +143,9 @@ def test_output_and_work_folder_on_a_filesystem_without_hard_links(
 ) -> None:
     scenes = make_scenes(tmp_path / "scenes.mkv")
     with exfat(tmp_path / "exfat") as folder:
-        assert run(clip, folder / "whole.mkv", "--vpy", passthrough) == 0  # one segment, straight into OUTPUT
+        assert (
+            encode_in_process(clip, folder / "whole.mkv", "--vpy", passthrough) == 0
+        )  # one segment, straight into OUTPUT
         assert framemd5(folder / "whole.mkv")
         split = encode(str(scenes), str(folder / "split.mkv"), "--model", str(tiny_checkpoint), *LOSSLESS,
                        *SEGMENTED)  # fmt: skip
@@ -176,7 +167,7 @@ def test_input_and_script_named_like_leftovers_are_never_removed(
     outside = tmp_path / "outside.mkv"
     outside.write_bytes(b"not the encode's")
     (tmp_path / f".x.partial-{DEAD_PID - 2}.mkv").symlink_to(outside)
-    assert run(source, tmp_path / "x.mkv", "--vpy", script) == 0
+    assert encode_in_process(source, tmp_path / "x.mkv", "--vpy", script) == 0
     assert "removed what an interrupted run left" not in capsys.readouterr().err
     assert source.read_bytes() == clip.read_bytes() and script.read_bytes() == passthrough.read_bytes()
     assert (
@@ -208,7 +199,7 @@ def test_a_dangling_link_as_output_is_refused_before_rendering(
 ) -> None:
     output = tmp_path / "out.mkv"
     output.symlink_to(tmp_path / "gone" / "out.mkv")
-    assert run(clip, output, "--vpy", passthrough) == 2
+    assert encode_in_process(clip, output, "--vpy", passthrough) == 2
     line = last_line(capsys)
     assert line.startswith("streamdiffvsr: error: OUTPUT ") and "does not exist; remove the link" in line
     assert {p.name for p in tmp_path.iterdir()} == {"out.mkv"} and output.is_symlink()
@@ -225,7 +216,7 @@ def test_a_lock_file_that_is_a_link_or_a_folder_is_one_line(
         (folder / "lock").symlink_to(tmp_path / "elsewhere")
     else:
         (folder / "lock").mkdir()
-    assert run(clip, tmp_path / "out.mkv", "--vpy", passthrough) == 2
+    assert encode_in_process(clip, tmp_path / "out.mkv", "--vpy", passthrough) == 2
     line = last_line(capsys)
     assert line.startswith("streamdiffvsr: error: cannot take the lock file ") and f"(a {kind})" in line
     assert "remove it" in line and not (tmp_path / "elsewhere").exists()
@@ -235,7 +226,7 @@ def test_an_output_name_too_long_for_the_hidden_names_is_one_line(
     clip: Path, passthrough: Path, tmp_path: Path, capsys
 ) -> None:
     output = tmp_path / ("x" * 240 + ".mkv")  # a valid name, but .NAME.partial-PID.mkv would not be
-    assert run(clip, output, "--vpy", passthrough) == 2
+    assert encode_in_process(clip, output, "--vpy", passthrough) == 2
     line = last_line(capsys)
     assert line.startswith("streamdiffvsr: error: OUTPUT's name is too long") and "shorten it by " in line
     assert list(tmp_path.iterdir()) == []

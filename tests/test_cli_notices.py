@@ -20,7 +20,7 @@ CUT = 12  # a scene cut at frame 12 of 24
 
 
 @pytest.fixture(scope="module")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("notices") / "scenes.mkv"
     seconds = f"{CUT / FPS:.6f}"
     ffmpeg(
@@ -51,9 +51,9 @@ def notices(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_dry_run_says_steps_warmup_and_workers(scenes: Path, tmp_path: Path) -> None:
+def test_dry_run_says_steps_warmup_and_workers(two_scenes: Path, tmp_path: Path) -> None:
     run = subprocess.run(
-        [str(CLI), "encode", str(scenes), str(tmp_path / "out.mkv"), "--model", "nano", "--preset", "preview",
+        [str(CLI), "encode", str(two_scenes), str(tmp_path / "out.mkv"), "--model", "nano", "--preset", "preview",
          "--set", "codec=ffv1", "--start", "18", "--workers", "2", "--dry-run"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -69,10 +69,10 @@ def test_dry_run_says_steps_warmup_and_workers(scenes: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_encode_from_a_chain_start_or_with_the_trained_steps_says_nothing_of_them(
-    scenes: Path, tmp_path: Path
+    two_scenes: Path, tmp_path: Path
 ) -> None:
     run = subprocess.run(
-        [str(CLI), "encode", str(scenes), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "flow=dis",
+        [str(CLI), "encode", str(two_scenes), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "flow=dis",
          "--set", "codec=ffv1", "--start", str(CUT), "--end", str(CUT + 1), "--workers", "1", "--quiet"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -83,11 +83,11 @@ def test_encode_from_a_chain_start_or_with_the_trained_steps_says_nothing_of_the
 
 @pytest.mark.slow
 def test_encode_says_the_warmup_before_rendering_it(
-    scenes: Path, tmp_path: Path, tiny_checkpoint: Path
+    two_scenes: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     output = tmp_path / "out.mkv"
     run = subprocess.run(
-        [str(CLI), "encode", str(scenes), str(output), "--model", str(tiny_checkpoint), "--set", "flow=dis",
+        [str(CLI), "encode", str(two_scenes), str(output), "--model", str(tiny_checkpoint), "--set", "flow=dis",
          "--set", "steps=1", "--set", "codec=ffv1", "--start", "4", "--end", "5", "--quiet"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -63,18 +63,12 @@ def fill(folder: Path, leave: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
-    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
-    return script
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "sample.mkv")
 
 
-def encode(*args: str) -> int:
+def encode(*args: object) -> int:
+    """``streamdiffvsr encode ARGS --quiet`` in this process (its exit status)."""
     return main(["encode", *map(str, args), "--quiet"])
 
 

@@ -88,9 +88,9 @@ def kill_after_first_segment(args: list[str], folder: Path, wrapper: list[str] |
         cli.wait()
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_scenes(tmp_path_factory.mktemp("scenes") / "scenes.mkv")
+def one_worker_split(source: Path, output: Path, model: Path) -> list[str]:
+    """encode's arguments for a lossless split of ``source`` into ``output`` on one local worker."""
+    return [str(source), str(output), "--model", str(model), *LOSSLESS, *SEGMENTED, "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +122,7 @@ def test_resume_after_sigkill_refuses_other_settings_and_restarts(
 ) -> None:
     output = tmp_path / "out.mkv"
     folder = tmp_path / ".out.mkv.segments"
-    args = [
-        str(scenes),
-        str(output),
-        "--model",
-        str(tiny_checkpoint),
-        *LOSSLESS,
-        *SEGMENTED,
-        "--workers",
-        "1",
-    ]
+    args = one_worker_split(scenes, output, tiny_checkpoint)
     kill_after_first_segment(args, folder)
     assert_none_left(tmp_path, ray_processes())
     assert not output.exists()
@@ -190,16 +181,7 @@ def test_a_resume_refuses_a_source_whose_content_changed_with_its_size_and_time(
     source = make_scenes(tmp_path / "scenes.mkv")
     output = tmp_path / "out.mkv"
     folder = tmp_path / ".out.mkv.segments"
-    args = [
-        str(source),
-        str(output),
-        "--model",
-        str(tiny_checkpoint),
-        *LOSSLESS,
-        *SEGMENTED,
-        "--workers",
-        "1",
-    ]
+    args = one_worker_split(source, output, tiny_checkpoint)
     kill_after_first_segment(args, folder)
     before = source.stat()
     other = make_scenes(tmp_path / "other.mkv", frequency=880).read_bytes()  # another tone
@@ -430,16 +412,7 @@ def test_a_manifest_with_bad_entries_is_refused(scenes: Path, tiny_checkpoint: P
     """A manifest of this encode whose segment list is broken: refused in one line, nothing deleted."""
     output = tmp_path / "out.mkv"
     folder = tmp_path / ".out.mkv.segments"
-    args = [
-        str(scenes),
-        str(output),
-        "--model",
-        str(tiny_checkpoint),
-        *LOSSLESS,
-        *SEGMENTED,
-        "--workers",
-        "1",
-    ]
+    args = one_worker_split(scenes, output, tiny_checkpoint)
     kill_after_first_segment(args, folder)
     data = json.loads((folder / "manifest.json").read_text())
     for segments in ([], [[0, "3"], [4, 15]], [[0, 3], [8, 15]], [[0, 3], [4, 7]]):  # the last one: shortened

@@ -11,22 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli.main import main
-
-from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg
+from .test_cli_encode import CHEAP, ffmpeg
+from .test_cli_reliability import encode
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
-
-
-@pytest.fixture(scope="module")
-def passthrough(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    script = tmp_path_factory.mktemp("vpy") / "pass.vpy"
-    script.write_text(PASSTHROUGH_VPY + "clip.set_output()\n")
-    return script
-
-
-def encode(*args: object) -> int:
-    return main(["encode", *map(str, args), "--quiet"])
 
 
 def stream_entries(path: Path, entries: str) -> list[dict]:

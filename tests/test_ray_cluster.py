@@ -19,7 +19,7 @@ import pytest
 
 from tests.ray_netns import Cluster, Node, cluster, netns_available
 from tests.test_cli_encode import CLI
-from tests.test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, framemd5, make_scenes
+from tests.test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, framemd5
 
 THREADS = ["--set", "segment.threads=1"]
 WHY_NOT = netns_available()
@@ -27,11 +27,6 @@ pytestmark = [  # about 6 minutes on two busy cores
     pytest.mark.slow,
     pytest.mark.skipif(WHY_NOT is not None, reason=f"cannot create network namespaces: {WHY_NOT}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_scenes(tmp_path_factory.mktemp("scenes") / "scenes.mkv")
 
 
 @pytest.fixture(scope="module")
