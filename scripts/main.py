@@ -13,6 +13,7 @@ from streamdiffvsr.cli.commands import download, encode, frames, info, presets, 
 from streamdiffvsr.cli.console import printable
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.errors import StreamDiffVSRError
+from streamdiffvsr.version import __version__
 
 PROG = "streamdiffvsr"
 COMMANDS = (encode, preview, script, presets, info, download, frames)
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Stream-DiffVSR 4x video super-resolution: VapourSynth script + encode (x265, x264, SVT-AV1, FFV1) in one step.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )
