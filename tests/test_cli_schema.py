@@ -12,6 +12,8 @@ from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS
+from streamdiffvsr.options import OPTIONS, number
+from tests.test_options import another_value
 
 REQUIRED_PRESETS = {"quality", "balanced", "fast", "lowvram", "preview"}
 
@@ -160,6 +162,15 @@ def test_generated_script_is_valid_python_with_settings_but_no_paths(tmp_path: P
     assert "vs.YUV420P10" in text
 
 
+def test_generated_script_passes_every_engine_setting_to_the_filter() -> None:
+    """Each engine key set in the preset reaches the filter's call in the generated script (paths travel as
+    script arguments instead)."""
+    values = {option.name: another_value(option) for option in OPTIONS if option.kind != "path"}
+    text = generate_script(load_settings(None, [f"{name}={value}" for name, value in values.items()]))
+    for name, value in values.items():
+        assert f"    {name!r}: {value!r},  #" in text, name
+
+
 def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["script", "--preset", "preview", "--set", "seed=7"]) == 0
     out = capsys.readouterr().out
@@ -168,9 +179,17 @@ def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_p
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_every_key_documents_its_allowed_values() -> None:
+def test_every_key_documents_its_allowed_values(capsys: pytest.CaptureFixture[str]) -> None:
+    """`presets --keys` lists every key with its help and its allowed values: each choice, each bound."""
+    assert main(["presets", "--keys"]) == 0
+    listing = capsys.readouterr().out
     for key in KEYS:
-        assert key.allowed() and key.help
+        allowed = key.allowed()
+        assert f"{key.section}.{key.name}" in listing and key.help in listing and allowed in listing, key.name
+        for word in [*(key.choices or ()), *([number(key.bounds.low)] if key.bounds else [])]:
+            assert word in allowed, (key.name, word)
+        if key.bounds and key.bounds.high is not None:
+            assert number(key.bounds.high) in allowed, key.name
 
 
 def test_x264_has_its_own_preset_key_and_reads_x265_preset_with_a_notice(

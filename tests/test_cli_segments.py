@@ -480,7 +480,9 @@ def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(scenes: Path, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_eta_comes_from_the_encodes_plan() -> None:
+def test_the_progress_line_shows_the_eta_its_encode_sets() -> None:
+    """The line's ETA is the encode's (``Progress.eta``), not frames left over the speed; that the encode sets it
+    from its plan: tests/test_retry_policy.py::test_the_eta_counts_what_is_left_on_the_workers_there_are."""
     from streamdiffvsr.cli.progress import Progress
     from streamdiffvsr.cli.segments.estimate import Estimate
 
