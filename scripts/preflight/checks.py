@@ -330,12 +330,12 @@ def check_flow_available(draft: Draft) -> None:
     """RAFT's weights must be at hand before the script runs (else it fails after indexing the source)."""
     if draft.vpy is not None:
         return
-    from streamdiffvsr.locate import RAFT_FILES, raft_file, resolve_flow
+    from streamdiffvsr.locate import needs_pretrained_weights, raft_file, resolve_flow
 
     assert draft.model is not None
     for settings in draft.compared:
         flow, weights = resolve_flow(draft.model.path, settings["flow"], draft.flow_weights)
-        if flow not in RAFT_FILES or weights is not None or raft_file(flow).is_file():
+        if not needs_pretrained_weights(flow, weights) or raft_file(flow).is_file():
             continue
         raise CliError(
             f"flow {flow} needs torchvision's pretrained weights, which are not cached ({raft_file(flow)}); run "
