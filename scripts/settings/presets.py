@@ -65,13 +65,18 @@ def read_preset(name: str) -> tuple[dict[str, Any], str]:
         raise CliError(f"preset {label}: invalid TOML ({exc})") from None
 
 
-def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
+def read_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
     """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied; their notices
-    (a deprecated key, say) are printed once here."""
+    (a deprecated key, say) are in ``Settings.notices``, not printed."""
     name = preset or DEFAULT_PRESET
     data, label = read_preset(name)
     folder = absolute_path(name).parent if _is_file_reference(name) else None
-    settings = build_settings(data, label, overrides or [], folder)
+    return build_settings(data, label, overrides or [], folder)
+
+
+def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
+    """``read_settings``, its notices printed."""
+    settings = read_settings(preset, overrides)
     for notice in settings.notices:
         notify(notice)
     return settings
