@@ -220,7 +220,9 @@ def test_every_codec_of_the_registry_is_a_choice_with_its_own_options() -> None:
         options = video_options(load_settings(None, [f"codec={codec.name}"]).section("encoder"), info, False)
         assert options["c:v"] == codec.encoder
         assert ("crf" in options) == (codec.crf_max is not None)
-        assert ("x265-params" in options) == (codec.name == "x265")
+        assert (codec.params_option in options) == (
+            codec.params_option is not None and codec.fixed_params != ()
+        )
 
 
 @pytest.mark.parametrize(

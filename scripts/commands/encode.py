@@ -10,6 +10,7 @@ from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.preflight.build import encode_request, script_failures_explained
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.settings.codecs import CODECS, DEFAULT_CODEC
 from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments
 
@@ -29,9 +30,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "encode",
         help="upscale a video 4x and encode it (audio, subtitles, chapters, attachments kept)",
-        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (x265 unless "
-        "encoder.codec says x264, svtav1 or ffv1) into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, "
-        "metadata and (.mkv) attachments from INPUT.",
+        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (encoder.codec: "
+        f"{', '.join(CODECS)}; {DEFAULT_CODEC} by default) into OUTPUT (.mkv or .mp4), copying audio, subtitles, "
+        "chapters, metadata and (.mkv) attachments from INPUT.",
     )
     p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
     p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")

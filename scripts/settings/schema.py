@@ -23,9 +23,8 @@ from streamdiffvsr.cli.settings.codecs import (
     DEFAULT_CODEC,
     PARAMS_KEYS,
     PIXEL_FORMATS,
-    SVTAV1_PRESET_MAX,
-    X26X_PRESETS,
     X26X_TUNES,
+    SpeedPreset,
 )
 from streamdiffvsr.deprecation import deprecate
 from streamdiffvsr.options import OPTIONS, RENAMED, Bounds, Option, OptionError
@@ -97,6 +96,15 @@ def _key(section: str, name: str, kind: str, default: Any, help: str, **rules: A
     return Key(name, kind, default, help, section=section, **rules)
 
 
+def _speed_key(codec: str, speed: SpeedPreset) -> Key:
+    if speed.choices:
+        return _key(
+            "encoder", speed.key, "choice", speed.default, f"{codec} speed preset", choices=speed.choices
+        )
+    return _key("encoder", speed.key, "int", None, f"{codec} speed preset (0 = slowest; auto: the encoder's)",
+                bounds=Bounds(0, speed.slowest_last), auto=True)  # fmt: skip
+
+
 # The engine keys are streamdiffvsr.options.OPTIONS, as the filter's and the engine's checks are.
 KEYS: tuple[Key, ...] = (
     *(Key.engine(option) for option in OPTIONS),
@@ -105,10 +113,7 @@ KEYS: tuple[Key, ...] = (
     _key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; "
         + ", ".join(f"{c.name} up to {c.crf_max:g}" for c in CODECS.values() if c.crf_max) + ")",
         bounds=Bounds(0, CRF_MAX)),
-    _key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X26X_PRESETS),
-    _key("encoder", "x264_preset", "choice", "medium", "x264 speed preset", choices=X26X_PRESETS),
-    _key("encoder", "svtav1_preset", "int", None, "svtav1 speed preset (0 = slowest; auto: the encoder's)",
-        bounds=Bounds(0, SVTAV1_PRESET_MAX), auto=True),
+    *(_speed_key(codec.name, codec.speed) for codec in CODECS.values() if codec.speed),
     _key("encoder", "tune", "choice", None, "/".join(c.name for c in CODECS.values() if c.tunes)
         + " tune (auto: none)", choices=X26X_TUNES, auto=True),
     _key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
