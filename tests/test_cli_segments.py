@@ -542,3 +542,21 @@ def test_the_content_digest_of_a_large_source_sees_its_first_and_last_bytes(tmp_
             handle.write(b"\1")
         digests.add(source_fingerprint(source)["content_sha256"])
     assert len(digests) == 4
+
+
+@pytest.mark.slow
+def test_each_evaluated_script_plans_with_its_own_filter(
+    scenes: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A process that evaluates a second script (a worker that moves to another file) splits it at that
+    script's own chain starts: the first script's filter, still alive, is not the second's."""
+    from streamdiffvsr.cli.media.vpy import generate_script
+    from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
+    from streamdiffvsr.cli.settings.presets import load_settings
+
+    script = tmp_path / "generated.vpy"
+    script.write_text(generate_script(load_settings(None, ["flow=dis", "steps=1"])))
+    spec = ScriptSpec(script, {"src": str(scenes), "model": str(tiny_checkpoint)}, 1)
+    first, second = EvaluatedScript(spec), EvaluatedScript(spec)
+    cuts = [SCENE_FRAMES * scene for scene in range(4)]
+    assert first.chain_starts(4 * SCENE_FRAMES - 1) == second.chain_starts(4 * SCENE_FRAMES - 1) == cuts

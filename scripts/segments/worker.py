@@ -87,34 +87,33 @@ class EvaluatedScript:
 
     def __init__(self, spec: ScriptSpec) -> None:
         from streamdiffvsr.threads import CpuThreads
+        from streamdiffvsr.vsfilter.filter import live_frame_servers
 
         CpuThreads.uniform(spec.threads).apply()  # the script's filters take these counts when it makes them
         self.spec = spec
+        before = set(live_frame_servers())
         self.clip = _evaluate(spec)
         self.frames = self.clip.num_frames
+        self.server = self._the_filter([s for s in live_frame_servers() if s not in before])
         self.node = socket.gethostname()
         self.cuda_devices = _cuda_devices()
 
-    def _the_filter(self):
-        """The frame server of the script's one ``stream_diffvsr`` of the output's length, or None (none, or
-        several: nothing to split at)."""
-        from streamdiffvsr.vsfilter.filter import live_frame_servers
-
-        servers = live_frame_servers()
-        if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
+    def _the_filter(self, made: list):
+        """The one rule for the filter of a script: the frame server of the one ``stream_diffvsr`` this
+        evaluation made, if it has the output's length; else None (none, several, or another length: nothing to
+        split at). Filters of scripts evaluated before in this process are not this script's."""
+        if len(made) != 1 or made[0].clip.num_frames != self.frames:
             return None
-        return servers[0]
+        return made[0]
 
     def chain_starts(self, last: int) -> list[int] | None:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
-        server = self._the_filter()
-        return None if server is None else server.chains.starts(0, min(last, self.frames - 1))
+        return None if self.server is None else self.server.chains.starts(0, min(last, self.frames - 1))
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
         filter remembers it for the render), or None without a single filter."""
-        server = self._the_filter()
-        return None if server is None else server.chains.anchor(n)
+        return None if self.server is None else self.server.chains.anchor(n)
 
     def encode(self, job: Job, report: Callable[[int], None]) -> Result:
         """Encode one job: its frames into ffmpeg, then verified (its partial is left for the orchestrator to
