@@ -147,13 +147,12 @@ def dry_run(request: Request, notify: Callable[[str], None]) -> str:
     device = device_name(request.settings["device_index"], first.cuda_devices)
     speed = None
     if request.model is not None and request.vpy is None:
-        key = speeds.speed_key(
-            request.settings, request.model.path, request.size, device, request.script.threads
-        )
+        size = first.model_size or request.size  # the frames the model gets, as the script prepared them
+        key = speeds.speed_key(request.settings, request.model.path, size, device, request.script.threads)
         speed = speeds.recorded(key)
     estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device,
                                request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
-    return "\n".join([*lines, estimate.describe(float(request.info.fps), device)])
+    return "\n".join([*lines, estimate.describe(float(request.fps), device)])
 
 
 @contextlib.contextmanager
@@ -216,7 +215,7 @@ def _run_segments(
             _run_jobs(pool, pending, attempt, lambda job, result: manifest.finish(job.segment, result.frames),
                       progress, notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
     files = [segment_file(folder, s.index) for s in manifest.segments]
-    write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps)
+    write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.fps)
     partial = joined_partial(folder, request.output)
     join([request.tools.ffmpeg, *request.commands.join(folder / CONCAT_LIST, partial)], request.tools.ffprobe,
          partial, request.output, sum(s.frames for s in manifest.segments), request.overwrite)  # fmt: skip
