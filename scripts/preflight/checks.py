@@ -35,6 +35,7 @@ from streamdiffvsr.cli.preflight.source import (
     odd_size_notice,
     planned_geometry,
     read_size,
+    script_range,
     stream_notices,
     streams_not_fitting,
 )
@@ -303,7 +304,15 @@ def check_geometry(draft: Draft) -> None:
                 f"INPUT is interlaced ({info.field_order}) and input.deinterlace=off: it is upscaled as woven "
                 "frames (combing stays); --set input.deinterlace=auto deinterlaces it"
             )
-    draft.geometry = geometries[0]
+    first = geometries[0]
+    if any((g.rate, g.final) != (first.rate, first.final) for g in geometries):
+        raise CliError(
+            "preview's columns must have the same frames and output size: compare input.deinterlace or "
+            "output.size values in one preview each"
+        )
+    draft.geometry = first
+    if draft.at is not None and first.rate != 1:  # --at counts INPUT's frames: the script's frames from here
+        draft.at = tuple(sorted({script_range(n, None, first.rate)[0] for n in draft.at}))
 
 
 @check(ENCODE)
