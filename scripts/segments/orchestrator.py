@@ -47,7 +47,7 @@ from streamdiffvsr.cli.segments.partials import (
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, commit, local_worker
-from streamdiffvsr.options import device_name
+from streamdiffvsr.options import SCALE, device_name
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
@@ -142,6 +142,11 @@ def dry_run(request: Request, notify: Callable[[str], None]) -> str:
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
     if len(segments) > DRY_RUN_LISTED:
         lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
+    if first.model_size is not None:  # the estimate's frame size: the source as the script prepared it
+        width, height = first.model_size
+        lines.append(
+            f"  the model gets {width}x{height} frames (its output {SCALE * width}x{SCALE * height})"
+        )
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
     device = device_name(request.settings["device_index"], first.cuda_devices)
