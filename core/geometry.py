@@ -28,6 +28,7 @@ DEFAULT_METHOD = "after"
 # Field orders as ffprobe names them; the first letter is the field coded first, "tb"/"bt" are still interlaced.
 INTERLACED = ("tt", "bb", "tb", "bt")
 TOP_FIRST = ("tt", "tb")
+FIELD_ORDERS = ("progressive", *INTERLACED, "unknown")
 # How each mode changes the frame rate and count: ivtc keeps 4 frames of every 5 (29.97 -> 23.976).
 RATE_CHANGE = {"off": Fraction(1), "bwdif": Fraction(1), "bwdif-double": Fraction(2), "ivtc": Fraction(4, 5)}
 # The widest a WxH size may stray from the display aspect ratio: each side rounded to an even number.
@@ -113,7 +114,7 @@ def check_crop(crop: Crop, width: int, height: int, subsampling: tuple[int, int]
     ]
     if odd:
         raise GeometryError(
-            f"crop {crop}: {', '.join(odd)} do not fit the source's chroma subsampling "
+            f"crop {crop}: {', '.join(odd)} {'does' if len(odd) == 1 else 'do'} not fit the source's chroma subsampling "
             f"({chroma_name(subsampling)}); use multiples of {step_w} for left/right and {step_h} for top/bottom"
         )
     w, h = crop.size(width, height)
@@ -247,6 +248,8 @@ def resolve_deinterlace(setting: str, field_order: str | None) -> tuple[str, str
     (ffprobe's name, or None/"unknown") is ``field_order``, and a one-line notice or None. ``auto`` deinterlaces
     (bwdif) only a source whose field order says it is interlaced."""
     check_choice("deinterlace", setting, DEINTERLACE)
+    if field_order is not None:
+        check_choice("field_order", field_order, FIELD_ORDERS)
     interlaced = field_order in INTERLACED
     if setting == "auto":
         return ("bwdif" if interlaced else "off"), None
@@ -284,6 +287,9 @@ class Geometry:
     method: str
     source_sar: Fraction = Fraction(1)
     sar: Fraction = Fraction(1)
+    notices: tuple[
+        str, ...
+    ] = ()  # one line each for the user (ivtc on a progressive source, no border found)
 
     @property
     def model_output(self) -> tuple[int, int]:
@@ -363,7 +369,7 @@ def plan_geometry(
     chroma ``subsampling`` as in ``check_crop``) for the settings; ``crop`` must be resolved already (a Crop,
     ``none`` or None: ``auto`` is the caller's detection). A GeometryError names the first setting that cannot
     be applied."""
-    mode, _ = resolve_deinterlace(deinterlace, field_order)
+    mode, notice = resolve_deinterlace(deinterlace, field_order)
     check_choice("kernel", kernel, KERNELS)
     check_choice("method", method, METHODS)
     parsed = parse_crop(crop) if crop is not None else "none"
@@ -397,6 +403,7 @@ def plan_geometry(
         method=method,
         source_sar=sar,
         sar=out_sar,
+        notices=(notice,) if notice else (),
     )
 
 

@@ -7,6 +7,7 @@ ratio, chroma subsampling, black borders), and applies a ``Geometry`` with the P
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -27,6 +28,7 @@ from streamdiffvsr.geometry import (
     field_order_name,
     parse_crop,
     plan_geometry,
+    resolve_deinterlace,
     target_size,
     top_field_first,
 )
@@ -149,24 +151,33 @@ def source_geometry(
 ) -> Geometry:
     """The ``Geometry`` of ``clip`` for these settings: its field order (``field_order`` None: from the
     ``_FieldBased`` prop), sample aspect ratio and subsampling read from the clip; ``crop="auto"`` detected with
-    ``detect_borders`` on the deinterlaced clip (no border found: no crop). ``describe()`` gives the one line to
-    print. A ``vs.Error`` names the setting that cannot be applied."""
-    name = "source_geometry"
-    check_node(name, clip)
+    ``detect_borders`` on the deinterlaced clip. ``describe()`` gives the one line to print, ``notices`` the
+    lines worth telling (ivtc on a progressive source, no border found). A ``vs.Error`` names the setting that
+    cannot be applied."""
+    return planned("source_geometry", clip, deinterlace, crop, size, kernel, method, field_order, samples)
+
+
+def planned(name: str, clip: object, deinterlace: str, crop: str | Crop, size: str | Size, kernel: str,
+            method: str, field_order: str | None, samples: int = DEFAULT_SAMPLES) -> Geometry:  # fmt: skip
+    """``source_geometry`` with its errors named after the public function ``name`` the user called."""
+    clip = check_node(name, clip)
     order = field_order or clip_field_order(clip)
     try:
         parsed = parse_crop(crop)
-        if parsed == "auto":
-            mode = plan_geometry(
-                clip.width, clip.height, field_order=order, deinterlace=deinterlace
-            ).deinterlace
+        auto = parsed == "auto"
+        if auto:
+            mode, _ = resolve_deinterlace(deinterlace, order)
             parsed = detect_borders(deinterlaced(clip, mode, order), samples)
-        return plan_geometry(
+        geometry = plan_geometry(
             clip.width, clip.height, clip_sar(clip), order, deinterlace, parsed, size, kernel, method,
             subsampling(clip),
         )  # fmt: skip
     except GeometryError as exc:
         raise error(name, str(exc)) from None
+    if auto and parsed is None:
+        notice = "crop=auto found no constant black border on the sampled frames; nothing is cropped"
+        geometry = replace(geometry, notices=(*geometry.notices, notice))
+    return geometry
 
 
 def deinterlaced(clip: vs.VideoNode, mode: str, field_order: str) -> vs.VideoNode:
@@ -207,7 +218,7 @@ def prepare_source(
     settings applies that plan without reading the clip again."""
     check_node("prepare_source", clip)
     if geometry is None:
-        geometry = source_geometry(clip, deinterlace, crop, size, kernel, method, field_order)
+        geometry = planned("prepare_source", clip, deinterlace, crop, size, kernel, method, field_order)
     elif (clip.width, clip.height) != geometry.source:
         raise error(
             "prepare_source",
