@@ -132,12 +132,15 @@ def telecined(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ivtc_gives_four_fifths_of_the_frames_at_film_rate_with_the_sound_in_step(
-    telecined: Path, tmp_path: Path
+    telecined: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (source,) = probe_streams(telecined, "v")
     assert (source["r_frame_rate"], source["nb_read_frames"]) == ("30000/1001", "30")
     output = tmp_path / "film.mkv"
     assert main(["encode", str(telecined), str(output), *NANO, "--set", "deinterlace=ivtc"]) == 0
+    err = capsys.readouterr().err  # a broadcast film is flagged progressive: said once, done anyway
+    assert err.count("streamdiffvsr: deinterlace=ivtc on a source flagged progressive") == 1
+    assert "streamdiffvsr: geometry: 64x48 -> ivtc -> model 256x192\n" in err
     (video,) = probe_streams(output, "v")
     assert (video["r_frame_rate"], video["nb_read_frames"]) == ("24000/1001", "24")
     flash, beep, end = flash_and_beep(output)

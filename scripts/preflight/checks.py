@@ -45,7 +45,7 @@ from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import choose_model, steps_notice
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, find_key
-from streamdiffvsr.geometry import GeometryError, resolve_deinterlace
+from streamdiffvsr.geometry import GeometryError
 from streamdiffvsr.options import MIN_SIDE, nvidia_gpu_present
 
 MIN_FREE_BYTES = 64 << 10  # below this the output folder is full for any video
@@ -278,8 +278,8 @@ def check_frame_size(draft: Draft) -> None:
 def check_geometry(draft: Draft) -> None:
     """The generated script's input preparation and output size (``[input]``, ``[output]``) against INPUT's
     size, sample aspect ratio, chroma subsampling and field order: an impossible crop, a size above the
-    model's 4x or off the aspect ratio refused now; the notices of ivtc on a progressive source and of fields
-    left woven."""
+    model's 4x or off the aspect ratio refused now; the notice of fields left woven (the script says what the
+    geometry rules notice: ivtc on a progressive source, no border found)."""
     info = draft.info
     assert info is not None
     if draft.vpy is not None:
@@ -293,12 +293,9 @@ def check_geometry(draft: Draft) -> None:
     for settings in draft.compared:
         try:
             geometries.append(planned_geometry(info, settings))
-            _, notice = resolve_deinterlace(settings["deinterlace"], info.field_order)
         except GeometryError as exc:
             key = KEYS_BY_NAME.get(str(exc).partition(" ")[0])  # the message starts with the key's bare name
             raise CliError(f"{key.section}.{exc}" if key else str(exc)) from None
-        if notice:
-            draft.notify(notice)
         if info.interlaced and geometries[-1].deinterlace == "off":
             draft.notify(
                 f"INPUT is interlaced ({info.field_order}) and input.deinterlace=off: it is upscaled as woven "
