@@ -229,3 +229,26 @@ def test_a_split_ivtc_encode_resumes_and_equals_the_one_segment_encode(
     (video,) = probe_streams(output, "v")
     assert (video["r_frame_rate"], video["nb_read_frames"]) == ("24000/1001", "20")
     assert duration(output) == pytest.approx(duration(linear), abs=0.001)
+
+
+def test_preview_shows_the_prepared_source_beside_the_sized_output(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from streamdiffvsr.cli.preview.picture import Layout
+
+    source = tmp_path / "scope.mkv"  # 64x32 of picture between 8-pixel black bars
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x32:rate=24:duration=0.5", "-vf",
+           "lutyuv=y=val/2+100,pad=64:48:0:8:black", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(source))  # fmt: skip
+    picture = tmp_path / "look.png"
+    assert main(["preview", str(source), str(picture), "--model", "nano", "--set", "steps=2", "--set", "crop=auto",
+                 "--set", "size=2x", "--at", "6"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "streamdiffvsr: geometry: 64x48 -> crop 0,8,0,8 -> 64x32 -> model 256x128 -> lanczos 128x64\n" in (
+        captured.err
+    )
+    assert "  frames     12 (0:00:01 at 24 fps)\n" in captured.out
+    # every panel is the output's 128x64: the cropped source's pixels enlarged, bicubic, the model's sized output
+    height, width = Layout(128, 64, 3, 1).size
+    assert Image.open(picture).size == (width, height)
+    panel = np.asarray(Image.open(picture).convert("L"))[90:100, 6:518]  # the source panel's top rows
+    assert panel.mean() > 80  # the picture, not the bar above it
