@@ -267,8 +267,11 @@ def _warmup(
     if anchor is None or anchor >= request.start:
         return 0
     frames = request.start - anchor
+    start = f"--start {request.start}"
+    if request.geometry is not None and request.geometry.rate != 1:  # --start counted INPUT's frames
+        start = f"--start (frame {request.start} after {request.geometry.deinterlace})"
     notify(
-        f"--start {request.start}: that frame is {frames} frames into its chain (which starts at frame {anchor}): "
+        f"{start}: that frame is {frames} frames into its chain (which starts at frame {anchor}): "
         f"the model renders those {frames} frames first, as warm-up, so that OUTPUT's frames are the whole "
         "video's; the progress says 'starting' until then"
     )
