@@ -239,6 +239,9 @@ def test_ivtc_counts_the_range_in_input_frames_and_times_the_output_at_four_fift
     double = encode(str(film), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "deinterlace=bwdif-double",
                     "--start", "3", "--end", "3")  # fmt: skip
     assert (double.start, double.end, double.fps) == (6, 7, Fraction(60000, 1001))
+    looked = preview(str(film), str(tmp_path / "out.png"), "--model", "nano", "--set", "deinterlace=ivtc", "--at",
+                     "10,1s")  # fmt: skip
+    assert (looked.at, looked.fps) == ((8, 24), Fraction(24000, 1001))  # INPUT's frame 10 and its second 1
 
 
 def test_a_height_gives_square_pixels_and_a_factor_keeps_the_sample_aspect_ratio(tmp_path: Path) -> None:
