@@ -145,6 +145,12 @@ def test_a_side_with_picture_on_any_sampled_frame_is_kept(media: Path) -> None:
     assert detect_borders(clip) == Crop(0, 0, 0, 22)
 
 
+def test_a_dark_saturated_picture_is_not_a_bar(media: Path) -> None:
+    # deep blue: its luma is below the black limit, its chroma far from neutral
+    graph = "color=c=0x0000A0:s=192x100:r=24:d=0.5,pad=192:144:0:22,format=yuv420p"
+    assert detect_borders(source(x264(media / "blue.mkv", graph))) == Crop(0, 22, 0, 22)
+
+
 def test_uneven_bars_are_cropped_to_even_values(media: Path) -> None:
     # 21 black rows above, 25 below, 13 columns left: each rounded down to even (a sliver of black, no picture lost)
     graph = "testsrc2=s=160x98:r=24:d=1,format=rgb24,pad=192:144:13:21,format=yuv420p"
@@ -170,16 +176,14 @@ def counted(clip: vs.VideoNode) -> tuple[vs.VideoNode, list[int]]:
     return core.std.ModifyFrame(clip, clip, count), requested
 
 
-def test_detection_reads_a_bounded_sample_spread_over_the_whole_clip(media: Path) -> None:
-    clip, requested = counted(
-        letterboxed(media, "bounded.mkv") * 3000
-    )  # 144000 frames, 100 minutes at 24 fps
+def test_detection_reads_a_bounded_sample_spread_over_the_whole_clip(letterbox: vs.VideoNode) -> None:
+    clip, requested = counted(letterbox * 3000)  # 144000 frames, 100 minutes at 24 fps
     assert detect_borders(clip) == Crop(0, 22, 0, 22)
     assert len(requested) == 100 and len(set(requested)) == 100
     assert min(requested) < 1440 and max(requested) > clip.num_frames - 1440  # the first and the last 1%
-    short, requested = counted(letterboxed(media, "short.mkv"))
+    short, requested = counted(letterbox)
     assert detect_borders(short, samples=8) == Crop(0, 22, 0, 22) and len(requested) == 8
-    again, second = counted(letterboxed(media, "short.mkv"))
+    again, second = counted(letterbox)
     detect_borders(again, samples=8)
     assert second == requested  # the same positions every time (every worker finds the same crop)
 

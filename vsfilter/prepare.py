@@ -28,7 +28,6 @@ from streamdiffvsr.geometry import (
     field_order_name,
     parse_crop,
     plan_geometry,
-    resolve_deinterlace,
     target_size,
     top_field_first,
 )
@@ -37,8 +36,9 @@ from streamdiffvsr.options import MIN_SIDE
 core = vs.core
 
 DEFAULT_SAMPLES = 100  # frames border detection reads, spread over the whole clip
-# A row or column is picture where any pixel is brighter than black by this share of the value range; compressed
-# black bars ring a few code values above black, and one dark frame's edge is kept by the other samples.
+# A row or column is picture where any pixel is brighter than black (or its chroma further from neutral) by this
+# share of the value range; compressed black bars ring a few code values off black, and a dark frame's edge is
+# kept by the other samples.
 BLACK_MARGIN = 24 / 255
 RESIZERS = {
     "lanczos": "Lanczos",
@@ -87,27 +87,38 @@ def sample_positions(num_frames: int, samples: int) -> list[int]:
     return sorted({(2 * i + 1) * num_frames // (2 * count) for i in range(count)})
 
 
-def black_limit(clip: vs.VideoNode, props: vs.FrameProps) -> float:
-    """The highest value of the first plane (the brightest plane for RGB) that still counts as black."""
+def picture_masks(clip: vs.VideoNode, frame: vs.VideoFrame) -> list[tuple[np.ndarray, int, int]]:
+    """Per plane: where the frame is picture rather than black, and the plane's log2 subsampling (w, h). Luma (or
+    each RGB plane) is picture above black plus BLACK_MARGIN; chroma where it strays from neutral by that much
+    (dark saturated colours, e.g. a deep blue, are picture though their luma is low)."""
     fmt = clip.format
-    if fmt.sample_type == vs.FLOAT:
-        return BLACK_MARGIN
-    peak = (1 << fmt.bits_per_sample) - 1
-    limited = props.get("_ColorRange", 1 if fmt.color_family == vs.YUV else 0) == 1
-    black = 16 << (fmt.bits_per_sample - 8) if limited else 0
-    return black + BLACK_MARGIN * peak
+    peak = 1.0 if fmt.sample_type == vs.FLOAT else (1 << fmt.bits_per_sample) - 1
+    margin = BLACK_MARGIN * peak
+    if fmt.color_family == vs.RGB:
+        return [(np.asarray(frame[p]) > margin, 0, 0) for p in range(3)]
+    limited = frame.props.get("_ColorRange", 1 if fmt.color_family == vs.YUV else 0) == 1
+    black = 16 << (fmt.bits_per_sample - 8) if limited and fmt.sample_type == vs.INTEGER else 0
+    masks = [(np.asarray(frame[0]) > black + margin, 0, 0)]
+    if fmt.color_family == vs.YUV:
+        neutral = 0 if fmt.sample_type == vs.FLOAT else 1 << (fmt.bits_per_sample - 1)
+        for p in (1, 2):
+            masks.append((np.abs(np.asarray(frame[p]).astype(np.float32) - neutral) > margin,
+                          fmt.subsampling_w, fmt.subsampling_h))  # fmt: skip
+    return masks
 
 
-def picture_extent(frame: vs.VideoFrame, limit: float, rgb: bool) -> tuple[int, int, int, int] | None:
-    """Black rows/columns at each side of one frame (left, top, right, bottom), or None for an all-black frame."""
-    planes = range(3) if rgb else range(1)
-    bright = np.zeros((frame.height, frame.width), dtype=bool)
-    for p in planes:
-        bright |= np.asarray(frame[p]) > limit
-    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), frame.width - 1 - int(cols[-1]), frame.height - 1 - int(rows[-1])
+def picture_extent(clip: vs.VideoNode, frame: vs.VideoFrame) -> tuple[int, int, int, int] | None:
+    """Black rows/columns at each side of one frame (left, top, right, bottom) in luma pixels, or None for an
+    all-black frame."""
+    sides: list[int] | None = None
+    for mask, sw, sh in picture_masks(clip, frame):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            continue
+        extent = [int(cols[0]) << sw, int(rows[0]) << sh, (mask.shape[1] - 1 - int(cols[-1])) << sw,
+                  (mask.shape[0] - 1 - int(rows[-1])) << sh]  # fmt: skip
+        sides = extent if sides is None else [min(a, b) for a, b in zip(sides, extent, strict=True)]
+    return None if sides is None else (sides[0], sides[1], sides[2], sides[3])
 
 
 def detect_borders(clip: vs.VideoNode, samples: int = DEFAULT_SAMPLES) -> Crop | None:
@@ -118,11 +129,9 @@ def detect_borders(clip: vs.VideoNode, samples: int = DEFAULT_SAMPLES) -> Crop |
     check_node(name, clip)
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise error(name, f"samples must be an integer >= 1, got {samples!r}")
-    rgb = clip.format.color_family == vs.RGB
     sides: list[int] | None = None
     for n in sample_positions(clip.num_frames, samples):
-        frame = clip.get_frame(n)
-        extent = picture_extent(frame, black_limit(clip, frame.props), rgb)
+        extent = picture_extent(clip, clip.get_frame(n))
         if extent is not None:
             sides = list(extent) if sides is None else [min(a, b) for a, b in zip(sides, extent, strict=True)]
     if sides is None:
@@ -151,9 +160,9 @@ def source_geometry(
 ) -> Geometry:
     """The ``Geometry`` of ``clip`` for these settings: its field order (``field_order`` None: from the
     ``_FieldBased`` prop), sample aspect ratio and subsampling read from the clip; ``crop="auto"`` detected with
-    ``detect_borders`` on the deinterlaced clip. ``describe()`` gives the one line to print, ``notices`` the
-    lines worth telling (ivtc on a progressive source, no border found). A ``vs.Error`` names the setting that
-    cannot be applied."""
+    ``detect_borders`` on the clip as it is (the crop applies after deinterlacing). ``describe()`` gives the one
+    line to print, ``notices`` the lines worth telling (ivtc on a progressive source, no border found). A
+    ``vs.Error`` names the setting that cannot be applied."""
     return planned("source_geometry", clip, deinterlace, crop, size, kernel, method, field_order, samples)
 
 
@@ -165,9 +174,9 @@ def planned(name: str, clip: object, deinterlace: str, crop: str | Crop, size: s
     try:
         parsed = parse_crop(crop)
         auto = parsed == "auto"
-        if auto:
-            mode, _ = resolve_deinterlace(deinterlace, order)
-            parsed = detect_borders(deinterlaced(clip, mode, order), samples)
+        if auto:  # on the source's frames: woven fields have their bars on the same rows, and a deinterlacer
+            # would spread the picture's first row into the bar
+            parsed = detect_borders(clip, samples)
         geometry = plan_geometry(
             clip.width, clip.height, clip_sar(clip), order, deinterlace, parsed, size, kernel, method,
             subsampling(clip),
