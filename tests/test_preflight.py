@@ -270,3 +270,20 @@ def test_a_changed_crop_or_size_never_resumes_the_old_segments(film: Path, tmp_p
     for changed in ("crop=0,8,0,0", "crop=auto", "size=2x", "kernel=spline36", "deinterlace=ivtc"):
         with pytest.raises(CliError, match="holds segments of another encode"):
             load(folder, fingerprint(request("--set", "crop=0,8,0,8", "--set", changed)))
+
+
+def test_preview_columns_must_share_frames_and_size(film: Path, tmp_path: Path) -> None:
+    def columns(*compared: str) -> Request:
+        args = build_parser().parse_args(["preview", str(film), str(tmp_path / "out.png"), "--model", "nano"])
+        return preview_request(args, [load_settings(None, [c]) for c in compared], (args.output,), [].append)
+
+    assert (
+        columns("method=after", "method=before").geometry is not None
+    )  # the cost of method=before, compared
+    for compared in (
+        ("size=2x", "size=4x"),
+        ("deinterlace=off", "deinterlace=ivtc"),
+        ("crop=none", "crop=auto"),
+    ):
+        with pytest.raises(CliError, match="preview's columns must have the same frames and output size"):
+            columns(*compared)

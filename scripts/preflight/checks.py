@@ -302,10 +302,13 @@ def check_geometry(draft: Draft) -> None:
                 "frames (combing stays); --set input.deinterlace=auto deinterlaces it"
             )
     first = geometries[0]
-    if any((g.rate, g.final) != (first.rate, first.final) for g in geometries):
+    shapes = {
+        (g.rate, g.final, settings["crop"]) for g, settings in zip(geometries, draft.compared, strict=True)
+    }
+    if len(shapes) > 1:  # output.kernel and output.method compare well: the same frames, the same size
         raise CliError(
-            "preview's columns must have the same frames and output size: compare input.deinterlace or "
-            "output.size values in one preview each"
+            "preview's columns must have the same frames and output size: compare input.deinterlace, input.crop "
+            "or output.size values in one preview each"
         )
     draft.geometry = first
     if draft.at is not None and first.rate != 1:  # --at counts INPUT's frames: the script's frames from here
