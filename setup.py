@@ -53,6 +53,8 @@ setup(
         "opencv-python-headless>=4.8",
         "vapoursynth>=70",
         "vapoursynth-bestsource",
+        "vapoursynth-bwdif",  # deinterlacing (streamdiffvsr.vsfilter.prepare_source)
+        "vapoursynth-vivtc",  # inverse telecine: field matching and decimation
         "ray>=2.60,<3",  # segmented encodes on several workers (imported only then)
         "matplotlib>=3.8",  # preview: the flicker plot
         "pillow>=10.1",  # preview: the picture's labels

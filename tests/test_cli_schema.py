@@ -36,6 +36,9 @@ def test_presets_command_lists_one_line_each(capsys: pytest.CaptureFixture[str])
     keys = capsys.readouterr().out
     assert "engine.steps" in keys
     assert re.search(r"^engine\.noise .*; default 'fixed'$", keys, re.MULTILINE)
+    for key, default in (("input.deinterlace", "auto"), ("input.crop", "none"), ("output.size", "4x"),
+                         ("output.kernel", "lanczos"), ("output.method", "after")):  # fmt: skip
+        assert re.search(rf"^{re.escape(key)} .*; default '{default}'$", keys, re.MULTILINE), key
 
 
 def test_former_key_name_works_with_a_notice_naming_the_version() -> None:
@@ -113,11 +116,33 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("codec=x264,pix_fmt=yuv420p12le", "encoder.pix_fmt must be one of"),
         ("codec=svtav1,tune=grain", "encoder.tune does not apply to svtav1"),
         ("segment.min_frames=0", "segment.min_frames must be an integer >= 1"),
+        ("deinterlace=yadif", "input.deinterlace must be one of auto, off, bwdif, bwdif-double, ivtc"),
+        ("input.crop=1,2,3", "input.crop must be none, auto or four pixel counts left,top,right,bottom"),
+        ("output.size=8x", "output.size 8x: a factor must be from 1x to 4x (the model is 4x)"),
+        ("size=1921x1080", "output.size 1921x1080: sides must be even numbers"),
+        ("size=big", "output.size must be a factor (4x, 2x, 1.5x), a height (2160p) or width x height"),
+        ("kernel=sinc", "output.kernel must be one of lanczos, spline16, spline36, spline64, bicubic"),
+        ("output.method=during", "output.method must be one of after, before"),
     ],
 )
 def test_bad_overrides_name_the_key_and_allowed_values(override: str, expected: str) -> None:
     with pytest.raises(CliError, match=re.escape(expected)):
         load_settings(None, override.split(",") if "codec=" in override else [override])
+
+
+def test_input_and_output_keys_in_a_preset_file_and_set_are_normalised_by_the_geometry_rules(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "film.toml"
+    path.write_text('[input]\ndeinterlace = "ivtc"\ncrop = "0, 140, 0, 140"\n[output]\nsize = "2160P"\n')
+    settings = load_settings(str(path), ["kernel=spline36"])
+    assert settings.section("input") == {"deinterlace": "ivtc", "crop": "0,140,0,140"}
+    assert settings.section("output") == {"size": "2160p", "kernel": "spline36", "method": "after"}
+    assert "'deinterlace': 'ivtc'," in generate_script(settings)  # the generated script applies them
+    assert load_settings(None, ["size=1.50x", "crop=AUTO"]).section("output")["size"] == "1.5x"
+    path.write_text("[output]\nsize = 2\n")
+    with pytest.raises(CliError, match=re.escape("output.size must be a factor from 1x to 4x (2x, 1.5x)")):
+        load_settings(str(path))
 
 
 def test_user_preset_file_works_like_a_bundled_one(tmp_path: Path) -> None:

@@ -95,8 +95,8 @@ def test_interlacing_and_cover_art_are_announced(tmp_path: Path, passthrough: Pa
     assert encode(source, tmp_path / "out.mkv", "--vpy", passthrough) == 0
     err = capsys.readouterr().err
     assert (
-        "streamdiffvsr: INPUT is interlaced; it is upscaled as progressive frames (combing stays): deinterlace it "
-        "first, e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`\n"
+        "streamdiffvsr: INPUT is interlaced (tt); your script (--vpy) gets its fields woven into frames: deinterlace "
+        "there, e.g. with streamdiffvsr.vsfilter.prepare_source(clip, deinterlace='bwdif')\n"
     ) in err
     assert "streamdiffvsr: INPUT's cover art (1 attached picture(s)) is not carried into OUTPUT\n" in err
 

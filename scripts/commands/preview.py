@@ -84,7 +84,7 @@ def run_preview(args: argparse.Namespace) -> int:
     source, info, choice = request.source, request.info, request.model
     at = list(request.at) if request.at else None
     assert choice is not None  # the preview's script is always the generated one
-    fps = info.fps
+    fps = request.fps  # the script's: ivtc and double-rate deinterlacing change it
 
     from streamdiffvsr.cli.preview.flicker import plot_png
     from streamdiffvsr.cli.preview.picture import compose
@@ -128,7 +128,7 @@ def run_preview(args: argparse.Namespace) -> int:
     publish({output: picture, plot_path(output): plot})
     print(printable(f"wrote {output} and {plot_path(output).name}"), flush=True)
     print_speed(
-        preview, request.settings, choice.path, args.workers, info, request.tools.ffmpeg,
+        preview, request.settings, choice.path, args.workers, info, fps, request.tools.ffmpeg,
         checked - began + preview.start_seconds,
     )  # fmt: skip
     return 0
@@ -140,6 +140,7 @@ def print_speed(
     model: Path,
     workers: int | None,
     info: SourceInfo,
+    script_fps: Fraction,
     ffmpeg: str,
     start_seconds: float,
 ) -> None:
@@ -155,7 +156,7 @@ def print_speed(
     if len(timings) > 1:
         print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in timings.items()))
     model_spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame was cached
-    fps = float(info.fps)
+    fps = float(script_fps)
     encoder_spf = encoder_seconds_per_frame(ffmpeg, settings, info, preview.samples, fps)
     device, threads = preview.device, render_threads(settings["threads"])
     speed = None

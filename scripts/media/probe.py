@@ -60,6 +60,7 @@ class SourceInfo:
     # The shape of a pixel (e.g. 4:3 for 720x576 shown 16:9), None when square or unknown.
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
+    field_order: str | None = None  # ffprobe's: progressive, tt, bb, tb, bt (None: unknown)
     cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
     rotation: int = 0  # degrees the player turns the picture by (the display matrix), which y4m cannot carry
     others: tuple[OtherStream, ...] = ()  # audio, subtitles, attachments, in the file's order
@@ -215,6 +216,7 @@ def probe(path: Path, ffprobe: str) -> SourceInfo:
         video_start=video_start,
         sample_aspect_ratio=_aspect(video.get("sample_aspect_ratio")),
         interlaced=video.get("field_order") in INTERLACED,
+        field_order=_tag(video.get("field_order")),
         cover_art=len(pictures),
         rotation=_rotation(video),
         others=tuple(_other_stream(s) for s in streams if s.get("codec_type") in OTHER_KINDS),

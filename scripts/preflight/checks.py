@@ -33,7 +33,9 @@ from streamdiffvsr.cli.preflight.request import Parallel
 from streamdiffvsr.cli.preflight.source import (
     attachment_notice,
     odd_size_notice,
+    planned_geometry,
     read_size,
+    script_range,
     stream_notices,
     streams_not_fitting,
 )
@@ -43,7 +45,8 @@ from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import choose_model, steps_notice
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, find_key
-from streamdiffvsr.options import MIN_SIDE, SCALE, nvidia_gpu_present
+from streamdiffvsr.geometry import GeometryError
+from streamdiffvsr.options import MIN_SIDE, nvidia_gpu_present
 
 MIN_FREE_BYTES = 64 << 10  # below this the output folder is full for any video
 
@@ -271,6 +274,47 @@ def check_frame_size(draft: Draft) -> None:
         )
 
 
+@check(ENCODE, PREVIEW)
+def check_geometry(draft: Draft) -> None:
+    """The generated script's input preparation and output size (``[input]``, ``[output]``) against INPUT's
+    size, sample aspect ratio, chroma subsampling and field order: an impossible crop, a size above the
+    model's 4x or off the aspect ratio refused now; the notice of fields left woven (the script says what the
+    geometry rules notice: ivtc on a progressive source, no border found)."""
+    info = draft.info
+    assert info is not None
+    if draft.vpy is not None:
+        if info.interlaced:
+            draft.notify(
+                f"INPUT is interlaced ({info.field_order}); your script (--vpy) gets its fields woven into frames: "
+                "deinterlace there, e.g. with streamdiffvsr.vsfilter.prepare_source(clip, deinterlace='bwdif')"
+            )
+        return
+    geometries = []
+    for settings in draft.compared:
+        try:
+            geometries.append(planned_geometry(info, settings))
+        except GeometryError as exc:
+            key = KEYS_BY_NAME.get(str(exc).partition(" ")[0])  # the message starts with the key's bare name
+            raise CliError(f"{key.section}.{exc}" if key else str(exc)) from None
+        if info.interlaced and geometries[-1].deinterlace == "off":
+            draft.notify(
+                f"INPUT is interlaced ({info.field_order}) and input.deinterlace=off: it is upscaled as woven "
+                "frames (combing stays); --set input.deinterlace=auto deinterlaces it"
+            )
+    first = geometries[0]
+    shapes = {
+        (g.rate, g.final, settings["crop"]) for g, settings in zip(geometries, draft.compared, strict=True)
+    }
+    if len(shapes) > 1:  # output.kernel and output.method compare well: the same frames, the same size
+        raise CliError(
+            "preview's columns must have the same frames and output size: compare input.deinterlace, input.crop "
+            "or output.size values in one preview each"
+        )
+    draft.geometry = first
+    if draft.at is not None and first.rate != 1:  # --at counts INPUT's frames: the script's frames from here
+        draft.at = tuple(sorted({script_range(n, None, first.rate)[0] for n in draft.at}))
+
+
 @check(ENCODE)
 def check_memory(draft: Draft) -> None:
     """Before anything loads: say what the output frame size costs in memory on the CPU, and refuse what
@@ -280,7 +324,8 @@ def check_memory(draft: Draft) -> None:
     assert info is not None
     if draft.vpy is not None:
         return
-    width, height = (SCALE * side for side in read_size(info))
+    assert draft.geometry is not None
+    width, height = draft.geometry.model_output
     need = worker_memory_mib(width * height)
     if need < MEMORY_NOTICE_MIB or parallel.address is not None or nvidia_gpu_present():
         return

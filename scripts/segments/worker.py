@@ -110,6 +110,12 @@ class EvaluatedScript:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
         return None if self.server is None else self.server.chains.starts(0, min(last, self.frames - 1))
 
+    def model_size(self) -> tuple[int, int] | None:
+        """The frame size the script's filter gets (the model's input, after the script prepared the source),
+        or None without a single filter."""
+        server = self._the_filter()
+        return None if server is None else (server.clip.width, server.clip.height)
+
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
         filter remembers it for the render), or None without a single filter."""
@@ -260,7 +266,7 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
-    send("ready", (script.frames, script.cuda_devices))
+    send("ready", (script.frames, script.cuda_devices, script.model_size()))
     while True:
         try:
             kind, value = pickle.load(commands)
@@ -309,7 +315,8 @@ class LocalWorker:
         if kind != "ready":
             self.close()
             raise WorkerFailed(value, list(self.child.tail))
-        self.frames, self.cuda_devices = value  # the command's own process never imports torch
+        # the command's own process never imports torch
+        self.frames, self.cuda_devices, self.model_size = value
 
     def _stderr_line(self, line: str) -> bool:
         if line.startswith(NOTICE_PREFIX):
