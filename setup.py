@@ -61,7 +61,8 @@ setup(
     ],
     extras_require={
         "xformers": ["xformers"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "setuptools>=68"],  # setuptools: tests/test_wheel.py builds the wheel
+        # setuptools: tests/test_wheel.py builds the wheel with the venv's own (no download)
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "setuptools>=68"],
         # streamdiffvsr.training (train_nano, eval_nano) also needs Debian's photos: apt-get install mate-backgrounds.
         "nano": ["scikit-image"],
     },
