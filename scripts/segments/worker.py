@@ -113,8 +113,7 @@ class EvaluatedScript:
     def model_size(self) -> tuple[int, int] | None:
         """The frame size the script's filter gets (the model's input, after the script prepared the source),
         or None without a single filter."""
-        server = self._the_filter()
-        return None if server is None else (server.clip.width, server.clip.height)
+        return None if self.server is None else (self.server.clip.width, self.server.clip.height)
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
