@@ -31,6 +31,7 @@ from streamdiffvsr.cli.preflight.memory import (
 )
 from streamdiffvsr.cli.preflight.request import Parallel
 from streamdiffvsr.cli.preflight.source import (
+    alpha_notice,
     attachment_notice,
     odd_size_notice,
     read_size,
@@ -235,6 +236,13 @@ def check_streams_fit(draft: Draft) -> None:
 def notice_odd_size(draft: Draft) -> None:
     assert draft.info is not None
     if notice := odd_size_notice(draft.info):
+        draft.notify(notice)
+
+
+@check(ENCODE, PREVIEW)
+def notice_alpha(draft: Draft) -> None:
+    assert draft.info is not None
+    if notice := alpha_notice(draft.info):
         draft.notify(notice)
 
 

@@ -3,6 +3,7 @@ notices), whether the copied streams fit OUTPUT's container, and the time range 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,20 @@ def odd_size_notice(info: SourceInfo) -> str | None:
     return (
         f"INPUT is {info.width}x{info.height} {info.pix_fmt}, odd for its subsampled chroma: VapourSynth reads it "
         f"as {width}x{height} ({dropped} dropped)"
+    )
+
+
+# ffmpeg's pixel formats with an alpha plane (pal8 is left out: its palette rarely uses its alpha)
+ALPHA_FORMATS = re.compile(r"(yuva|gbrap|ya\d|ayuv|vuya|rgba|bgra|argb|abgr)")
+
+
+def alpha_notice(info: SourceInfo) -> str | None:
+    """Say that INPUT's alpha plane is dropped (y4m and the encoders carry colour alone)."""
+    if not ALPHA_FORMATS.match(info.pix_fmt or ""):
+        return None
+    return (
+        f"INPUT has an alpha (transparency) plane ({info.pix_fmt}); its colour planes are upscaled and the "
+        "alpha is dropped"
     )
 
 

@@ -1,0 +1,103 @@
+"""What a hostile user's sources and scripts do to ``streamdiffvsr encode`` (issue 34): an alpha plane, a script
+whose output y4m cannot carry, a script's own error. Real render workers and ffmpeg; a passthrough script stands
+in for the model where the model does not matter."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg
+from .test_cli_reliability import encode
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
+
+ALPHA_NOTICE = (
+    "streamdiffvsr: INPUT has an alpha (transparency) plane (yuva444p12le); its colour planes are upscaled and "
+    "the alpha is dropped\n"
+)
+
+
+def frame_count(path: Path) -> int:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+         str(path)],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    return int(out.strip())
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    source = tmp_path / "clip.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.25", "-c:v", "libx264", str(source))
+    return source
+
+
+@pytest.mark.slow
+def test_an_alpha_source_encodes_its_colour_planes_with_one_notice(
+    tmp_path: Path, passthrough: Path, capsys
+) -> None:
+    source = tmp_path / "p.mov"  # ProRes 4444 with its alpha plane, as editors export it
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.5", "-c:v", "prores_ks", "-profile:v", "4444",
+        "-pix_fmt", "yuva444p10le", str(source),
+    )  # fmt: skip
+    output = tmp_path / "out.mkv"
+    assert encode(source, output, "--vpy", passthrough, "--dry-run") == 0
+    assert capsys.readouterr().err.count(ALPHA_NOTICE) == 1
+    assert encode(source, output, "--vpy", passthrough) == 0
+    err = capsys.readouterr().err
+    assert err.count(ALPHA_NOTICE) == 1 and "trying again" not in err, err
+    assert frame_count(output) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("last_line", "refusal"),
+    [
+        (
+            "core.resize.Bicubic(clip, format=vs.RGB24, matrix_in_s='709').set_output()",
+            "the output of out.vpy is RGB24; the encode takes YUV or GRAY: convert it at the end of the script, "
+            "e.g. clip = core.resize.Bicubic(clip, format=vs.YUV420P10, matrix_s='709')",
+        ),
+        (
+            "core.std.Splice([clip[:3], core.resize.Bicubic(clip[3:], 32, 24)], mismatch=True).set_output()",
+            "the output of out.vpy changes size from frame to frame, which a video stream cannot carry; resize it "
+            "to one size at the end of the script, e.g. clip = core.resize.Bicubic(clip, width=W, height=H, "
+            "format=vs.YUV420P10)",
+        ),
+    ],
+)
+def test_a_script_output_y4m_cannot_carry_is_one_line_before_rendering(
+    tmp_path: Path, clip: Path, capsys, last_line: str, refusal: str
+) -> None:
+    script = tmp_path / "out.vpy"
+    script.write_text(PASSTHROUGH_VPY + last_line + "\n")
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", script) == 2
+    assert capsys.readouterr().err == f"streamdiffvsr: error: {refusal}\n"
+    assert {p.name for p in tmp_path.iterdir()} == {"clip.mkv", "out.vpy"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("clip = (\n", "SyntaxError: '(' was never closed (broken.vpy, line 4)"),
+        ("def f():\n    raise RuntimeError('my own')\nf()\n", "RuntimeError: my own"),
+    ],
+)
+def test_a_script_error_is_its_own_lines_alone_and_tried_once(
+    tmp_path: Path, clip: Path, capsys, body: str, message: str
+) -> None:
+    script = tmp_path / "broken.vpy"
+    script.write_text(PASSTHROUGH_VPY + body)
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", script) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"streamdiffvsr: error: script failed ({message}); no output was written"
+    assert all(line.startswith("  script| ") for line in err[:-1]), err
+    assert any("broken.vpy" in line for line in err[:-1]), err
+    assert not any("worker.py" in line or "runpy" in line for line in err), err
