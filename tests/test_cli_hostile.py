@@ -4,11 +4,14 @@ in for the model where the model does not matter."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from streamdiffvsr.cli.media.probe import frame_duration_range, probe
 
 from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg
 from .test_cli_reliability import encode
@@ -101,3 +104,44 @@ def test_a_script_error_is_its_own_lines_alone_and_tried_once(
     assert all(line.startswith("  script| ") for line in err[:-1]), err
     assert any("broken.vpy" in line for line in err[:-1]), err
     assert not any("worker.py" in line or "runpy" in line for line in err), err
+
+
+@pytest.mark.parametrize("rate", [24, 30, 60])
+def test_a_constant_rate_mkv_remuxed_to_mp4_is_constant(tmp_path: Path, rate: int) -> None:
+    mkv, mp4 = tmp_path / "r.mkv", tmp_path / "r.mp4"  # what OBS's "remux recordings" does
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={rate}:duration=1", "-c:v", "libx264", str(mkv))
+    ffmpeg("-i", str(mkv), "-c", "copy", str(mp4))
+    assert frame_duration_range(probe(mp4, "ffprobe")) is None
+
+
+def test_a_variable_rate_mkv_remuxed_to_mp4_is_still_variable(tmp_path: Path) -> None:
+    mkv, mp4 = tmp_path / "vfr.mkv", tmp_path / "vfr.mp4"  # 30 fps, then every other frame (15 fps)
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1", "-vf", "select='lt(t,0.5)+not(mod(n,2))'",
+        "-fps_mode", "vfr", "-c:v", "libx264", str(mkv),
+    )  # fmt: skip
+    ffmpeg("-i", str(mkv), "-c", "copy", str(mp4))
+    shortest, longest = frame_duration_range(probe(mp4, "ffprobe"))
+    assert (round(shortest * 1000), round(longest * 1000)) == (33, 67)
+
+
+def test_a_truncated_file_is_named_so_with_the_frame_it_breaks_at(tmp_path: Path, capsys) -> None:
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"  # the index first: a download cut short
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=2", "-c:v", "libx264", "-movflags",
+        "+faststart", str(whole),
+    )  # fmt: skip
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 8 // 10])
+    assert encode(cut, tmp_path / "out.mkv") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "streamdiffvsr: error: INPUT is truncated (a partial file): it cannot be read from frame "
+    )
+    frames = int(err.split("from frame ")[1].split()[0])
+    assert 0 < frames < 48 and err.count("\n") == 1, err
+    readable = tmp_path / "READABLE.mkv"
+    command = err.split("`")[1].replace("READABLE.mkv", str(readable))
+    subprocess.run([*shlex.split(command), "-v", "quiet"], check=True)
+    assert frame_count(readable) == frames
+    assert frame_duration_range(probe(readable, "ffprobe")) is None

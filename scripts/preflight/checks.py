@@ -178,6 +178,21 @@ def read_source(draft: Draft) -> None:
 
 
 @check(ENCODE, PREVIEW)
+def check_complete(draft: Draft) -> None:
+    """Refuse a truncated file (a copy cut short): the source reader fails on it, or reads fewer frames."""
+    info = draft.info
+    assert info is not None
+    if info.truncated_at is None:
+        return
+    frames = info.truncated_at
+    command = f"ffmpeg -i {shlex.quote(str(draft.source))} -map 0 -frames:v {frames} -c:v ffv1 -c:a copy -c:s copy READABLE.mkv"
+    raise CliError(
+        f"INPUT is truncated (a partial file): it cannot be read from frame {frames} on; save the frames "
+        f"before that first, e.g. `{command}`, and encode READABLE.mkv"
+    )
+
+
+@check(ENCODE, PREVIEW)
 def check_constant_rate(draft: Draft) -> None:
     """Refuse a variable frame rate: y4m carries one rate, so the encode would re-time the video off its audio."""
     info = draft.info
