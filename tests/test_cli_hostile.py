@@ -13,7 +13,7 @@ import pytest
 
 from streamdiffvsr.cli.media.probe import frame_duration_range, probe
 
-from .test_cli_encode import PASSTHROUGH_VPY, ffmpeg
+from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg
 from .test_cli_reliability import encode
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
@@ -145,3 +145,31 @@ def test_a_truncated_file_is_named_so_with_the_frame_it_breaks_at(tmp_path: Path
     subprocess.run([*shlex.split(command), "-v", "quiet"], check=True)
     assert frame_count(readable) == frames
     assert frame_duration_range(probe(readable, "ffprobe")) is None
+
+
+def still_then_movie(folder: Path) -> Path:
+    """An mkv whose first video stream is one PNG picture (not marked as cover art), its second the movie."""
+    still, movie, both = folder / "still.png", folder / "movie.mkv", folder / "both.mkv"
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=32x32", "-frames:v", "1", str(still))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.5", "-c:v", "libx264", str(movie))
+    ffmpeg("-i", str(still), "-i", str(movie), "-map", "0", "-map", "1", "-c", "copy", str(both))
+    return both
+
+
+def test_a_still_picture_stream_before_the_movie_is_skipped_by_the_probe(tmp_path: Path) -> None:
+    info = probe(still_then_movie(tmp_path), "ffprobe")
+    assert (info.track, info.width, info.frame_count) == (1, 64, 12)
+    assert [s.describe() for s in info.other_videos] == ["video stream 0 (png, a still picture)"]
+
+
+@pytest.mark.slow
+def test_a_still_picture_stream_before_the_movie_is_not_encoded(
+    tiny_checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "out.mkv"
+    assert encode(still_then_movie(tmp_path), output, "--model", tiny_checkpoint, *CHEAP) == 0
+    assert frame_count(output) == 12
+    assert (
+        "streamdiffvsr: INPUT has 2 video streams: video stream 1 is encoded (a --vpy script reads it with "
+        "core.bs.VideoSource(src, track=int(track))); left out: video stream 0 (png, a still picture)\n"
+    ) in capsys.readouterr().err

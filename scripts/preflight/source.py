@@ -64,6 +64,12 @@ def stream_notices(info: SourceInfo) -> list[str]:
             f"INPUT is shown turned by {info.rotation} degrees (its display matrix), which OUTPUT does not carry: "
             "it plays unturned; turn the frames in your own script (--vpy), e.g. with core.std.Transpose"
         )
+    if info.other_videos:
+        left_out = ", ".join(stream.describe() for stream in info.other_videos)
+        notices.append(
+            f"INPUT has {len(info.other_videos) + 1} video streams: video stream {info.track} is encoded (a --vpy "
+            f"script reads it with core.bs.VideoSource(src, track=int(track))); left out: {left_out}"
+        )
     if info.cover_art:
         notices.append(f"INPUT's cover art ({info.cover_art} attached picture(s)) is not carried into OUTPUT")
     return notices
