@@ -52,17 +52,13 @@ def alpha_notice(info: SourceInfo) -> str | None:
 
 
 def stream_notices(info: SourceInfo) -> list[str]:
-    """What the encode does not keep of INPUT's video: its fields, its display rotation, its cover art."""
+    """What the encode does not keep of INPUT's video: its fields, its other video streams, its cover art (its
+    display rotation is kept: the source reader turns the frames upright)."""
     notices = []
     if info.interlaced:
         notices.append(
             "INPUT is interlaced; it is upscaled as progressive frames (combing stays): deinterlace it first, "
             "e.g. with QTGMC in your own script (--vpy) or `ffmpeg -i INPUT -vf bwdif=mode=send_frame ...`"
-        )
-    if info.rotation:
-        notices.append(
-            f"INPUT is shown turned by {info.rotation} degrees (its display matrix), which OUTPUT does not carry: "
-            "it plays unturned; turn the frames in your own script (--vpy), e.g. with core.std.Transpose"
         )
     if info.other_videos:
         left_out = ", ".join(stream.describe() for stream in info.other_videos)
