@@ -63,7 +63,7 @@ class SourceInfo:
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # fields, by the stream's field order (the filter sees frames)
     cover_art: int = 0  # attached pictures (cover art) in the file, which the encode does not carry
-    rotation: int = 0  # degrees the player turns the picture by (the display matrix; the source reader does too)
+    rotation: int = 0  # degrees the player turns the picture by (its display matrix); the reader does too
     others: tuple[OtherStream, ...] = ()  # audio, subtitles, attachments, in the file's order
     truncated_at: int | None = None  # a truncated file: the frame from which it cannot be read
     track: int = 0  # the video's stream index in the file (what ffprobe and the source reader are given)
