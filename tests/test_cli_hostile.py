@@ -4,6 +4,7 @@ in for the model where the model does not matter."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -13,8 +14,9 @@ import pytest
 
 from streamdiffvsr.cli.media.probe import frame_duration_range, probe
 
-from .test_cli_encode import CHEAP, PASSTHROUGH_VPY, ffmpeg
+from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg
 from .test_cli_reliability import encode
+from .test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg with libx265")
 
@@ -26,8 +28,8 @@ ALPHA_NOTICE = (
 
 def frame_count(path: Path) -> int:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
-         str(path)],
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
         capture_output=True, check=True, text=True,
     ).stdout  # fmt: skip
     return int(out.strip())
@@ -173,3 +175,17 @@ def test_a_still_picture_stream_before_the_movie_is_not_encoded(
         "streamdiffvsr: INPUT has 2 video streams: video stream 1 is encoded (a --vpy script reads it with "
         "core.bs.VideoSource(src, track=int(track))); left out: video stream 0 (png, a still picture)\n"
     ) in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_non_utf8_input_name_renders_on_two_workers(
+    scenes: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    source = Path(os.fsdecode(bytes(tmp_path) + b"/sc\xe9nes.mkv"))  # Latin-1, as old cameras and shares name
+    shutil.copy(scenes, source)
+    output = tmp_path / "out.mkv"  # a command of its own: Ray records its command line, the name in it
+    args = ["encode", str(source), str(output), "--model", str(tiny_checkpoint), *LOSSLESS, *SEGMENTED]
+    result = subprocess.run([CLI, *args, "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr.count(" done in ") == SEGMENTS, result.stderr
+    assert frame_count(output) == 16
+    assert {p.name for p in tmp_path.iterdir()} == {source.name, "out.mkv"}

@@ -179,6 +179,23 @@ def _native_log_kept_away() -> Iterator[None]:
             os.close(saved)
 
 
+def _record_the_command_line_as_text() -> None:
+    """Ray records the driver's command line as its job's entrypoint, text that must be UTF-8: a file name that
+    is not (legal on Linux) made ray.init fail. It is recorded with that name's odd bytes replaced; the name
+    itself reaches the workers pickled, bytes intact."""
+    import ray._private.utils as ray_utils
+
+    entrypoint = ray_utils.get_entrypoint_name
+    if getattr(entrypoint, "as_text", False):
+        return
+
+    def as_text() -> str:
+        return entrypoint().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    as_text.as_text = True  # type: ignore[attr-defined]
+    ray_utils.get_entrypoint_name = as_text
+
+
 def _init(address: str, token_from: str) -> None:
     """ray.init, given CONNECT_TIMEOUT_S: an address that is not a Ray head makes Ray retry for minutes. The
     token is tried first, alone: ray.init retries a refused one for 20 s."""
@@ -195,6 +212,7 @@ def _init(address: str, token_from: str) -> None:
             failure.append(exc)
 
     thread = threading.Thread(target=connect, daemon=True)
+    _record_the_command_line_as_text()
     with _native_log_kept_away():
         thread.start()
         thread.join(CONNECT_TIMEOUT_S)
