@@ -189,3 +189,29 @@ def test_a_non_utf8_input_name_renders_on_two_workers(
     assert result.returncode == 0 and result.stderr.count(" done in ") == SEGMENTS, result.stderr
     assert frame_count(output) == 16
     assert {p.name for p in tmp_path.iterdir()} == {source.name, "out.mkv"}
+
+
+def test_a_folder_named_like_the_work_folder_but_not_ours_is_refused_and_kept(
+    tmp_path: Path, clip: Path, passthrough: Path, capsys
+) -> None:
+    folder = tmp_path / ".out.mkv.segments"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough, "--restart") == 2
+    assert capsys.readouterr().err == (
+        f"streamdiffvsr: error: {folder} is not a work folder of streamdiffvsr (no manifest.json; it holds "
+        "'notes.txt'): an encode would remove it at its end; move it away, or write another OUTPUT\n"
+    )
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_a_work_folder_a_run_killed_before_its_first_save_left_is_taken_over(
+    tmp_path: Path, clip: Path, passthrough: Path
+) -> None:
+    folder = tmp_path / ".out.mkv.segments"  # what a run killed before its manifest was written leaves
+    folder.mkdir()
+    for name in ("lock", "segment-00000.partial-4194304.nut", "segment-00001.partial-4194304-2.nut"):
+        (folder / name).write_bytes(b"")
+    assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough) == 0
+    assert not folder.exists()

@@ -39,7 +39,8 @@ from streamdiffvsr.cli.preflight.source import (
     streams_not_fitting,
 )
 from streamdiffvsr.cli.preview.moments import parse_at
-from streamdiffvsr.cli.segments.partials import check_names
+from streamdiffvsr.cli.segments.manifest import check_folder
+from streamdiffvsr.cli.segments.partials import check_names, work_folder
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import choose_model, steps_notice
@@ -108,6 +109,7 @@ def check_parallel(draft: Draft) -> None:
 @check(ENCODE)
 def check_output_name(draft: Draft) -> None:
     check_names(draft.output)
+    check_folder(work_folder(draft.output.absolute()))
 
 
 @check(ENCODE, PREVIEW)
