@@ -8,11 +8,15 @@ import os
 import shlex
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.media.probe import frame_duration_range, probe
+from streamdiffvsr.cli.preview.moments import parse_at
 
 from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg
 from .test_cli_reliability import encode
@@ -215,3 +219,39 @@ def test_a_work_folder_a_run_killed_before_its_first_save_left_is_taken_over(
         (folder / name).write_bytes(b"")
     assert encode(clip, tmp_path / "out.mkv", "--vpy", passthrough) == 0
     assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["encode", "in.mkv", "out.mkv", "--ray", ""], "argument --ray: is empty; leave the option out for "
+         "$RAY_ADDRESS or this machine"),
+        (["encode", "in.mkv", "out.mkv", "--preset", ""], "argument --preset: is empty; leave the option out "
+         "for the default preset"),
+        (["preview", "in.mkv", "out.png", "--preset", " "], "argument --preset: is empty; leave the option out "
+         "for the default preset"),
+    ],
+)  # fmt: skip
+def test_an_empty_option_value_is_refused_not_taken_as_the_default(
+    argv: list[str], error: str, capsys
+) -> None:
+    with pytest.raises(SystemExit) as stop:  # `--ray "$RAY_HEAD"` with the variable unset
+        main(argv)
+    assert stop.value.code == 2
+    assert f"error: {error} (see" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("at", "error"),
+    [
+        ("1:99", "--at '1:99' is not a time: its minutes and seconds must be below 60"),
+        ("1:00:60", "--at '1:00:60' is not a time: its minutes and seconds must be below 60"),
+        ("1:60:00", "--at '1:60:00' is not a time: its minutes and seconds must be below 60"),
+        ("2,1.5s", "--at 1.5s (frame 36) is beyond the end of INPUT: it has 12 frames (0 to 11)"),
+        ("12", "--at 12 is beyond the end of INPUT: it has 12 frames (0 to 11)"),
+    ],
+)
+def test_preview_at_refuses_impossible_times_and_names_a_moment_as_written(at: str, error: str) -> None:
+    with pytest.raises(CliError) as refused:
+        parse_at(at, Fraction(24), 12)
+    assert str(refused.value) == error
