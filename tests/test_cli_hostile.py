@@ -19,6 +19,7 @@ from streamdiffvsr.cli.media.probe import frame_duration_range, probe
 from streamdiffvsr.cli.preview.moments import parse_at
 
 from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg
+from .test_cli_engine import write_frames
 from .test_cli_reliability import encode
 from .test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS
 
@@ -255,3 +256,20 @@ def test_preview_at_refuses_impossible_times_and_names_a_moment_as_written(at: s
     with pytest.raises(CliError) as refused:
         parse_at(at, Fraction(24), 12)
     assert str(refused.value) == error
+
+
+@pytest.mark.parametrize(
+    ("cut", "damage"), [(100, "its IDAT chunk is cut short"), (-5, "it ends before its IEND chunk")]
+)
+def test_frames_refuses_a_damaged_png_before_writing_any_frame(
+    tiny_checkpoint: Path, tmp_path: Path, capsys, cut: int, damage: str
+) -> None:
+    write_frames(tmp_path / "in", 3)
+    last = tmp_path / "in" / "frame10.png"  # the last frame, cut short as by a full disk
+    last.write_bytes(last.read_bytes()[:cut])
+    args = ["frames", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_checkpoint), *CHEAP]
+    assert main([*args, "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"streamdiffvsr: error: {last} is not a whole PNG ({damage}); replace or remove it, then rerun\n"
+    )
+    assert not (tmp_path / "out").exists()
