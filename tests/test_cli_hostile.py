@@ -273,3 +273,14 @@ def test_frames_refuses_a_damaged_png_before_writing_any_frame(
         f"streamdiffvsr: error: {last} is not a whole PNG ({damage}); replace or remove it, then rerun\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_script_takes_model_as_encode_does(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    assert main(["script", "--model", str(tiny_checkpoint)]) == 0
+    captured = capsys.readouterr()
+    assert str(tiny_checkpoint) not in captured.out  # paths never go into the script
+    assert captured.err.endswith(
+        f"run: streamdiffvsr encode INPUT OUTPUT.mkv --vpy SCRIPT.vpy --model {tiny_checkpoint}\n"
+    )
+    assert main(["script", "--model", str(tmp_path / "none")]) == 2
+    assert "no such checkpoint folder" in capsys.readouterr().err
