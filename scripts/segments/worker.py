@@ -239,11 +239,12 @@ def _y4m_ready(clip, path: Path):
     return vs.core.std.RemoveFrameProps(clip, "_Alpha")
 
 
-def _script_traceback(exc: BaseException, path: Path) -> str:
+def _script_traceback(exc: BaseException, path: Path | None) -> str:
     """The traceback of the script's own error from the script's frames on (the worker's own frames, which
-    run it, say nothing to its author); a syntax error is its own lines (file, line, caret)."""
+    run it, say nothing to its author); a syntax error is its own lines (file, line, caret). Without a script
+    (its spec did not arrive) the whole traceback."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != str(path):
+    while path is not None and tb is not None and tb.tb_frame.f_code.co_filename != str(path):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb, chain=False))
 
@@ -288,14 +289,16 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
         pickle.dump(message, events)
         events.flush()
 
-    spec = pickle.load(commands)
+    path = None
     try:
+        spec = pickle.load(commands)
+        path = spec.path
         script = EvaluatedScript(spec)
     except ScriptOutputRefused as exc:
         send("refused", str(exc))
         return
     except Exception as exc:  # the script's own error: the driver shows it with the tail of stderr
-        print(_script_traceback(exc, spec.path), end="", file=sys.stderr, flush=True)
+        print(_script_traceback(exc, path), end="", file=sys.stderr, flush=True)
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
