@@ -1,6 +1,8 @@
-"""What a hostile user's sources and scripts do to ``streamdiffvsr encode`` (issue 34): an alpha plane, a script
-whose output y4m cannot carry, a script's own error. Real render workers and ffmpeg; a passthrough script stands
-in for the model where the model does not matter."""
+"""What a hostile user's sources, scripts, names and arguments do to the command (issue 34): an alpha plane, a
+script whose output y4m cannot carry or that fails, an mp4 remuxed from mkv, a truncated file, a still picture
+before the movie, a non-UTF-8 name on Ray workers, a folder of the work folder's name, empty option values,
+impossible --at times, a damaged PNG for ``frames``, ``script --model``. Real render workers, ffmpeg and Ray; a
+passthrough script stands in for the model where the model does not matter."""
 
 from __future__ import annotations
 
