@@ -272,7 +272,7 @@ def test_segments_run_on_a_ray_cluster(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
     """A cluster started with token auth (the token only in the environment): --ray with the token works;
-    without it, and at an address where nothing listens, one line within 30 s."""
+    without it, with a wrong one (no Ray log lines) and at an address where nothing listens, one line."""
     ray_before = ray_processes()
     ray = Path(sys.executable).parent / "ray"
     temp = Path(f"/tmp/sdv-ray-test-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
@@ -294,6 +294,14 @@ def test_segments_run_on_a_ray_cluster(
         tokenless = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
         refused = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], tokenless)
         assert refused.returncode == 2 and "no token for the Ray cluster" in refused.stderr.splitlines()[-1]
+        began = time.monotonic()  # Ray itself retries a refused token for 20 s, logging each try
+        wrong = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], {**env, "RAY_AUTH_TOKEN": "0" * 32})
+        assert time.monotonic() - began < 10
+        assert (wrong.returncode, wrong.stderr) == (2, (
+            f"streamdiffvsr: error: the Ray cluster at 127.0.0.1:{port} refuses the token from $RAY_AUTH_TOKEN: it "
+            "is not that cluster's; set RAY_AUTH_TOKEN to the token `ray get-auth-token` prints on the cluster's "
+            "head\n"
+        ))  # fmt: skip
         result = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], env)
         assert result.returncode == 0, result.stderr
         assert result.stderr.count(" done in ") == SEGMENTS and "(127.0.0.1)" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from streamdiffvsr.cli.arguments import absolute_path, whole
+from streamdiffvsr.cli.arguments import absolute_path, given, whole
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.preflight.build import encode_request, script_failures_explained
 from streamdiffvsr.cli.progress import Progress
@@ -62,6 +62,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
+        type=given("$RAY_ADDRESS or this machine"),
         help="run the segments on the Ray cluster at ADDRESS (default: $RAY_ADDRESS)",
     )
     p.add_argument(

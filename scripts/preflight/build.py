@@ -61,6 +61,8 @@ def _request(draft: Draft, **specific: Any) -> Request:
     assert draft.info is not None and draft.tools is not None
     vpy = draft.vpy
     script_args = {"src": str(draft.source)}
+    if draft.info.several_videos:  # the source reader's own choice could be cover art or a still picture
+        script_args["track"] = str(draft.info.track)
     if draft.model is not None:
         script_args["model"] = str(draft.model.path)
     if draft.flow_weights is not None:

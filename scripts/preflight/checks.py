@@ -31,6 +31,7 @@ from streamdiffvsr.cli.preflight.memory import (
 )
 from streamdiffvsr.cli.preflight.request import Parallel
 from streamdiffvsr.cli.preflight.source import (
+    alpha_notice,
     attachment_notice,
     odd_size_notice,
     planned_geometry,
@@ -40,7 +41,8 @@ from streamdiffvsr.cli.preflight.source import (
     streams_not_fitting,
 )
 from streamdiffvsr.cli.preview.moments import parse_at
-from streamdiffvsr.cli.segments.partials import check_names
+from streamdiffvsr.cli.segments.manifest import check_folder
+from streamdiffvsr.cli.segments.partials import check_names, work_folder
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import choose_model, steps_notice
@@ -110,6 +112,7 @@ def check_parallel(draft: Draft) -> None:
 @check(ENCODE)
 def check_output_name(draft: Draft) -> None:
     check_names(draft.output)
+    check_folder(work_folder(draft.output.absolute()))
 
 
 @check(ENCODE, PREVIEW)
@@ -180,6 +183,21 @@ def read_source(draft: Draft) -> None:
 
 
 @check(ENCODE, PREVIEW)
+def check_complete(draft: Draft) -> None:
+    """Refuse a truncated file (a copy cut short): the source reader fails on it, or reads fewer frames."""
+    info = draft.info
+    assert info is not None
+    if info.truncated_at is None:
+        return
+    frames = info.truncated_at
+    command = f"ffmpeg -i {shlex.quote(str(draft.source))} -map 0 -frames:v {frames} -c:v ffv1 -c:a copy -c:s copy READABLE.mkv"
+    raise CliError(
+        f"INPUT is truncated (a partial file): it cannot be read from frame {frames} on; save the frames "
+        f"before that first, e.g. `{command}`, and encode READABLE.mkv"
+    )
+
+
+@check(ENCODE, PREVIEW)
 def check_constant_rate(draft: Draft) -> None:
     """Refuse a variable frame rate: y4m carries one rate, so the encode would re-time the video off its audio."""
     info = draft.info
@@ -238,6 +256,13 @@ def check_streams_fit(draft: Draft) -> None:
 def notice_odd_size(draft: Draft) -> None:
     assert draft.info is not None
     if notice := odd_size_notice(draft.info):
+        draft.notify(notice)
+
+
+@check(ENCODE, PREVIEW)
+def notice_alpha(draft: Draft) -> None:
+    assert draft.info is not None
+    if notice := alpha_notice(draft.info):
         draft.notify(notice)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -69,13 +70,29 @@ def odd_size_notice(info: SourceInfo) -> str | None:
     )
 
 
+# ffmpeg's pixel formats with an alpha plane (pal8 is left out: its palette rarely uses its alpha)
+ALPHA_FORMATS = re.compile(r"(yuva|gbrap|ya\d|ayuv|vuya|rgba|bgra|argb|abgr)")
+
+
+def alpha_notice(info: SourceInfo) -> str | None:
+    """Say that INPUT's alpha plane is dropped (y4m and the encoders carry colour alone)."""
+    if not ALPHA_FORMATS.match(info.pix_fmt or ""):
+        return None
+    return (
+        f"INPUT has an alpha (transparency) plane ({info.pix_fmt}); its colour planes are upscaled and the "
+        "alpha is dropped"
+    )
+
+
 def stream_notices(info: SourceInfo) -> list[str]:
-    """What the encode does not keep of INPUT's video: its display rotation, its cover art."""
+    """What the encode does not keep of INPUT's video: its other video streams, its cover art (its display
+    rotation is kept: the source reader turns the frames upright; its fields are deinterlaced: input.deinterlace)."""
     notices = []
-    if info.rotation:
+    if info.other_videos:
+        left_out = ", ".join(stream.describe() for stream in info.other_videos)
         notices.append(
-            f"INPUT is shown turned by {info.rotation} degrees (its display matrix), which OUTPUT does not carry: "
-            "it plays unturned; turn the frames in your own script (--vpy), e.g. with core.std.Transpose"
+            f"INPUT has {len(info.other_videos) + 1} video streams: video stream {info.track} is encoded (a --vpy "
+            f"script reads it with core.bs.VideoSource(src, track=int(track))); left out: {left_out}"
         )
     if info.cover_art:
         notices.append(f"INPUT's cover art ({info.cover_art} attached picture(s)) is not carried into OUTPUT")

@@ -6,7 +6,7 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-from streamdiffvsr.cli.arguments import absolute_path
+from streamdiffvsr.cli.arguments import absolute_path, given
 from streamdiffvsr.cli.console import notify
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.schema import Settings, build_settings
@@ -32,6 +32,7 @@ def _is_file_reference(name: str) -> bool:
 
 def preset_reference(name: str) -> str:
     """A ``--preset`` value as given: a bundled preset's name unchanged, a file made absolute."""
+    name = given("the default preset")(name)
     return str(absolute_path(name)) if _is_file_reference(name) else name
 
 
