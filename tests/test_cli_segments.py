@@ -297,11 +297,15 @@ def test_segments_run_on_a_ray_cluster(
         began = time.monotonic()  # Ray itself retries a refused token for 20 s, logging each try
         wrong = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], {**env, "RAY_AUTH_TOKEN": "0" * 32})
         assert time.monotonic() - began < 10
-        assert (wrong.returncode, wrong.stderr) == (2, (
+        lines = wrong.stderr.splitlines()  # the preflight's notices, then the one line (no Ray log lines)
+        assert wrong.returncode == 2 and all(line.startswith("streamdiffvsr: ") for line in lines), (
+            wrong.stderr
+        )
+        assert lines[-1] == (
             f"streamdiffvsr: error: the Ray cluster at 127.0.0.1:{port} refuses the token from $RAY_AUTH_TOKEN: it "
             "is not that cluster's; set RAY_AUTH_TOKEN to the token `ray get-auth-token` prints on the cluster's "
-            "head\n"
-        ))  # fmt: skip
+            "head"
+        )
         result = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], env)
         assert result.returncode == 0, result.stderr
         assert result.stderr.count(" done in ") == SEGMENTS and "(127.0.0.1)" in result.stderr

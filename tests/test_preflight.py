@@ -3,9 +3,15 @@ in one line. The end-to-end tests (test_cli_*) show that the command prints thes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
+import socket
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -287,3 +293,59 @@ def test_preview_columns_must_share_frames_and_size(film: Path, tmp_path: Path) 
     ):
         with pytest.raises(CliError, match="preview's columns must have the same frames and output size"):
             columns(*compared)
+
+
+@contextlib.contextmanager
+def grpc_like_listener(answer: bytes) -> Iterator[int]:
+    """A loopback port whose server answers each connection with ``answer`` (an HTTP/2 SETTINGS frame: what a
+    Ray head's gRPC port says first; b"": silence), stopped at the end."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(64)
+                    connection.sendall(answer)
+                    stop.wait(0.5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def test_a_ray_encode_is_checked_without_joining_the_cluster(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight of --ray looks (something answers as gRPC, a token is at hand) and joins nothing: no Ray,
+    no change to the environment; the orchestrator joins the cluster in its own scope."""
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x" * 32)
+    before = dict(os.environ)
+    with grpc_like_listener(SETTINGS) as port:
+        request = encode(
+            str(clip), str(tmp_path / "out.mkv"), "--ray", f"127.0.0.1:{port}", "--model", "nano"
+        )
+    assert request.parallel.address == f"127.0.0.1:{port}" and request.parallel.cluster.token == "x" * 32
+    assert dict(os.environ) == before
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def test_an_existing_output_with_ray_is_refused_before_the_cluster_is_looked_at(
+    clip: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mkv"
+    output.write_bytes(b"old")
+    with grpc_like_listener(b"") as port:  # a silent server: Ray would wait on it for its whole timeout
+        message = refusal(encode, str(clip), str(output), "--ray", f"127.0.0.1:{port}")
+    assert message == f"OUTPUT {output} exists; pass --overwrite to replace it"

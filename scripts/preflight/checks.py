@@ -98,18 +98,6 @@ def check_picture(draft: Draft) -> None:
 
 
 @check(ENCODE)
-def check_parallel(draft: Draft) -> None:
-    """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run."""
-    args = draft.args
-    if args.ray is not None and args.workers is not None:
-        raise CliError("--workers and --ray exclude each other: --ray runs one worker per GPU of the cluster")
-    address = args.ray or (os.environ.get("RAY_ADDRESS") or None if args.workers is None else None)
-    if address is not None:
-        check_cluster(address)
-    draft.parallel = Parallel(args.workers, address)
-
-
-@check(ENCODE)
 def check_output_name(draft: Draft) -> None:
     check_names(draft.output)
     check_folder(work_folder(draft.output.absolute()))
@@ -148,6 +136,17 @@ def check_output_folder(draft: Draft) -> None:
     free = stats.f_bavail * stats.f_frsize
     if free < MIN_FREE_BYTES:
         raise CliError(f"the folder of OUTPUT ({folder}) is full ({free // 1024} KiB free); make room first")
+
+
+@check(ENCODE)
+def check_parallel(draft: Draft) -> None:
+    """--workers / --ray (or $RAY_ADDRESS when neither is given): where segments run. A cluster is only looked
+    at here (``check_cluster``); the orchestrator joins it."""
+    args = draft.args
+    if args.ray is not None and args.workers is not None:
+        raise CliError("--workers and --ray exclude each other: --ray runs one worker per GPU of the cluster")
+    address = args.ray or (os.environ.get("RAY_ADDRESS") or None if args.workers is None else None)
+    draft.parallel = Parallel(args.workers, check_cluster(address) if address is not None else None)
 
 
 @check(ENCODE)

@@ -9,6 +9,7 @@ from pathlib import Path
 from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.tools import Tools
+from streamdiffvsr.cli.segments.ray_pool import ClusterAccess
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.models import ModelChoice
 from streamdiffvsr.cli.settings.schema import Settings
@@ -18,10 +19,14 @@ from streamdiffvsr.geometry import Geometry
 @dataclass(frozen=True)
 class Parallel:
     """Where jobs run: ``workers`` at once on this machine (None: one per CUDA device, at least one; more than
-    one: a local Ray instance), or on the Ray cluster at ``address``."""
+    one: a local Ray instance), or on the Ray ``cluster`` (checked, joined by the orchestrator)."""
 
     workers: int | None = None
-    address: str | None = None
+    cluster: ClusterAccess | None = None
+
+    @property
+    def address(self) -> str | None:
+        return self.cluster.address if self.cluster is not None else None
 
 
 @dataclass(frozen=True)

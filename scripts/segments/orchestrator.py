@@ -69,8 +69,21 @@ def fingerprint(request: Request) -> dict[str, object]:
 
 def run(request: Request, progress: ProgressSink, notify: Callable[[str], None]) -> None:
     """Encode ``request`` into OUTPUT; an EncodeError (after cleanup) if a job fails for good."""
-    with _script_file(request, notify):
+    with _cluster_joined(request.parallel), _script_file(request, notify):
         _encode(request, request.parallel, request.restart, progress, notify)
+
+
+@contextlib.contextmanager
+def _cluster_joined(parallel: Parallel) -> Iterator[None]:
+    """The Ray cluster of --ray joined for the run (the preflight only looked at it), before anything else: a
+    token it refuses, or a cluster without a GPU, is one line before the script is evaluated."""
+    if parallel.cluster is None:
+        yield
+        return
+    from streamdiffvsr.cli.segments import ray_pool
+
+    with ray_pool.joined(parallel.cluster):
+        yield
 
 
 @contextlib.contextmanager
@@ -133,7 +146,7 @@ def dry_run(request: Request, notify: Callable[[str], None]) -> str:
     """The plan and the estimate block of ``request`` at the speed an earlier ``preview`` of the same measured
     on its device (none for the user's script), rendering nothing (the script is evaluated, no model)."""
     parallel = request.parallel
-    with _script_file(request, notify), _first_worker(request, notify) as first:
+    with _cluster_joined(parallel), _script_file(request, notify), _first_worker(request, notify) as first:
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
     workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
@@ -231,7 +244,7 @@ def _pool(
     request: Request, parallel: Parallel, first: LocalWorker, notify: Callable[[str], None], jobs: int
 ) -> Iterator[Pool]:
     """The workers ``jobs`` jobs run on: the first worker alone, or Ray actors (it is closed then): on the
-    cluster (joined by the command's checks) or on a local instance for more than one local worker."""
+    cluster (``_cluster_joined``) or on a local instance for more than one local worker."""
     cpus, gpus = usable_cores(), first.cuda_devices
     workers = min(parallel.workers or max(1, gpus), jobs)
     if parallel.address is None and workers == 1:
@@ -245,7 +258,7 @@ def _pool(
     from streamdiffvsr.cli.segments import ray_pool
 
     with contextlib.ExitStack() as stack:
-        if parallel.address is None:
+        if parallel.cluster is None:
             address = stack.enter_context(ray_pool.local_instance(cpus, gpus))
             ray_pool.connect(address, local=True)
 

@@ -230,27 +230,58 @@ def _init(address: str, token_from: str) -> None:
         )
 
 
-def check_cluster(address: str) -> None:
-    """Before anything else runs, join the cluster at ``address``: something listens there, this driver has
-    the cluster's token, it answers as a Ray cluster within CONNECT_TIMEOUT_S, and it has a GPU (a worker runs
-    on each). Each failure is a one-line CliError."""
-    _check_listening(address)
-    token_from = "$RAY_AUTH_TOKEN"
-    if os.environ.get("RAY_AUTH_MODE", "token") == "token":
-        token = cluster_token()
-        if token is None:
-            raise CliError(
-                f"no token for the Ray cluster at {address}: looked in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH "
-                f"and {TOKEN_FILE}; set RAY_AUTH_TOKEN to the cluster's token"
-            )
-        token_from = _token_origin()
-        os.environ.update({"RAY_AUTH_TOKEN": token, "RAY_AUTH_MODE": "token"})
-    connect(address, local=False, token_from=token_from)
-    import ray
+@dataclasses.dataclass(frozen=True)
+class ClusterAccess:
+    """What joining the Ray cluster at ``address`` takes, found without joining it: its token (None: token
+    authentication is off) and where the token was found (for a message)."""
 
-    if not ray.cluster_resources().get("GPU", 0):
-        ray.shutdown()
-        raise CliError(f"the Ray cluster at {address} has no GPU: a cluster encode runs one worker per GPU")
+    address: str
+    token: str | None = dataclasses.field(default=None, repr=False)
+    token_from: str = "$RAY_AUTH_TOKEN"
+
+
+def check_cluster(address: str) -> ClusterAccess:
+    """Whether the cluster at ``address`` can be joined, without joining it: something listens there and
+    answers as a gRPC server, and this driver has a token for it. Each failure is a one-line CliError; nothing
+    connects to Ray, nothing is imported, the environment is left as it is (``joined`` does the rest)."""
+    _check_listening(address)
+    if os.environ.get("RAY_AUTH_MODE", "token") != "token":
+        return ClusterAccess(address)
+    token = cluster_token()
+    if token is None:
+        raise CliError(
+            f"no token for the Ray cluster at {address}: looked in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH "
+            f"and {TOKEN_FILE}; set RAY_AUTH_TOKEN to the cluster's token"
+        )
+    return ClusterAccess(address, token, _token_origin())
+
+
+@contextlib.contextmanager
+def joined(access: ClusterAccess) -> Iterator[None]:
+    """This driver in the cluster ``check_cluster`` found, for the block: its token in the environment, Ray
+    joined within CONNECT_TIMEOUT_S, and a GPU there (a worker runs on each); Ray left and the environment as it
+    was after. Each failure to join is a one-line CliError."""
+    names = ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE", *LOOPBACK_ENV)
+    saved = {name: os.environ.get(name) for name in names}
+    if access.token is not None:
+        os.environ.update({"RAY_AUTH_TOKEN": access.token, "RAY_AUTH_MODE": "token"})
+    try:
+        connect(access.address, local=False, token_from=access.token_from)
+        import ray
+
+        if not ray.cluster_resources().get("GPU", 0):
+            raise CliError(
+                f"the Ray cluster at {access.address} has no GPU: a cluster encode runs one worker per GPU"
+            )
+        yield
+    finally:
+        if "ray" in sys.modules:
+            sys.modules["ray"].shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def connect(address: str, local: bool, token_from: str = "$RAY_AUTH_TOKEN") -> None:
