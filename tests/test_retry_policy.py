@@ -51,7 +51,7 @@ class ScriptedPool:
         job.partial.write_text(job.partial.name)
         return Result(job.segment.frames, node="n1", seconds=1.0)
 
-    def progress(self) -> dict[int, int]:
+    def progress(self) -> dict[Segment, int]:
         return {}
 
     def close(self) -> None:

@@ -10,11 +10,15 @@ from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.preflight.build import encode_request, script_failures_explained
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments.batch import is_batch, run_batch
 from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if is_batch(args.input, args.output):
+        return run_batch(args, notify)
+    args.input = args.input[0]
     request = encode_request(args, notify)
     with script_failures_explained(request):
         if args.dry_run:
@@ -31,10 +35,14 @@ def add_parser(subparsers) -> None:
         help="upscale a video 4x and encode it (audio, subtitles, chapters, attachments kept)",
         description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (x265 unless "
         "encoder.codec says x264, svtav1 or ffv1) into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, "
-        "metadata and (.mkv) attachments from INPUT.",
+        "metadata and (.mkv) attachments from INPUT. A batch: several INPUTs, or folders of videos (their video "
+        "files, by name), into the folder OUTPUT, each under INPUT's name (.mkv where INPUT's container cannot take "
+        "the codec), on one pool of workers; a rerun skips the files it finished and resumes the others.",
     )
-    p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
-    p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")
+    p.add_argument("input", metavar="INPUT", nargs="+", type=absolute_path,
+                   help="the source video (several, or a folder of videos: a batch)")  # fmt: skip
+    p.add_argument("output", metavar="OUTPUT", type=absolute_path,
+                   help="the result, .mkv or .mp4 (a batch: the folder the files go into)")  # fmt: skip
     add_preset_arguments(p)
     add_model_argument(p)
     p.add_argument(
@@ -67,6 +75,12 @@ def add_parser(subparsers) -> None:
         "--restart",
         action="store_true",
         help="discard the finished segments of an earlier run and start over",
+    )
+    p.add_argument(
+        "--skip-refused",
+        action="store_true",
+        help="a batch: encode the files the checks accept and leave out the refused ones (default: nothing "
+        "starts while any file is refused); the exit status is still 1",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
