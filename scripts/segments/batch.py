@@ -34,7 +34,7 @@ from streamdiffvsr.cli.preflight.request import Request
 from streamdiffvsr.cli.progress import Progress, format_duration
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
-from streamdiffvsr.cli.segments.partials import claim, segment_file, work_folder
+from streamdiffvsr.cli.segments.partials import claim, remove_dead_leftovers, segment_file, work_folder
 from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed
 from streamdiffvsr.cli.settings.codecs import CODECS
@@ -195,6 +195,10 @@ def run_batch(args: argparse.Namespace, notify: Callable[[str], None]) -> int:
     if args.dry_run:
         _dry_run(files, notify)
         return 0
+    for file in [f for f in files if f.result]:  # finished: only what a killed run left beside it goes
+        request = file.request
+        if removed := remove_dead_leftovers(request.output, [request.source, *filter(None, [request.vpy])]):
+            notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     runnable = [f for f in files if not f.result]
     if runnable:
         _render(runnable, args, record, notify)
