@@ -16,9 +16,8 @@ from streamdiffvsr.cli.settings.presets import add_preset_arguments
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    if is_batch(args.input, args.output):
+    if is_batch(args.inputs, args.output):
         return run_batch(args, notify)
-    args.input = args.input[0]
     request = encode_request(args, notify)
     with script_failures_explained(request):
         if args.dry_run:
@@ -27,6 +26,13 @@ def run_encode(args: argparse.Namespace) -> int:
         orchestrator.run(request, Progress(enabled=not args.quiet), notify)
     print(printable(f"wrote {request.output}"), flush=True)
     return 0
+
+
+class _Inputs(argparse.Action):
+    """The INPUTs as ``inputs``, the first also as ``input`` (the single encode's, which the preflight reads)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        namespace.inputs, namespace.input = values, values[0]
 
 
 def add_parser(subparsers) -> None:
@@ -39,7 +45,7 @@ def add_parser(subparsers) -> None:
         "files, by name), into the folder OUTPUT, each under INPUT's name (.mkv where INPUT's container cannot take "
         "the codec), on one pool of workers; a rerun skips the files it finished and resumes the others.",
     )
-    p.add_argument("input", metavar="INPUT", nargs="+", type=absolute_path,
+    p.add_argument("inputs", metavar="INPUT", nargs="+", type=absolute_path, action=_Inputs,
                    help="the source video (several, or a folder of videos: a batch)")  # fmt: skip
     p.add_argument("output", metavar="OUTPUT", type=absolute_path,
                    help="the result, .mkv or .mp4 (a batch: the folder the files go into)")  # fmt: skip

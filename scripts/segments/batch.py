@@ -181,7 +181,7 @@ def run_batch(args: argparse.Namespace, notify: Callable[[str], None]) -> int:
     if not outdir.parent.is_dir():
         raise CliError(f"the folder of OUTPUT ({outdir.parent}) does not exist")
     settings = load_settings(args.preset, args.set)
-    pairs, problems = batch_pairs(args.input, outdir, settings["codec"])
+    pairs, problems = batch_pairs(args.inputs, outdir, settings["codec"])
     outdir.mkdir(exist_ok=True)
     record = Record(outdir)
     files = _requests(args, pairs, record, problems, notify)
@@ -254,17 +254,29 @@ def _requests(
 
 
 def _dry_run(files: list[BatchFile], notify: Callable[[str], None]) -> None:
-    """Each file's plan and estimate, then the batch's total on one pool."""
+    """Each file's plan and estimate (each script evaluated in turn on one worker), then the batch's total on
+    one pool."""
     estimates = []
-    for file in files:
-        if file.result:
-            print(f"{file.name}: {file.result}, skipped", flush=True)
-            continue
-        text, estimate = orchestrator.dry_run_estimate(file.request, notify)
-        print(
-            f"{file.name} -> {file.request.output}\n" + "\n".join(f"  {line}" for line in text.splitlines())
+    runnable = [f for f in files if not f.result]
+    with contextlib.ExitStack() as stack:
+        for file in runnable:
+            stack.enter_context(orchestrator._script_file(file.request, notify))
+        first = (
+            stack.enter_context(orchestrator._first_worker(runnable[0].request, notify)) if runnable else None
         )
-        estimates.append(estimate)
+        for file in files:
+            if file.result:
+                print(f"{file.name}: {file.result}, skipped", flush=True)
+                continue
+            try:
+                if file is not runnable[0]:
+                    first.load(file.request.script)
+            except WorkerFailed as exc:
+                raise EncodeError("script", str(exc), exc.tail, file.name) from None
+            text, estimate = orchestrator.dry_run_estimate(file.request, notify, first)
+            lines = "\n".join(f"  {line}" for line in text.splitlines())
+            print(f"{file.name} -> {file.request.output}\n{lines}", flush=True)
+            estimates.append(estimate)
     if not estimates:
         print("batch: nothing to render", flush=True)
         return

@@ -135,10 +135,16 @@ def dry_run(request: Request, notify: Callable[[str], None]) -> str:
     return dry_run_estimate(request, notify)[0]
 
 
-def dry_run_estimate(request: Request, notify: Callable[[str], None]) -> tuple[str, Estimate]:
-    """``dry_run``'s text and the estimate it describes."""
+def dry_run_estimate(
+    request: Request, notify: Callable[[str], None], first: LocalWorker | None = None
+) -> tuple[str, Estimate]:
+    """``dry_run``'s text and the estimate it describes; ``first``: a worker that has evaluated the request's
+    script already (a batch's, whose scripts are written), else one is started."""
     parallel = request.parallel
-    with _script_file(request, notify), _first_worker(request, notify) as first:
+    with contextlib.ExitStack() as stack:
+        if first is None:
+            stack.enter_context(_script_file(request, notify))
+            first = stack.enter_context(_first_worker(request, notify))
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
     workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
