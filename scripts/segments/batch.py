@@ -295,14 +295,12 @@ def _dry_run(files: list[BatchFile], notify: Callable[[str], None]) -> None:
 def _render(
     files: list[BatchFile], args: argparse.Namespace, record: Record, notify: Callable[[str], None]
 ) -> None:
-    first_request = files[0].request
     progress = Progress(enabled=not args.quiet)
     with contextlib.ExitStack() as stack:
         for file in files:
             stack.enter_context(orchestrator._script_file(file.request, notify))
             stack.callback(file.locks.close)
-        first = stack.enter_context(orchestrator._first_worker(first_request, notify))
-        first = _plan_all(files, first, stack, notify)
+        first = _plan_all(files, stack, notify)
         planned = [f for f in files if not f.result]
         queue = [s for f in planned for s in sorted(f.left, key=lambda s: s.index)]
         done = sum(f.frames for f in planned) - sum(s.frames for s in queue)
@@ -310,33 +308,40 @@ def _render(
             _finish(file, record, notify)
         if not queue:
             return
+        request = planned[0].request  # the pool's workers start with its script
+        if first is None:  # the last file's script ended the planning worker
+            first = stack.enter_context(orchestrator._first_worker(request, notify))
         batch = _Batch(files, record, progress, notify)
-        with orchestrator._pool(first_request, first_request.parallel, first, notify, len(queue)) as pool:
+        with orchestrator._pool(request, request.parallel, first, notify, len(queue)) as pool:
             orchestrator._run_jobs(pool, queue, batch.attempt, batch.done, progress, notify, done,
                                    sum(f.frames for f in planned), batch.failed)  # fmt: skip
 
 
 def _plan_all(
-    files: list[BatchFile], first: LocalWorker, stack: contextlib.ExitStack, notify: Callable[[str], None]
-) -> LocalWorker:
+    files: list[BatchFile], stack: contextlib.ExitStack, notify: Callable[[str], None]
+) -> LocalWorker | None:
     """Each file's plan, made on one worker that evaluates each file's script in turn (as the single encode
-    plans: a resumed work folder's manifest, else a new plan); a file that cannot be planned is failed. The
-    worker the planning ended with."""
+    plans: a resumed work folder's manifest, else a new plan); a file that cannot be planned is failed, the
+    others go on. The worker the planning ended with (None: the last script ended it)."""
+    first: LocalWorker | None = None
     for index, file in enumerate(files):
         request = file.request
         try:
-            if index:
+            if first is None:
+                first = stack.enter_context(orchestrator._first_worker(request, notify))
+            else:
                 first.load(request.script)
             _plan(index, file, first, notify)
-        except WorkerFailed as exc:
-            file.result = f"failed: the script failed ({exc})"
+        except WorkerFailed as exc:  # the worker ends with the script that failed
+            assert first is not None
             first.close()
-            first = stack.enter_context(orchestrator._first_worker(request, notify))  # a fresh one
+            first = None
+            file.result = f"failed: script failed ({exc})"
         except (CliError, EncodeError) as exc:
             file.result = f"failed: {exc}"
             file.locks.close()
         if file.result:
-            notify(f"{file.name}: {file.result}")
+            notify(f"{file.name}: {file.result}; the other files go on")
     return first
 
 
