@@ -106,7 +106,12 @@ class Record:
             raise CliError(
                 f"cannot read {self.path} ({exc}); remove it (the batch's record of finished files)"
             ) from None
-        self.files: dict[str, Any] = data.get("files", {}) if data.get("version") == RECORD_VERSION else {}
+        ours = (
+            isinstance(data, dict)
+            and data.get("version") == RECORD_VERSION
+            and isinstance(data.get("files"), dict)
+        )
+        self.files: dict[str, Any] = data["files"] if ours else {}
 
     @staticmethod
     def _written(output: Path) -> list[int] | None:
@@ -118,11 +123,11 @@ class Record:
     def wrote(self, output: Path) -> bool:
         """OUTPUT is the file this batch wrote (whatever its settings were)."""
         entry = self.files.get(output.name)
-        return entry is not None and entry["file"] == self._written(output)
+        return isinstance(entry, dict) and entry.get("file") == self._written(output)
 
     def finished(self, output: Path, fingerprint: dict[str, Any]) -> bool:
         """OUTPUT is the file this batch wrote with the encode of ``fingerprint``."""
-        return self.wrote(output) and self.files[output.name]["fingerprint"] == _json(fingerprint)
+        return self.wrote(output) and self.files[output.name].get("fingerprint") == _json(fingerprint)
 
     def add(self, output: Path, fingerprint: dict[str, Any]) -> None:
         self.files[output.name] = {"fingerprint": _json(fingerprint), "file": self._written(output)}
@@ -423,7 +428,7 @@ class _Batch:
         for line in error.tail:
             print(f"  {error.side}| {printable(line)}", file=sys.stderr)
         self._fail(file, str(error))
-        dropped = [s for s in file.left if s not in file.started]
+        dropped = list(file.left)
         file.left.clear()
         self._label()
         return dropped

@@ -385,8 +385,10 @@ def _run_jobs(
                     if on_failure is None:
                         raise error
                     dropped = set(on_failure(job, error))
+                    total -= job.segment.frames + sum(
+                        segment.frames for segment in queue if segment in dropped
+                    )
                     queue = deque(segment for segment in queue if segment not in dropped)
-                    total -= job.segment.frames + sum(segment.frames for segment in dropped)
             done_now = pool.progress()
             progress.update(done_frames + sum(done_now.values()), total)
             progress.draw()
