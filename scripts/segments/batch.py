@@ -30,7 +30,7 @@ from streamdiffvsr.cli.console import printable
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.media.ffmpeg_cmd import CONTAINERS
 from streamdiffvsr.cli.preflight.build import encode_request
-from streamdiffvsr.cli.preflight.request import Request
+from streamdiffvsr.cli.preflight.request import Parallel, Request
 from streamdiffvsr.cli.progress import Progress, format_duration
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
@@ -168,7 +168,7 @@ class BatchFile:
     locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     began: float | None = None
     seconds: float = 0.0
-    result: str = ""  # "done", "already done", "failed: ...", "refused: ..."
+    result: str = ""  # "done", "already done" or "failed: ..."; empty while it is to render
 
     @property
     def frames(self) -> int:
@@ -233,20 +233,23 @@ def _requests(
     """Each pair through the preflight: the files to render (a finished one marked "already done") and, in
     ``problems``, one line per refused file."""
     files: list[BatchFile] = []
-    cluster_joined = False
+    cluster = None  # --ray (or $RAY_ADDRESS): the first file's checks join the cluster, the others use it
     for source, output in pairs:
         ours = not args.restart and record.wrote(output)
         values = {**vars(args), "input": source, "output": output, "overwrite": args.overwrite or ours}
-        if cluster_joined:  # --ray: the first request joined the cluster; the others use it
+        if cluster is not None:
             values.update(ray=None, workers=1)
         try:
             request = encode_request(argparse.Namespace(**values), notify)
         except (CliError, StreamDiffVSRError) as exc:
             problems.append((source.name, str(exc)))
+            if cluster is None and _cluster_joined():  # refused after its checks joined the cluster
+                cluster = Parallel(args.workers, args.ray or os.environ.get("RAY_ADDRESS"))
             continue
-        cluster_joined = cluster_joined or request.parallel.address is not None
-        if cluster_joined and files:
-            request = dataclasses.replace(request, parallel=files[0].request.parallel)
+        if cluster is None and request.parallel.address is not None:
+            cluster = request.parallel
+        if cluster is not None:
+            request = dataclasses.replace(request, parallel=cluster)
         file = BatchFile(request, source.name)
         if ours and record.finished(output, orchestrator.fingerprint(request)):
             file.result = "already done"
@@ -256,6 +259,12 @@ def _requests(
             continue
         files.append(file)
     return files
+
+
+def _cluster_joined() -> bool:
+    """Whether this process has joined a Ray cluster (an earlier file's ``check_parallel``)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def _dry_run(files: list[BatchFile], notify: Callable[[str], None]) -> None:
@@ -310,7 +319,11 @@ def _render(
         queue = [s for f in planned for s in sorted(f.left, key=lambda s: s.index)]
         done = sum(f.frames for f in planned) - sum(s.frames for s in queue)
         for file in [f for f in planned if not f.left]:  # every segment finished before: join now
-            _finish(file, record, notify)
+            try:
+                _finish(file, record, notify)
+            except (CliError, EncodeError, OSError) as exc:
+                file.result = f"failed: {exc}"
+                notify(f"{file.name}: {file.result}; the other files go on")
         if not queue:
             return
         request = planned[0].request  # the pool's workers start with its script
@@ -342,6 +355,7 @@ def _plan_all(
             first.close()
             first = None
             file.result = f"failed: script failed ({exc})"
+            file.locks.close()
         except (CliError, EncodeError) as exc:
             file.result = f"failed: {exc}"
             file.locks.close()
