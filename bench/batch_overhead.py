@@ -7,6 +7,10 @@ file), and as one batch (``streamdiffvsr encode in/ batch/``: one pool for all f
 equal frame for frame (framemd5); the ratio batch / loop is the batch's gain.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/batch_overhead.py [--files 6] [--size 64x48] [--scene-frames 12]
+        [--rounds 2]
+
+With ``--rounds 2`` the order is loop, batch, batch, loop (ABBA), so that a load that changes during the run
+weighs on both alike; each round's times and the ratio of the sums are printed.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def main() -> None:
     parser.add_argument("--size", default="64x48")
     parser.add_argument("--scene-frames", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     split = ["--set", f"segment.min_frames={args.scene_frames}", "--workers", str(args.workers)]
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
@@ -64,21 +69,30 @@ def main() -> None:
         names = [f"ep{n + 1:02d}.mkv" for n in range(args.files)]
         for n, name in enumerate(names):
             make_clip(folder / name, args.size, args.scene_frames, 360 * n // args.files)
-        loop = Path(tmp) / "loop"
-        loop.mkdir()
-        began = time.perf_counter()
-        for name in names:  # the shell loop
-            timed([str(CLI), "encode", str(folder / name), str(loop / name), *SETTINGS, *split])
-        loop_s = time.perf_counter() - began
-        batch_s = timed([str(CLI), "encode", str(folder), str(Path(tmp) / "batch"), *SETTINGS, *split])
-        equal = all(framemd5(loop / name) == framemd5(Path(tmp) / "batch" / name) for name in names)
+        times: dict[str, list[float]] = {"loop": [], "batch": []}
+        equal = True
+        for run in range(args.rounds):
+            for kind in ("loop", "batch") if run % 2 == 0 else ("batch", "loop"):
+                out = Path(tmp) / f"{kind}{run}"
+                if kind == "loop":  # the shell loop
+                    out.mkdir()
+                    began = time.perf_counter()
+                    for name in names:
+                        timed([str(CLI), "encode", str(folder / name), str(out / name), *SETTINGS, *split])
+                    times[kind].append(time.perf_counter() - began)
+                else:
+                    times[kind].append(timed([str(CLI), "encode", str(folder), str(out), *SETTINGS, *split]))
+            equal &= all(framemd5(Path(tmp) / f"loop{run}" / n) == framemd5(Path(tmp) / f"batch{run}" / n)
+                         for n in names)  # fmt: skip
     frames = 2 * args.scene_frames * args.files
     print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{args.files} files of {2 * args.scene_frames} frames ({frames} in all), {args.size}, {args.workers} "
           f"workers, two segments a file; outputs equal frame for frame: {equal}")  # fmt: skip
-    print(f"| loop (one encode per file) | batch (one pool) | batch / loop |\n|---|---|---|\n"
-          f"| {loop_s:.1f} s | {batch_s:.1f} s | {batch_s / loop_s:.2f} |")  # fmt: skip
+    print("| round | loop (one encode per file) | batch (one pool) | batch / loop |\n|---|---|---|---|")
+    for run, (loop_s, batch_s) in enumerate(zip(times["loop"], times["batch"], strict=True)):
+        print(f"| {run + 1} | {loop_s:.1f} s | {batch_s:.1f} s | {batch_s / loop_s:.2f} |")
+    print(f"batch / loop over all rounds: {sum(times['batch']) / sum(times['loop']):.2f}")
 
 
 if __name__ == "__main__":

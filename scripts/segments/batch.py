@@ -408,8 +408,8 @@ class _Batch:
     def _label(self) -> None:
         ended = self.count - len([f for f in self.files.values() if not f.result])
         current = [f.name for f in self.files.values() if f.started and not f.result]
-        now = f": {', '.join(current)}" if current else ""
-        self.progress.label = f"upscaling, {ended}/{self.count} files ended{now}"
+        self.progress.label = " ".join(["upscaling", f"[{ended}/{self.count} files]", *current[:1], *(
+            [f"(+{len(current) - 1} more)"] if len(current) > 1 else [])])  # fmt: skip
 
     def attempt(self, segment: Segment, number: int) -> Job:
         assert isinstance(segment, FileSegment)
