@@ -178,7 +178,7 @@ class BatchFile:
 def run_batch(args: argparse.Namespace, notify: Callable[[str], None]) -> int:
     """``encode INPUT... OUTDIR``: 0 when every file is done, 1 when any failed or was refused."""
     outdir: Path = args.output
-    notify = _once(notify)
+    lines, notify = notify, _once(notify)  # each segment's line as it comes; other notices once
     if outdir.exists() and not outdir.is_dir():
         raise CliError(
             f"OUTPUT {outdir} is a file: a batch (several INPUTs or a folder) writes into a folder"
@@ -206,7 +206,7 @@ def run_batch(args: argparse.Namespace, notify: Callable[[str], None]) -> int:
             notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
     runnable = [f for f in files if not f.result]
     if runnable:
-        _render(runnable, args, record, notify)
+        _render(runnable, args, record, notify, lines)
     _summary(files, problems)
     return 1 if problems or any(f.result.startswith("failed") for f in files) else 0
 
@@ -307,8 +307,14 @@ def _dry_run(files: list[BatchFile], notify: Callable[[str], None]) -> None:
 
 
 def _render(
-    files: list[BatchFile], args: argparse.Namespace, record: Record, notify: Callable[[str], None]
+    files: list[BatchFile],
+    args: argparse.Namespace,
+    record: Record,
+    notify: Callable[[str], None],
+    lines: Callable[[str], None],
 ) -> None:
+    """Plan every file, then render the segments of all on one pool (``lines``: where each segment's lines
+    go, ``notify`` the notices said once)."""
     progress = Progress(enabled=not args.quiet)
     with contextlib.ExitStack() as stack:
         for file in files:
@@ -331,7 +337,7 @@ def _render(
             first = stack.enter_context(orchestrator._first_worker(request, notify))
         batch = _Batch(files, record, progress, notify)
         with orchestrator._pool(request, request.parallel, first, notify, len(queue)) as pool:
-            orchestrator._run_jobs(pool, queue, batch.attempt, batch.done, progress, notify, done,
+            orchestrator._run_jobs(pool, queue, batch.attempt, batch.done, progress, lines, done,
                                    sum(f.frames for f in planned), batch.failed)  # fmt: skip
 
 
