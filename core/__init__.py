@@ -20,6 +20,7 @@ _EXPORTS = {
     "PRECISIONS": "options",
     "SCALE": "options",
     "Stream": "stream",
+    "__version__": "version",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -19,6 +19,7 @@ from .flow import FlowEstimator, make_flow_backend
 from .locate import resolve_checkpoint, resolve_flow
 from .options import (
     AUTO_FLOW,
+    DEFAULT_COLOR_FIX,
     DEFAULT_COMPILE,
     DEFAULT_COMPILE_MODE,
     DEFAULT_FLOW_SCALE,
@@ -115,6 +116,7 @@ class StreamDiffVSR:
         num_steps: int = DEFAULT_STEPS,
         seed: int = DEFAULT_SEED,
         noise: str = DEFAULT_NOISE,
+        color_fix: str = DEFAULT_COLOR_FIX,
         reuse_conditioning: bool = True,
         strips: bool = True,
         compile: bool = DEFAULT_COMPILE,
@@ -126,6 +128,7 @@ class StreamDiffVSR:
         self.num_steps = num_steps
         self.seed = seed
         self.noise = noise
+        self.color_fix = color_fix
         self.device = components.device
         self.dtype = components.dtype
         scheduler.set_timesteps(num_steps, device=self.device)
@@ -175,6 +178,7 @@ class StreamDiffVSR:
         num_steps: int = DEFAULT_STEPS,
         seed: int = DEFAULT_SEED,
         noise: str = DEFAULT_NOISE,
+        color_fix: str = DEFAULT_COLOR_FIX,
         timestep_spacing: str | None = None,
         download: bool = True,
         compile: bool = DEFAULT_COMPILE,
@@ -193,11 +197,20 @@ class StreamDiffVSR:
         ``noise`` is each frame's initial noise: "fresh" per frame (official), "fixed" (frame 0's for the whole
         chain) or "warped" (the previous frame's carried along the flow; ``noise.warp_noise``).
 
+        ``color_fix`` corrects each emitted frame's colours against its LR frame's bicubic upscale ("luma",
+        "wavelet", "adain" or "none"; ``color_fix.py``); the stream's state is never corrected.
+
         ``compile`` True: the UNet and ControlNet are compiled with torch.compile for the first frame size
         (the first frames are slow while it compiles; output equal within float rounding).
         """
         settings = {"flow": flow, "flow_weights": flow_weights, "flow_scale": flow_scale, "steps": num_steps}
-        settings |= {"seed": seed, "noise": noise, "timestep_spacing": timestep_spacing, "compile": compile}
+        settings |= {
+            "seed": seed,
+            "noise": noise,
+            "color_fix": color_fix,
+            "timestep_spacing": timestep_spacing,
+        }
+        settings |= {"compile": compile}
         check_options(settings)  # the rules the filter and the presets check: options.OPTIONS
         device = torch.device(device or resolve_device())
         dtype = resolve_dtype(dtype or default_precision(device.type))
@@ -207,7 +220,18 @@ class StreamDiffVSR:
         if flow_weights is not None and not os.path.isfile(flow_weights):
             raise ModelLoadError(f"flow_weights {os.fspath(flow_weights)!r} is not a file")
         return EngineSpec(
-            root, device, dtype, scheduler, flow, flow_weights, flow_scale, num_steps, seed, noise, compile
+            root,
+            device,
+            dtype,
+            scheduler,
+            flow,
+            flow_weights,
+            flow_scale,
+            num_steps,
+            seed,
+            noise,
+            color_fix,
+            compile,
         )
 
     def stream(self) -> Stream:
@@ -305,6 +329,7 @@ class EngineSpec:
     num_steps: int
     seed: int
     noise: str
+    color_fix: str
     compile: bool
 
     def load(self) -> StreamDiffVSR:
@@ -317,5 +342,6 @@ class EngineSpec:
             num_steps=self.num_steps,
             seed=self.seed,
             noise=self.noise,
+            color_fix=self.color_fix,
             compile=self.compile,
         )

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import NotDownloadable
-from .locate import raft_file
+from .locate import RAFT_FILES, needs_pretrained_weights, raft_file
 from .options import FLOW_BACKENDS, FLOW_SCALE_BOUNDS
 
 RAFT_MIN_SIDE = 128
@@ -72,7 +72,8 @@ class RaftFlow:
 
         build = {"raft_large": raft_large, "raft_small": raft_small}[variant]
         model = build(weights=None)
-        model.load_state_dict(load_state_dict_file(weights or pretrained_raft_file(variant)))
+        weights = pretrained_raft_file(variant) if needs_pretrained_weights(variant, weights) else weights
+        model.load_state_dict(load_state_dict_file(weights))
         self.model = model.eval().requires_grad_(False).to(device=device, dtype=torch.float32)
 
     @torch.inference_mode()
@@ -116,7 +117,7 @@ _raft_lock = threading.Lock()
 
 def make_flow_backend(name: str, weights: str | os.PathLike | None, device: torch.device) -> FlowBackend:
     """A flow backend; RAFT models are shared per (variant, weights, device) within the process."""
-    if name in ("raft_large", "raft_small"):
+    if name in RAFT_FILES:
         key = (name, os.path.realpath(weights) if weights is not None else None, str(device))
         with _raft_lock:
             if key not in _raft_cache:

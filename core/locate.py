@@ -27,6 +27,12 @@ def torch_hub_dir() -> Path:
     return Path(os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")), "hub")
 
 
+def needs_pretrained_weights(flow: str, weights: str | os.PathLike | None) -> bool:
+    """Whether the flow backend ``flow``, given ``weights`` (None: no file of its own), loads torchvision's
+    pretrained weights: the one rule ``download``, the preflight and the engine follow."""
+    return flow in RAFT_FILES and weights is None
+
+
 def raft_file(variant: str) -> Path:
     """Where torchvision's pretrained weights of a RAFT ``variant`` are (or go) in torch's hub cache."""
     return torch_hub_dir() / "checkpoints" / RAFT_FILES[variant]

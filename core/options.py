@@ -31,6 +31,8 @@ TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 # Initial noise of each frame: "fresh" per frame (the official pipeline), "fixed" (frame 0's draw for the whole
 # chain), "warped" (the previous frame's noise carried along the flow, still white Gaussian; core/noise.py).
 NOISE_MODES = ("fresh", "fixed", "warped")
+# Colour correction of each emitted frame against its LR frame's bicubic upscale (core/color_fix.py).
+COLOR_FIXES = ("none", "wavelet", "adain", "luma")
 
 DEFAULT_MODEL = "Jamichsu/Stream-DiffVSR"
 DEFAULT_STEPS = 4
@@ -38,6 +40,9 @@ DEFAULT_FLOW_SCALE = 1.0
 DEFAULT_SEED = 0
 # "fixed": less temporal flicker than bicubic on every clip measured, "fresh" more, at the same PSNR (BENCHMARKS.md).
 DEFAULT_NOISE = "fixed"
+# "luma": the chroma error of bicubic (nano's own is 1.35x to 3.3x it on real footage) and the PSNR-Y of the wavelet
+# fix, the best of the fixes, on every clip measured (BENCHMARKS.md, "Colour correction").
+DEFAULT_COLOR_FIX = "luma"
 DEFAULT_SCENE_THRESHOLD = 0.1
 DEFAULT_MAX_CHAIN = 0
 DEFAULT_SNAPSHOT_INTERVAL = 16
@@ -154,6 +159,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("noise", "choice", DEFAULT_NOISE,
            "initial noise: fixed per chain, fresh per frame (the official pipeline), or warped along the flow",
            choices=NOISE_MODES, engine="noise"),
+    Option("color_fix", "choice", DEFAULT_COLOR_FIX, "colour correction of each output frame against its source "
+           "frame's bicubic upscale: luma (its colour, the model's luma detail), wavelet (its low frequencies), "
+           "adain (its mean and spread per channel) or none; never applied to the chain's state",
+           choices=COLOR_FIXES, engine="color_fix"),
     Option("scene_detect", "bool", True, "restart the temporal chain at scene changes"),
     Option("scene_threshold", "float", DEFAULT_SCENE_THRESHOLD, "scene cut threshold (mean abs gray difference)",
            bounds=SCENE_THRESHOLD_BOUNDS),

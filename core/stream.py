@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .color_fix import fix_colors
 from .errors import FrameError
 from .noise import chain_noise, latent_flow
 from .options import MIN_SIDE, SCALE
@@ -23,6 +24,7 @@ class FrameUpscaler(Protocol):
     dtype: torch.dtype
     seed: int
     noise: str
+    color_fix: str
 
     def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor: ...
 
@@ -97,7 +99,8 @@ class Stream:
         # live chain or from load_state_dict, so a resumed chain computes bit for bit what the live one would.
         self.prev_lr, self.prev_hr = lr_n, raw.contiguous()
         self.index += 1
-        return ((self.prev_hr[..., : h * SCALE, : w * SCALE].float() + 1) / 2).clamp_(0, 1)
+        emitted = ((self.prev_hr[..., : h * SCALE, : w * SCALE].float() + 1) / 2).clamp_(0, 1)
+        return fix_colors(engine.color_fix, emitted, lr.to(engine.device))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The stream's state as plain contiguous tensors of its own, never views of the caller's frames

@@ -42,3 +42,16 @@ def positive(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0 (got {text})")
     return value
+
+
+def given(meaning: str) -> Callable[[str], str]:
+    """A value that is not empty: ``--ray ""`` (an unset shell variable) is refused rather than quietly taken as
+    the option left out; ``meaning`` says what leaving it out does."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"is empty; leave the option out for {meaning}")
+        return text
+
+    parse.__name__ = "value"
+    return parse

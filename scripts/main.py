@@ -12,7 +12,9 @@ from typing import NoReturn
 from streamdiffvsr.cli.commands import download, encode, frames, info, presets, preview, script
 from streamdiffvsr.cli.console import printable
 from streamdiffvsr.cli.errors import CliError, EncodeError
+from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.errors import StreamDiffVSRError
+from streamdiffvsr.version import __version__
 
 PROG = "streamdiffvsr"
 COMMANDS = (encode, preview, script, presets, info, download, frames)
@@ -28,8 +30,9 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
-        description="Stream-DiffVSR 4x video super-resolution: VapourSynth script + encode (x265, x264, SVT-AV1, FFV1) in one step.",
+        description=f"Stream-DiffVSR 4x video super-resolution: VapourSynth script + encode ({', '.join(CODECS)}) in one step.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )

@@ -74,7 +74,10 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# setuptools prints an "Editable installation" warning box on every install of this layout (package_dir maps core/,
+# scripts/, ... to streamdiffvsr.*): expected here, so that one warning is silenced, every other one shown.
+EDITABLE_QUIET="ignore:Editable installation"
+PYTHONWARNINGS="$EDITABLE_QUIET" .venv/bin/python -m pip install -q -e '.[dev]'
 # vspipe (from the vapoursynth wheel) must know which Python to embed when the venv is not activated.
 .venv/bin/vapoursynth config >/dev/null
 say "ready (.venv/bin/streamdiffvsr, .venv/bin/vspipe)"

@@ -113,6 +113,8 @@ def test_info_reports_the_tools(capsys) -> None:
         "vapoursynth",
         "vspipe",
         "  bs",
+        "  bwdif",
+        "  vivtc",
         "ffmpeg",
         "  libx265",
         "model",

@@ -20,6 +20,7 @@ import pytest
 from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.media.probe import frame_duration_range
 from streamdiffvsr.cli.media.probe import probe as read_source
+from streamdiffvsr.cli.settings.codecs import CODECS
 
 from .test_cli_encode import CHEAP, CLI, PASSTHROUGH_VPY, ffmpeg, make_clip, probe, streams
 
@@ -229,7 +230,7 @@ def hdr10_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("codec", ["x265", "x264", "svtav1", "ffv1"])
+@pytest.mark.parametrize("codec", list(CODECS))
 def test_hdr10_keeps_matrix_and_static_metadata_in_each_codecs_syntax(
     hdr10_source: Path, tmp_path: Path, codec: str, capsys
 ) -> None:

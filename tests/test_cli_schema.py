@@ -12,6 +12,8 @@ from streamdiffvsr.cli.main import main
 from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.settings.presets import bundled_presets, load_settings
 from streamdiffvsr.cli.settings.schema import KEYS
+from streamdiffvsr.options import OPTIONS, number
+from tests.test_options import another_value
 
 REQUIRED_PRESETS = {"quality", "balanced", "fast", "lowvram", "preview"}
 
@@ -34,6 +36,9 @@ def test_presets_command_lists_one_line_each(capsys: pytest.CaptureFixture[str])
     keys = capsys.readouterr().out
     assert "engine.steps" in keys
     assert re.search(r"^engine\.noise .*; default 'fixed'$", keys, re.MULTILINE)
+    for key, default in (("input.deinterlace", "auto"), ("input.crop", "none"), ("output.size", "4x"),
+                         ("output.kernel", "lanczos"), ("output.method", "after")):  # fmt: skip
+        assert re.search(rf"^{re.escape(key)} .*; default '{default}'$", keys, re.MULTILINE), key
 
 
 def test_former_key_name_works_with_a_notice_naming_the_version() -> None:
@@ -111,11 +116,33 @@ def test_set_overrides_are_typed_by_the_schema() -> None:
         ("codec=x264,pix_fmt=yuv420p12le", "encoder.pix_fmt must be one of"),
         ("codec=svtav1,tune=grain", "encoder.tune does not apply to svtav1"),
         ("segment.min_frames=0", "segment.min_frames must be an integer >= 1"),
+        ("deinterlace=yadif", "input.deinterlace must be one of auto, off, bwdif, bwdif-double, ivtc"),
+        ("input.crop=1,2,3", "input.crop must be none, auto or four pixel counts left,top,right,bottom"),
+        ("output.size=8x", "output.size 8x: a factor must be from 1x to 4x (the model is 4x)"),
+        ("size=1921x1080", "output.size 1921x1080: sides must be even numbers"),
+        ("size=big", "output.size must be a factor (4x, 2x, 1.5x), a height (2160p) or width x height"),
+        ("kernel=sinc", "output.kernel must be one of lanczos, spline16, spline36, spline64, bicubic"),
+        ("output.method=during", "output.method must be one of after, before"),
     ],
 )
 def test_bad_overrides_name_the_key_and_allowed_values(override: str, expected: str) -> None:
     with pytest.raises(CliError, match=re.escape(expected)):
         load_settings(None, override.split(",") if "codec=" in override else [override])
+
+
+def test_input_and_output_keys_in_a_preset_file_and_set_are_normalised_by_the_geometry_rules(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "film.toml"
+    path.write_text('[input]\ndeinterlace = "ivtc"\ncrop = "0, 140, 0, 140"\n[output]\nsize = "2160P"\n')
+    settings = load_settings(str(path), ["kernel=spline36"])
+    assert settings.section("input") == {"deinterlace": "ivtc", "crop": "0,140,0,140"}
+    assert settings.section("output") == {"size": "2160p", "kernel": "spline36", "method": "after"}
+    assert "'deinterlace': 'ivtc'," in generate_script(settings)  # the generated script applies them
+    assert load_settings(None, ["size=1.50x", "crop=AUTO"]).section("output")["size"] == "1.5x"
+    path.write_text("[output]\nsize = 2\n")
+    with pytest.raises(CliError, match=re.escape("output.size must be a factor from 1x to 4x (2x, 1.5x)")):
+        load_settings(str(path))
 
 
 def test_user_preset_file_works_like_a_bundled_one(tmp_path: Path) -> None:
@@ -160,6 +187,15 @@ def test_generated_script_is_valid_python_with_settings_but_no_paths(tmp_path: P
     assert "vs.YUV420P10" in text
 
 
+def test_generated_script_passes_every_engine_setting_to_the_filter() -> None:
+    """Each engine key set in the preset reaches the filter's call in the generated script (paths travel as
+    script arguments instead)."""
+    values = {option.name: another_value(option) for option in OPTIONS if option.kind != "path"}
+    text = generate_script(load_settings(None, [f"{name}={value}" for name, value in values.items()]))
+    for name, value in values.items():
+        assert f"    {name!r}: {value!r},  #" in text, name
+
+
 def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["script", "--preset", "preview", "--set", "seed=7"]) == 0
     out = capsys.readouterr().out
@@ -168,9 +204,17 @@ def test_script_command_prints_the_vpy(capsys: pytest.CaptureFixture[str], tmp_p
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_every_key_documents_its_allowed_values() -> None:
+def test_every_key_documents_its_allowed_values(capsys: pytest.CaptureFixture[str]) -> None:
+    """`presets --keys` lists every key with its help and its allowed values: each choice, each bound."""
+    assert main(["presets", "--keys"]) == 0
+    listing = capsys.readouterr().out
     for key in KEYS:
-        assert key.allowed() and key.help
+        allowed = key.allowed()
+        assert f"{key.section}.{key.name}" in listing and key.help in listing and allowed in listing, key.name
+        for word in [*(key.choices or ()), *([number(key.bounds.low)] if key.bounds else [])]:
+            assert word in allowed, (key.name, word)
+        if key.bounds and key.bounds.high is not None:
+            assert number(key.bounds.high) in allowed, key.name
 
 
 def test_x264_has_its_own_preset_key_and_reads_x265_preset_with_a_notice(
@@ -201,7 +245,9 @@ def test_every_codec_of_the_registry_is_a_choice_with_its_own_options() -> None:
         options = video_options(load_settings(None, [f"codec={codec.name}"]).section("encoder"), info, False)
         assert options["c:v"] == codec.encoder
         assert ("crf" in options) == (codec.crf_max is not None)
-        assert ("x265-params" in options) == (codec.name == "x265")
+        assert (codec.params_option in options) == (
+            codec.params_option is not None and codec.fixed_params != ()
+        )
 
 
 @pytest.mark.parametrize(

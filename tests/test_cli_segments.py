@@ -272,7 +272,7 @@ def test_segments_run_on_a_ray_cluster(
     scenes: Path, tiny_checkpoint: Path, linear: list[str], tmp_path: Path
 ) -> None:
     """A cluster started with token auth (the token only in the environment): --ray with the token works;
-    without it, and at an address where nothing listens, one line within 30 s."""
+    without it, with a wrong one (no Ray log lines) and at an address where nothing listens, one line."""
     ray_before = ray_processes()
     ray = Path(sys.executable).parent / "ray"
     temp = Path(f"/tmp/sdv-ray-test-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
@@ -294,6 +294,14 @@ def test_segments_run_on_a_ray_cluster(
         tokenless = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
         refused = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], tokenless)
         assert refused.returncode == 2 and "no token for the Ray cluster" in refused.stderr.splitlines()[-1]
+        began = time.monotonic()  # Ray itself retries a refused token for 20 s, logging each try
+        wrong = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], {**env, "RAY_AUTH_TOKEN": "0" * 32})
+        assert time.monotonic() - began < 10
+        assert (wrong.returncode, wrong.stderr) == (2, (
+            f"streamdiffvsr: error: the Ray cluster at 127.0.0.1:{port} refuses the token from $RAY_AUTH_TOKEN: it "
+            "is not that cluster's; set RAY_AUTH_TOKEN to the token `ray get-auth-token` prints on the cluster's "
+            "head\n"
+        ))  # fmt: skip
         result = run_cli(["encode", *args, "--ray", f"127.0.0.1:{port}"], env)
         assert result.returncode == 0, result.stderr
         assert result.stderr.count(" done in ") == SEGMENTS and "(127.0.0.1)" in result.stderr
@@ -480,7 +488,9 @@ def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(scenes: Path, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_eta_comes_from_the_encodes_plan() -> None:
+def test_the_progress_line_shows_the_eta_its_encode_sets() -> None:
+    """The line's ETA is the encode's (``Progress.eta``), not frames left over the speed; that the encode sets it
+    from its plan: tests/test_retry_policy.py::test_the_eta_counts_what_is_left_on_the_workers_there_are."""
     from streamdiffvsr.cli.progress import Progress
     from streamdiffvsr.cli.segments.estimate import Estimate
 
@@ -540,3 +550,21 @@ def test_the_content_digest_of_a_large_source_sees_its_first_and_last_bytes(tmp_
             handle.write(b"\1")
         digests.add(source_fingerprint(source)["content_sha256"])
     assert len(digests) == 4
+
+
+@pytest.mark.slow
+def test_each_evaluated_script_plans_with_its_own_filter(
+    scenes: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A process that evaluates a second script (a worker that moves to another file) splits it at that
+    script's own chain starts: the first script's filter, still alive, is not the second's."""
+    from streamdiffvsr.cli.media.vpy import generate_script
+    from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
+    from streamdiffvsr.cli.settings.presets import load_settings
+
+    script = tmp_path / "generated.vpy"
+    script.write_text(generate_script(load_settings(None, ["flow=dis", "steps=1"])))
+    spec = ScriptSpec(script, {"src": str(scenes), "model": str(tiny_checkpoint)}, 1)
+    first, second = EvaluatedScript(spec), EvaluatedScript(spec)
+    cuts = [SCENE_FRAMES * scene for scene in range(4)]
+    assert first.chain_starts(4 * SCENE_FRAMES - 1) == second.chain_starts(4 * SCENE_FRAMES - 1) == cuts

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamdiffvsr.deprecation import Deprecation, deprecate
+from streamdiffvsr.version import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_FOLDERS = ("core", "vsfilter", "scripts", "training", "presets")
@@ -23,12 +24,9 @@ class Call:
 
 
 def package_version() -> str:
-    """The version in setup.py (the installed metadata of an editable install lags until it is reinstalled)."""
-    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "version":
-            return ast.literal_eval(node.value)
-    raise AssertionError("setup.py names no version")
+    """The version the package says it is (the installed metadata of an editable install lags until it is
+    reinstalled)."""
+    return __version__
 
 
 def sources() -> list[Path]:

@@ -110,6 +110,11 @@ def test_relative_src_is_taken_from_where_vspipe_runs(tiny_checkpoint: Path, tmp
             ["src=input.mkv", "device=0"],
             "example.vpy: error: stream_diffvsr: device_index=0 asks for a CUDA device",
         ),
+        (  # checked before the first frame, where it was a traceback and ffmpeg got an empty stream
+            ["src=input.mkv", "model=nano", "flow=raft_large"],
+            "example.vpy: error: torchvision's pretrained raft_large weights are not cached and cannot be "
+            "downloaded",
+        ),
     ],
 )
 def test_mistakes_are_one_line_without_a_traceback(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -121,7 +126,7 @@ def test_mistakes_are_one_line_without_a_traceback(tmp_path: Path, args: list[st
     )  # fmt: skip
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": "",
-        "STREAMDIFFVSR_CACHE": str(tmp_path / "cache"), "PWD": str(tmp_path),
+        "STREAMDIFFVSR_CACHE": str(tmp_path / "cache"), "PWD": str(tmp_path), "TORCH_HOME": str(tmp_path / "torch"),
     }  # fmt: skip
     command = [str(VSPIPE), "--info", str(SCRIPT)] + [part for a in args for part in ("--arg", a)]
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)

@@ -13,7 +13,9 @@ from streamdiffvsr.options import (
     OPTIONS,
     OPTIONS_BY_NAME,
     Bounds,
+    Option,
     OptionError,
+    check_options,
     default_precision,
     engine_keywords,
     guess_matrix,
@@ -78,8 +80,24 @@ def test_engine_checks_the_same_rules(keywords: dict, message: str) -> None:
         StreamDiffVSR.prepare("tiny", device="cpu", **keywords)
 
 
+def another_value(option: Option) -> object:
+    """A value ``option`` allows other than its default."""
+    if option.kind == "bool":
+        return not option.default
+    if option.kind == "choice":
+        return next(choice for choice in option.choices if choice != option.default)
+    if option.kind == "path":
+        return "/some/file"
+    low = option.bounds.low if option.bounds else 0
+    return (
+        (option.default or low) + 1 if option.kind == "int" else (option.default or low) / 2 + low / 2 + 0.25
+    )
+
+
 def test_engine_keywords_carry_every_engine_setting() -> None:
-    values = {o.name: o.default for o in OPTIONS} | {"compile": True, "steps": 2}
+    """Each engine option's value reaches the engine under its own keyword, and nothing else does."""
+    values = {o.name: another_value(o) for o in OPTIONS}
+    assert check_options(values) == values  # every value allowed and other than the default
     keywords = engine_keywords(values)
-    assert keywords["compile"] is True and keywords["num_steps"] == 2 and "max_chain" not in keywords
-    assert set(keywords) == {o.engine for o in OPTIONS if o.engine}
+    assert keywords == {o.engine: values[o.name] for o in OPTIONS if o.engine}
+    assert all(values[o.name] != o.default for o in OPTIONS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,100 @@ def test_what_ffprobe_finds_in_the_source_is_refused(tmp_path: Path) -> None:
     assert refusal(encode, str(pcm), str(tmp_path / "out.mp4")).startswith(
         "INPUT's audio stream 1 (pcm_s16le) cannot be copied into .mp4; write an .mkv OUTPUT or re-encode the audio"
     )
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64x48 4:2:0, 30000/1001 fps, 30 frames, flagged progressive (as a telecined film often is)."""
+    path = tmp_path_factory.mktemp("film") / "film.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30000/1001", "-frames:v",
+                    "30", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "crop=1,0,1,0"], "input.crop 1,0,1,0: left 1, right 1 do not fit the source's chroma subsampling "
+                                    "(4:2:0); use multiples of 2 for left/right and 2 for top/bottom"),
+        (["--set", "crop=0,16,0,24"], "input.crop 0,16,0,24 leaves 64x8 of the 64x48 source; each side must keep at "
+                                      "least 16 pixels: crop less"),
+        (["--set", "crop=40,0,40,0"], "input.crop 40,0,40,0 leaves nothing of the 64x48 source"),
+        (["--set", "size=200p"], "output.size 200p is 4.17x of the 64x48 model input; the model is 4x: ask for at "
+                                 "most 192p"),
+        (["--set", "size=128x128"], "output.size 128x128 changes the display aspect ratio 4:3 of the 64x48 model "
+                                    "input to 1:1; use 170x128 or 128p"),
+        (["--set", "kernel=sinc"], "output.kernel must be one of lanczos"),
+    ],
+)  # fmt: skip
+def test_each_geometry_refusal_is_one_line_before_anything_renders(
+    argv: list[str], message: str, film: Path, tmp_path: Path
+) -> None:
+    found = refusal(encode, str(film), str(tmp_path / "out.mkv"), "--model", "nano", *argv)
+    assert message in found and "\n" not in found
+    assert refusal(preview, str(film), str(tmp_path / "out.png"), "--model", "nano", *argv) == found
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ivtc_counts_the_range_in_input_frames_and_times_the_output_at_four_fifths(
+    film: Path, tmp_path: Path
+) -> None:
+    request = encode(str(film), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "deinterlace=ivtc",
+                     "--start", "5", "--end", "24")  # fmt: skip
+    assert request.geometry is not None and request.geometry.deinterlace == "ivtc"
+    assert (request.start, request.end, request.fps) == (4, 19, Fraction(24000, 1001))
+    assert request.commands is not None and request.commands.info.fps == Fraction(24000, 1001)
+    trim = request.commands.trim  # INPUT's frames 5..24: the script's 4..19, the same time
+    assert trim is not None and trim.start == pytest.approx(5 * 1001 / 30000, abs=1e-3)  # mkv: milliseconds
+    assert trim.duration == pytest.approx(20 * 1001 / 30000, abs=1e-3)
+    double = encode(str(film), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "deinterlace=bwdif-double",
+                    "--start", "3", "--end", "3")  # fmt: skip
+    assert (double.start, double.end, double.fps) == (6, 7, Fraction(60000, 1001))
+    looked = preview(str(film), str(tmp_path / "out.png"), "--model", "nano", "--set", "deinterlace=ivtc", "--at",
+                     "10,1s")  # fmt: skip
+    assert (looked.at, looked.fps) == ((8, 24), Fraction(24000, 1001))  # INPUT's frame 10 and its second 1
+
+
+def test_a_height_gives_square_pixels_and_a_factor_keeps_the_sample_aspect_ratio(tmp_path: Path) -> None:
+    source = tmp_path / "dvd.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=72x48:rate=24", "-frames:v", "2",
+                    "-vf", "setsar=32/27", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(source)], check=True)  # fmt: skip
+    sized = encode(str(source), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "size=96p")
+    assert sized.geometry is not None and sized.geometry.final == (170, 96)
+    assert sized.commands is not None and "setsar" not in " ".join(sized.commands.whole(tmp_path / "o.mkv"))
+    kept = encode(str(source), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "size=2x")
+    assert kept.commands is not None and "setsar=32/27" in kept.commands.whole(tmp_path / "o.mkv")
+
+
+def test_a_changed_crop_or_size_never_resumes_the_old_segments(film: Path, tmp_path: Path) -> None:
+    from streamdiffvsr.cli.segments.manifest import Manifest, load
+    from streamdiffvsr.cli.segments.orchestrator import fingerprint
+    from streamdiffvsr.cli.segments.plan import Segment
+
+    def request(*argv: str) -> Request:
+        return encode(str(film), str(tmp_path / "out.mkv"), "--model", "nano", *argv)
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    Manifest(folder, fingerprint(request("--set", "crop=0,8,0,8")), [Segment(0, 0, 29)]).save()
+    assert load(folder, fingerprint(request("--set", "crop=0,8,0,8"))) is not None  # the same encode resumes
+    for changed in ("crop=0,8,0,0", "crop=auto", "size=2x", "kernel=spline36", "deinterlace=ivtc"):
+        with pytest.raises(CliError, match="holds segments of another encode"):
+            load(folder, fingerprint(request("--set", "crop=0,8,0,8", "--set", changed)))
+
+
+def test_preview_columns_must_share_frames_and_size(film: Path, tmp_path: Path) -> None:
+    def columns(*compared: str) -> Request:
+        args = build_parser().parse_args(["preview", str(film), str(tmp_path / "out.png"), "--model", "nano"])
+        return preview_request(args, [load_settings(None, [c]) for c in compared], (args.output,), [].append)
+
+    assert (
+        columns("method=after", "method=before").geometry is not None
+    )  # the cost of method=before, compared
+    for compared in (
+        ("size=2x", "size=4x"),
+        ("deinterlace=off", "deinterlace=ivtc"),
+        ("crop=none", "crop=auto"),
+    ):
+        with pytest.raises(CliError, match="preview's columns must have the same frames and output size"):
+            columns(*compared)

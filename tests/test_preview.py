@@ -217,3 +217,12 @@ def _panel(picture: np.ndarray, layout: Layout, row: int, column: int) -> np.nda
     y, x = layout.panel_origin(row, column)
     height, width = layout.panel
     return picture[y : y + height, x : x + width]
+
+
+def test_a_settings_notice_is_printed_once_whatever_the_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deprecated key given once is one notice, not one per compared column (nor another for the title)."""
+    args = ["--set", "checkpoint_interval=5", "--compare", "noise=fresh,fixed,warped"]
+    assert main(["preview", str(tmp_path / "nothing.mkv"), str(tmp_path / "out.png"), *args]) == 2
+    assert capsys.readouterr().err.count("engine.checkpoint_interval is now engine.snapshot_interval") == 1

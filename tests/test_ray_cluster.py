@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from streamdiffvsr.version import __version__
 from tests.ray_netns import Cluster, Node, cluster, netns_available
 from tests.test_cli_encode import CLI
 from tests.test_cli_segments import LOSSLESS, SEGMENTED, SEGMENTS, framemd5
@@ -132,7 +133,7 @@ def test_segments_spread_over_the_nodes_and_equal_the_one_machine_encode_a_wrong
     assert done.returncode == 0, done.stderr
     assert (
         f"streamdiffvsr: Ray node {none.address} refused: its Python cannot import streamdiffvsr; install "
-        "vs-streamdiffvsr 0.1.0 on every node" in done.stderr.splitlines()
+        f"vs-streamdiffvsr {__version__} on every node" in done.stderr.splitlines()
     ), done.stderr
     where = segment_nodes(done.stderr)
     assert sorted(where) == list(range(1, SEGMENTS + 1)), done.stderr
@@ -174,7 +175,7 @@ def test_a_node_with_another_version_or_without_ffmpeg_is_refused_before_it_take
     lines = done.stderr.splitlines()
     old, bare = extra
     assert (
-        f"streamdiffvsr: Ray node {old.address} refused: it has vs-streamdiffvsr 9.9.9, this encode 0.1.0; install the same version on every node"
+        f"streamdiffvsr: Ray node {old.address} refused: it has vs-streamdiffvsr 9.9.9, this encode {__version__}; install the same version on every node"
         in lines
     ), done.stderr
     assert any(

@@ -16,7 +16,7 @@ import torch
 vs = pytest.importorskip("vapoursynth")
 
 from streamdiffvsr import MIN_SIDE, StreamDiffVSR  # noqa: E402
-from streamdiffvsr.options import DEFAULT_NOISE  # noqa: E402
+from streamdiffvsr.options import DEFAULT_NOISE, NOISE_MODES, OPTIONS  # noqa: E402
 from streamdiffvsr.vsfilter import ANCHOR_PROP, frame_server, stream_diffvsr  # noqa: E402
 from streamdiffvsr.vsfilter.chains import Chains  # noqa: E402
 from streamdiffvsr.vsfilter.server import FrameServer  # noqa: E402
@@ -192,7 +192,9 @@ def test_any_order_bit_identical(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("noise", ["fixed", "warped"])  # "fresh" (the default) runs every case above
+@pytest.mark.parametrize(
+    "noise", [mode for mode in NOISE_MODES if mode != DEFAULT_NOISE]
+)  # the default: above
 def test_any_order_bit_identical_in_every_noise_mode(tiny_checkpoint: Path, threads, noise: str) -> None:
     threads(4)
     expected = fresh_stream(tiny_checkpoint, SCENE, noise=noise)
@@ -434,6 +436,17 @@ def test_wrong_type_or_sign_fails_at_the_call(option: str, value: object, messag
         f"{message}.*got {re.escape(repr(value))}",
         core.std.BlankClip(format=vs.RGBS, width=32, height=32),
         **{option: value},
+    )
+
+
+@pytest.mark.parametrize("option", [o.name for o in OPTIONS if o.name != "device_index"])  # resolve_device's
+def test_every_option_is_checked_at_the_call(option: str) -> None:
+    """A value no option takes is refused by name when the filter is called: an option the filter forgets to
+    pass to its checks would be let through here."""
+    raises(
+        f"{option} must be .*got \\[1\\]",
+        core.std.BlankClip(format=vs.RGBS, width=32, height=32),
+        **{option: [1]},
     )
 
 

@@ -12,6 +12,7 @@ import vapoursynth as vs
 from streamdiffvsr import StreamDiffVSR, StreamDiffVSRError
 from streamdiffvsr.options import (
     AUTO_FLOW,
+    DEFAULT_COLOR_FIX,
     DEFAULT_COMPILE,
     DEFAULT_FLOW_SCALE,
     DEFAULT_MAX_CHAIN,
@@ -46,6 +47,7 @@ def stream_diffvsr(
     flow_weights: str | os.PathLike | None = None,
     seed: int = DEFAULT_SEED,
     noise: str = DEFAULT_NOISE,
+    color_fix: str = DEFAULT_COLOR_FIX,
     scene_detect: bool = True,
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
     max_chain: int = DEFAULT_MAX_CHAIN,
@@ -72,6 +74,10 @@ def stream_diffvsr(
     :param noise: each frame's initial noise: "fixed" (frame 0's draw for the whole chain: less flicker),
         "fresh" (a new draw per frame, the official pipeline) or "warped" (the previous frame's noise carried
         along the flow).
+    :param color_fix: colour correction of each output frame against its source frame's bicubic upscale:
+        "luma" (the upscale's colour with the output's luma detail), "wavelet" (the output's high frequencies over
+        the upscale's low ones), "adain" (each channel's mean and spread made the upscale's) or "none". Output
+        frames only: the chain's state stays the model's own.
     :param scene_detect: detect scene cuts when a frame has no ``_SceneChangePrev`` prop.
     :param scene_threshold: cut when the mean absolute gray difference from the previous frame exceeds this.
     :param max_chain: if > 0, also restart the chain every this many frames after a cut (bounds seek cost).
@@ -98,6 +104,7 @@ def stream_diffvsr(
             "flow_weights": flow_weights,
             "seed": seed,
             "noise": noise,
+            "color_fix": color_fix,
             "scene_detect": scene_detect,
             "scene_threshold": scene_threshold,
             "max_chain": max_chain,

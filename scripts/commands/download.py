@@ -18,7 +18,7 @@ def run_download(args: argparse.Namespace) -> int:
     from streamdiffvsr.checkpoint import load_prompt_embeds
     from streamdiffvsr.errors import NotDownloadable
     from streamdiffvsr.flow import pretrained_raft_file
-    from streamdiffvsr.locate import resolve_flow
+    from streamdiffvsr.locate import needs_pretrained_weights, resolve_flow
 
     model = args.model or DEFAULT_MODEL
     try:
@@ -32,7 +32,7 @@ def run_download(args: argparse.Namespace) -> int:
     load_prompt_embeds(root)
     print(f"{model}: weights and prompt embedding ready at {root}")
     for flow, weights in dict.fromkeys(resolve_flow(root, flow) for flow in args.flow or ["raft_large"]):
-        if flow in ("dis", "none") or weights is not None:
+        if not needs_pretrained_weights(flow, weights):
             continue
         try:
             pretrained_raft_file(flow)

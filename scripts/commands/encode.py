@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from streamdiffvsr.cli.arguments import absolute_path, whole
+from streamdiffvsr.cli.arguments import absolute_path, given, whole
 from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.preflight.build import encode_request, script_failures_explained
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.batch import is_batch, run_batch
+from streamdiffvsr.cli.settings.codecs import CODECS, DEFAULT_CODEC
 from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments
 
@@ -39,11 +40,11 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "encode",
         help="upscale a video 4x and encode it (audio, subtitles, chapters, attachments kept)",
-        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (x265 unless "
-        "encoder.codec says x264, svtav1 or ffv1) into OUTPUT (.mkv or .mp4), copying audio, subtitles, chapters, "
-        "metadata and (.mkv) attachments from INPUT. A batch: several INPUTs, or folders of videos (their video "
-        "files, by name), into the folder OUTPUT, each under INPUT's name (.mkv where INPUT's container cannot take "
-        "the codec), on one pool of workers; a rerun skips the files it finished and resumes the others.",
+        description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (encoder.codec: "
+        f"{', '.join(CODECS)}; {DEFAULT_CODEC} by default) into OUTPUT (.mkv or .mp4), copying audio, subtitles, "
+        "chapters, metadata and (.mkv) attachments from INPUT. A batch: several INPUTs, or folders of videos (their "
+        "video files, by name), into the folder OUTPUT, each under INPUT's name (.mkv where INPUT's container cannot "
+        "take the codec), on one pool of workers; a rerun skips the files it finished and resumes the others.",
     )
     p.add_argument("inputs", metavar="INPUT", nargs="+", type=absolute_path, action=_Inputs,
                    help="the source video (several, or a folder of videos: a batch)")  # fmt: skip
@@ -75,6 +76,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
+        type=given("$RAY_ADDRESS or this machine"),
         help="run the segments on the Ray cluster at ADDRESS (default: $RAY_ADDRESS)",
     )
     p.add_argument(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,32 @@ def numbered_pngs(folder: Path) -> list[Path]:
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
     return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=key)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_damage(path: Path) -> str | None:
+    """Why ``path`` is not a whole PNG (no signature, a chunk cut short or failing its CRC, no IEND), or None:
+    a walk over its chunks, no decoding, so every frame is checked before the first one renders."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not data.startswith(PNG_SIGNATURE):
+        return "no PNG signature"
+    at = len(PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        end = at + 12 + length
+        if end > len(data):
+            return f"its {kind.decode(errors='replace')} chunk is cut short"
+        if zlib.crc32(data[at + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
+            return f"its {kind.decode(errors='replace')} chunk fails its CRC"
+        if kind == b"IEND":
+            return None
+        at = end
+    return "it ends before its IEND chunk"
 
 
 def read_png(path: Path) -> tuple[np.ndarray, int]:
@@ -78,6 +106,9 @@ def run_frames(args: argparse.Namespace) -> int:
         raise CliError(f"IN_DIR {in_dir} has no .png files")
     if out_dir.exists() and out_dir.resolve() == in_dir.resolve():
         raise CliError("OUT_DIR must differ from IN_DIR")
+    for path in files:
+        if damage := png_damage(path):
+            raise CliError(f"{path} is not a whole PNG ({damage}); replace or remove it, then rerun")
     if not args.overwrite and out_dir.is_dir():
         clash = next((out_dir / f.name for f in files if (out_dir / f.name).exists()), None)
         if clash is not None:

@@ -10,7 +10,11 @@ from collections.abc import Iterator
 from streamdiffvsr.cli.media.tools import find_tool, has_encoder, tool_version
 from streamdiffvsr.cli.settings.codecs import CODECS, DEFAULT_CODEC
 
-REQUIRED_PLUGINS = {"bs": "bestsource (video source)"}
+REQUIRED_PLUGINS = {
+    "bs": "bestsource (video source)",
+    "bwdif": "bwdif (deinterlacing: input.deinterlace auto, bwdif, bwdif-double)",
+    "vivtc": "vivtc (inverse telecine: input.deinterlace=ivtc)",
+}
 
 
 def _python() -> Iterator[tuple[str, str, bool]]:

@@ -19,7 +19,7 @@ from streamdiffvsr.cli.preflight.build import preview_request
 from streamdiffvsr.cli.preview.moments import check_in_video, place, spread
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.settings.models import add_model_argument
-from streamdiffvsr.cli.settings.presets import add_preset_arguments, load_settings, preset_reference
+from streamdiffvsr.cli.settings.presets import add_preset_arguments, preset_reference, read_settings
 from streamdiffvsr.cli.settings.schema import Settings, find_key
 
 if TYPE_CHECKING:
@@ -36,12 +36,26 @@ def plot_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}-flicker.png")
 
 
-def compared_settings(preset: str | None, sets: list[str], compare: str | None) -> list[tuple[str, Settings]]:
-    """(label, settings) per compared value of ``--compare KEY=V1,V2`` (KEY a preset key, or ``preset``);
-    without it, the one setting the encode would use."""
+def compared_settings(
+    preset: str | None, sets: list[str], compare: str | None
+) -> tuple[Settings, list[tuple[str, Settings]]]:
+    """The settings of --preset and --set, and (label, settings) per compared value of ``--compare KEY=V1,V2``
+    (KEY a preset key, or ``preset``; without it, the one setting the encode would use). Their notices are
+    printed once each, however many columns share them."""
+    base = read_settings(preset, sets)
+    columns = _columns(base, preset, sets, compare)
+    for notice in dict.fromkeys(
+        notice for each in [base, *(s for _, s in columns)] for notice in each.notices
+    ):
+        notify(notice)
+    return base, columns
+
+
+def _columns(
+    base: Settings, preset: str | None, sets: list[str], compare: str | None
+) -> list[tuple[str, Settings]]:
     if compare is None:
-        settings = load_settings(preset, sets)
-        return [(f"model ({settings.source})", settings)]
+        return [(f"model ({base.source})", base)]
     key, sign, values = compare.partition("=")
     key = key.strip()
     choices = [value.strip() for value in values.split(",") if value.strip()]
@@ -50,10 +64,10 @@ def compared_settings(preset: str | None, sets: list[str], compare: str | None) 
             f"--compare {compare!r}: write KEY=VALUE,VALUE (e.g. noise=fresh,fixed or preset=balanced,quality)"
         )
     if key == "preset":
-        return [(f"preset={name}", load_settings(preset_reference(name), sets)) for name in choices]
+        return [(f"preset={name}", read_settings(preset_reference(name), sets)) for name in choices]
     if find_key(key).kind == "path":
         raise CliError(f"--compare {key}: a path cannot be compared; give it with --set")
-    return [(f"{key}={value}", load_settings(preset, [*sets, f"{key}={value}"])) for value in choices]
+    return [(f"{key}={value}", read_settings(preset, [*sets, f"{key}={value}"])) for value in choices]
 
 
 def describe_settings(settings: Settings, compares_presets: bool) -> str:
@@ -64,13 +78,13 @@ def describe_settings(settings: Settings, compares_presets: bool) -> str:
 
 def run_preview(args: argparse.Namespace) -> int:
     began = time.perf_counter()  # the checks and imports before the script: part of an encode's start too
-    compared = compared_settings(args.preset, args.set, args.compare)
+    base, compared = compared_settings(args.preset, args.set, args.compare)
     output = args.output
     request = preview_request(args, [each for _, each in compared], (output, plot_path(output)), notify)
     source, info, choice = request.source, request.info, request.model
     at = list(request.at) if request.at else None
     assert choice is not None  # the preview's script is always the generated one
-    fps = info.fps
+    fps = request.fps  # the script's: ivtc and double-rate deinterlacing change it
 
     from streamdiffvsr.cli.preview.flicker import plot_png
     from streamdiffvsr.cli.preview.picture import compose
@@ -107,7 +121,6 @@ def run_preview(args: argparse.Namespace) -> int:
             )
         checked = time.perf_counter()
         preview = render_preview(variants, choose_moments, stretch, fps)
-    base = load_settings(args.preset, args.set)
     compares_presets = (args.compare or "").partition("=")[0].strip() == "preset"
     title = f"{source.name}   model {choice.name}   {describe_settings(base, compares_presets)}"
     picture = png_bytes(compose(title, preview.rows, preview.sources))
@@ -115,7 +128,7 @@ def run_preview(args: argparse.Namespace) -> int:
     publish({output: picture, plot_path(output): plot})
     print(printable(f"wrote {output} and {plot_path(output).name}"), flush=True)
     print_speed(
-        preview, request.settings, choice.path, args.workers, info, request.tools.ffmpeg,
+        preview, request.settings, choice.path, args.workers, info, fps, request.tools.ffmpeg,
         checked - began + preview.start_seconds,
     )  # fmt: skip
     return 0
@@ -127,6 +140,7 @@ def print_speed(
     model: Path,
     workers: int | None,
     info: SourceInfo,
+    script_fps: Fraction,
     ffmpeg: str,
     start_seconds: float,
 ) -> None:
@@ -142,7 +156,7 @@ def print_speed(
     if len(timings) > 1:
         print("speed: " + ", ".join(f"{label} {spf:.3f} s/frame" for label, spf in timings.items()))
     model_spf = next(iter(preview.timings.values())).seconds_per_frame  # None when every frame was cached
-    fps = float(info.fps)
+    fps = float(script_fps)
     encoder_spf = encoder_seconds_per_frame(ffmpeg, settings, info, preview.samples, fps)
     device, threads = preview.device, render_threads(settings["threads"])
     speed = None

@@ -39,6 +39,14 @@ def _filter_option_lines(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _geometry_option_lines(settings: Settings) -> str:
+    return "\n".join(
+        f"    {key.name!r}: {settings[key.name]!r},  # {key.section}.{key.name}: {key.allowed()}"
+        for key in KEYS
+        if key.section in ("input", "output")
+    )
+
+
 def generate_script(settings: Settings) -> str:
     """The generated .vpy text for ``settings``."""
     text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
@@ -46,6 +54,7 @@ def generate_script(settings: Settings) -> str:
     return Template(text).substitute(
         source=_describe_source(settings),
         filter_options=_filter_option_lines(settings),
+        geometry_options=_geometry_option_lines(settings),
         pix_fmt=pix_fmt,
         vs_format=PIXEL_FORMATS[pix_fmt],
     )

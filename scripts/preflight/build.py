@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.preflight.checks import CHECKS, check_constant_size
 from streamdiffvsr.cli.preflight.draft import ENCODE, PREVIEW, Draft
 from streamdiffvsr.cli.preflight.request import Request
-from streamdiffvsr.cli.preflight.source import read_size, source_trim
+from streamdiffvsr.cli.preflight.source import encoded_info, read_size, script_range, source_trim
 from streamdiffvsr.cli.segments.partials import GENERATED_SCRIPT_SUFFIX, partial_path
 from streamdiffvsr.cli.segments.plan import render_threads
 from streamdiffvsr.cli.segments.worker import ScriptSpec
@@ -35,9 +36,12 @@ def encode_request(args: argparse.Namespace, notify: Callable[[str], None]) -> R
     """``encode``'s arguments as one checked request (a CliError at the first mistake)."""
     draft = run_checks(Draft(ENCODE, args, (load_settings(args.preset, args.set),), (args.output,), notify))
     assert draft.info is not None
-    commands = EncodeCommands(draft.source, draft.info, draft.muxer, draft.settings.section("encoder"),
-                              source_trim(draft.info, args.start, args.end), tag_colour=draft.vpy is None)  # fmt: skip
-    return _request(draft, start=args.start or 0, end=args.end, restart=args.restart, parallel=draft.parallel,
+    rate = draft.geometry.rate if draft.geometry is not None else Fraction(1)
+    start, end = script_range(args.start, args.end, rate)  # --start/--end count INPUT's frames
+    commands = EncodeCommands(draft.source, encoded_info(draft.info, draft.geometry), draft.muxer,
+                              draft.settings.section("encoder"), source_trim(draft.info, start, end, rate),
+                              tag_colour=draft.vpy is None)  # fmt: skip
+    return _request(draft, start=start, end=end, restart=args.restart, parallel=draft.parallel,
                     commands=commands)  # fmt: skip
 
 
@@ -57,6 +61,8 @@ def _request(draft: Draft, **specific: Any) -> Request:
     assert draft.info is not None and draft.tools is not None
     vpy = draft.vpy
     script_args = {"src": str(draft.source)}
+    if draft.info.several_videos:  # the source reader's own choice could be cover art or a still picture
+        script_args["track"] = str(draft.info.track)
     if draft.model is not None:
         script_args["model"] = str(draft.model.path)
     if draft.flow_weights is not None:
@@ -69,6 +75,7 @@ def _request(draft: Draft, **specific: Any) -> Request:
         compared=draft.compared,
         info=draft.info,
         size=read_size(draft.info),
+        geometry=draft.geometry,
         tools=draft.tools,
         model=draft.model,
         vpy=vpy,

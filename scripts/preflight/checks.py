@@ -31,19 +31,24 @@ from streamdiffvsr.cli.preflight.memory import (
 )
 from streamdiffvsr.cli.preflight.request import Parallel
 from streamdiffvsr.cli.preflight.source import (
+    alpha_notice,
     attachment_notice,
     odd_size_notice,
+    planned_geometry,
     read_size,
+    script_range,
     stream_notices,
     streams_not_fitting,
 )
 from streamdiffvsr.cli.preview.moments import parse_at
-from streamdiffvsr.cli.segments.partials import check_names
+from streamdiffvsr.cli.segments.manifest import check_folder
+from streamdiffvsr.cli.segments.partials import check_names, work_folder
 from streamdiffvsr.cli.segments.ray_pool import check_cluster
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.models import choose_model, steps_notice
 from streamdiffvsr.cli.settings.schema import KEYS_BY_NAME, find_key
-from streamdiffvsr.options import MIN_SIDE, SCALE, nvidia_gpu_present
+from streamdiffvsr.geometry import GeometryError
+from streamdiffvsr.options import MIN_SIDE, nvidia_gpu_present
 
 MIN_FREE_BYTES = 64 << 10  # below this the output folder is full for any video
 
@@ -107,6 +112,7 @@ def check_parallel(draft: Draft) -> None:
 @check(ENCODE)
 def check_output_name(draft: Draft) -> None:
     check_names(draft.output)
+    check_folder(work_folder(draft.output.absolute()))
 
 
 @check(ENCODE, PREVIEW)
@@ -177,6 +183,21 @@ def read_source(draft: Draft) -> None:
 
 
 @check(ENCODE, PREVIEW)
+def check_complete(draft: Draft) -> None:
+    """Refuse a truncated file (a copy cut short): the source reader fails on it, or reads fewer frames."""
+    info = draft.info
+    assert info is not None
+    if info.truncated_at is None:
+        return
+    frames = info.truncated_at
+    command = f"ffmpeg -i {shlex.quote(str(draft.source))} -map 0 -frames:v {frames} -c:v ffv1 -c:a copy -c:s copy READABLE.mkv"
+    raise CliError(
+        f"INPUT is truncated (a partial file): it cannot be read from frame {frames} on; save the frames "
+        f"before that first, e.g. `{command}`, and encode READABLE.mkv"
+    )
+
+
+@check(ENCODE, PREVIEW)
 def check_constant_rate(draft: Draft) -> None:
     """Refuse a variable frame rate: y4m carries one rate, so the encode would re-time the video off its audio."""
     info = draft.info
@@ -238,6 +259,13 @@ def notice_odd_size(draft: Draft) -> None:
         draft.notify(notice)
 
 
+@check(ENCODE, PREVIEW)
+def notice_alpha(draft: Draft) -> None:
+    assert draft.info is not None
+    if notice := alpha_notice(draft.info):
+        draft.notify(notice)
+
+
 @check(PREVIEW)
 def check_moments(draft: Draft) -> None:
     """preview's --at: moments of INPUT."""
@@ -271,6 +299,47 @@ def check_frame_size(draft: Draft) -> None:
         )
 
 
+@check(ENCODE, PREVIEW)
+def check_geometry(draft: Draft) -> None:
+    """The generated script's input preparation and output size (``[input]``, ``[output]``) against INPUT's
+    size, sample aspect ratio, chroma subsampling and field order: an impossible crop, a size above the
+    model's 4x or off the aspect ratio refused now; the notice of fields left woven (the script says what the
+    geometry rules notice: ivtc on a progressive source, no border found)."""
+    info = draft.info
+    assert info is not None
+    if draft.vpy is not None:
+        if info.interlaced:
+            draft.notify(
+                f"INPUT is interlaced ({info.field_order}); your script (--vpy) gets its fields woven into frames: "
+                "deinterlace there, e.g. with streamdiffvsr.vsfilter.prepare_source(clip, deinterlace='bwdif')"
+            )
+        return
+    geometries = []
+    for settings in draft.compared:
+        try:
+            geometries.append(planned_geometry(info, settings))
+        except GeometryError as exc:
+            key = KEYS_BY_NAME.get(str(exc).partition(" ")[0])  # the message starts with the key's bare name
+            raise CliError(f"{key.section}.{exc}" if key else str(exc)) from None
+        if info.interlaced and geometries[-1].deinterlace == "off":
+            draft.notify(
+                f"INPUT is interlaced ({info.field_order}) and input.deinterlace=off: it is upscaled as woven "
+                "frames (combing stays); --set input.deinterlace=auto deinterlaces it"
+            )
+    first = geometries[0]
+    shapes = {
+        (g.rate, g.final, settings["crop"]) for g, settings in zip(geometries, draft.compared, strict=True)
+    }
+    if len(shapes) > 1:  # output.kernel and output.method compare well: the same frames, the same size
+        raise CliError(
+            "preview's columns must have the same frames and output size: compare input.deinterlace, input.crop "
+            "or output.size values in one preview each"
+        )
+    draft.geometry = first
+    if draft.at is not None and first.rate != 1:  # --at counts INPUT's frames: the script's frames from here
+        draft.at = tuple(sorted({script_range(n, None, first.rate)[0] for n in draft.at}))
+
+
 @check(ENCODE)
 def check_memory(draft: Draft) -> None:
     """Before anything loads: say what the output frame size costs in memory on the CPU, and refuse what
@@ -280,7 +349,8 @@ def check_memory(draft: Draft) -> None:
     assert info is not None
     if draft.vpy is not None:
         return
-    width, height = (SCALE * side for side in read_size(info))
+    assert draft.geometry is not None
+    width, height = draft.geometry.model_output
     need = worker_memory_mib(width * height)
     if need < MEMORY_NOTICE_MIB or parallel.address is not None or nvidia_gpu_present():
         return
@@ -330,12 +400,12 @@ def check_flow_available(draft: Draft) -> None:
     """RAFT's weights must be at hand before the script runs (else it fails after indexing the source)."""
     if draft.vpy is not None:
         return
-    from streamdiffvsr.locate import RAFT_FILES, raft_file, resolve_flow
+    from streamdiffvsr.locate import needs_pretrained_weights, raft_file, resolve_flow
 
     assert draft.model is not None
     for settings in draft.compared:
         flow, weights = resolve_flow(draft.model.path, settings["flow"], draft.flow_weights)
-        if flow not in RAFT_FILES or weights is not None or raft_file(flow).is_file():
+        if not needs_pretrained_weights(flow, weights) or raft_file(flow).is_file():
             continue
         raise CliError(
             f"flow {flow} needs torchvision's pretrained weights, which are not cached ({raft_file(flow)}); run "

@@ -12,6 +12,7 @@ from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.preflight.request import Parallel
 from streamdiffvsr.cli.settings.models import ModelChoice
 from streamdiffvsr.cli.settings.schema import Settings
+from streamdiffvsr.geometry import Geometry
 
 ENCODE, PREVIEW = "encode", "preview"
 
@@ -31,6 +32,7 @@ class Draft:
     info: SourceInfo | None = None
     at: tuple[int, ...] | None = None
     model: ModelChoice | None = None
+    geometry: Geometry | None = None  # the generated script's (its first column's in a preview); None: --vpy
 
     @property
     def source(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
@@ -11,6 +12,7 @@ from streamdiffvsr.cli.media.tools import Tools
 from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.models import ModelChoice
 from streamdiffvsr.cli.settings.schema import Settings
+from streamdiffvsr.geometry import Geometry
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Request:
     compared: tuple[Settings, ...]  # preview: one per column; encode: ``settings`` alone
     info: SourceInfo
     size: tuple[int, int]  # INPUT's frame size as VapourSynth reads it
+    # What the generated script does to INPUT's frames as INPUT's ffprobe facts tell (with crop=auto: before
+    # the script found the borders); None: the user's script
+    geometry: Geometry | None
     tools: Tools
     model: ModelChoice | None  # None: the user's script, without --model
     vpy: Path | None  # the user's script; None: the generated one
@@ -39,10 +44,15 @@ class Request:
     # name beside OUTPUT, which the orchestrator writes (preview writes one per column and takes only its args).
     script: ScriptSpec
     script_text: str  # what the script says (part of what a resume must match)
-    start: int = 0
+    start: int = 0  # the range in the script's frames (--start/--end count INPUT's: ``source.script_range``)
     end: int | None = None
     overwrite: bool = False
     restart: bool = False
     parallel: Parallel = Parallel()
     commands: EncodeCommands | None = None  # the encode's ffmpeg arguments (None for preview)
     at: tuple[int, ...] | None = None  # preview's --at moments
+
+    @property
+    def fps(self) -> Fraction:
+        """The script's frame rate: INPUT's, changed by ivtc (4/5) or double-rate deinterlacing (2)."""
+        return self.info.fps * (self.geometry.rate if self.geometry is not None else 1)

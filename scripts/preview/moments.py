@@ -28,6 +28,8 @@ def parse_moment(text: str, fps: Fraction) -> int:
             return int(Fraction(match.group(1)) * fps)
         if match := _TIME.match(text):
             hours, minutes, rest = match.groups()
+            if Fraction(rest) >= 60 or (hours is not None and int(minutes) >= 60):
+                raise CliError(f"--at {text!r} is not a time: its minutes and seconds must be below 60")
             return int((int(hours or 0) * 3600 + int(minutes) * 60 + Fraction(rest)) * fps)
     except ValueError:  # more digits than Python converts
         pass
@@ -36,21 +38,26 @@ def parse_moment(text: str, fps: Fraction) -> int:
 
 def parse_at(text: str, fps: Fraction, frames: int) -> list[int]:
     """The sorted, distinct frames of a comma-separated ``--at`` list, each checked against the video."""
-    moments = sorted({parse_moment(item, fps) for item in text.split(",") if item.strip()})
+    said: dict[int, str] = {}  # each frame as the user wrote it (the first spelling)
+    for item in filter(str.strip, text.split(",")):
+        said.setdefault(parse_moment(item, fps), item.strip())
+    moments = sorted(said)
     if not moments:
         raise CliError("--at needs at least one frame number or time")
     if len(moments) > MAX_MOMENTS:
         raise CliError(f"--at names {len(moments)} moments; at most {MAX_MOMENTS} fit in one picture")
-    check_in_video(moments, frames)
+    check_in_video(moments, frames, said)
     return moments
 
 
-def check_in_video(moments: list[int], frames: int) -> None:
-    """The last of the sorted ``--at`` moments must be a frame of the video."""
-    if moments[-1] >= frames:
-        raise CliError(
-            f"--at {moments[-1]} is beyond the end of INPUT: it has {frames} frames (0 to {frames - 1})"
-        )
+def check_in_video(moments: list[int], frames: int, said: dict[int, str] | None = None) -> None:
+    """The last of the sorted ``--at`` moments must be a frame of the video (named as the user wrote it,
+    ``said``, with its frame number when that is another spelling)."""
+    last = moments[-1]
+    if last >= frames:
+        text = (said or {}).get(last, str(last))
+        named = text if text == str(last) else f"{text} (frame {last})"
+        raise CliError(f"--at {named} is beyond the end of INPUT: it has {frames} frames (0 to {frames - 1})")
 
 
 def spread(frames: int, count: int = DEFAULT_COUNT) -> list[int]:

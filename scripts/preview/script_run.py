@@ -15,7 +15,6 @@ import vapoursynth as vs
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
 from streamdiffvsr.vsfilter import ANCHOR_PROP
-from streamdiffvsr.vsfilter.filter import live_frame_servers
 from streamdiffvsr.vsfilter.server import FrameServer
 
 UNTIMED = 2
@@ -74,18 +73,16 @@ class ScriptRun:
     @classmethod
     def start(cls, script: ScriptSpec) -> ScriptRun:
         """Evaluate ``script`` as a render worker of the encode does (the working directory is kept)."""
-        before = set(live_frame_servers())
         try:
             with contextlib.chdir(os.getcwd()):
-                output = EvaluatedScript(script).clip
+                evaluated = EvaluatedScript(script)
         except (
             Exception
         ) as exc:  # as a failed worker: whatever the script raises ends the run with its message
             raise ScriptFailed(f"the script failed: {last_line(exc)}") from None
-        servers = [server for server in live_frame_servers() if server not in before]
-        if len(servers) != 1:
+        if evaluated.server is None:
             raise CliError("the script has no stream_diffvsr filter to preview")
-        return cls(output, servers[0])
+        return cls(evaluated.clip, evaluated.server)
 
     @property
     def source(self) -> vs.VideoNode:

@@ -19,6 +19,8 @@ from streamdiffvsr.cli.segments.worker import ScriptSpec
 
 SOURCE_LABEL = "source (4x pixels)"
 BICUBIC_LABEL = "bicubic 4x"
+SIZED_SOURCE_LABEL = "source (pixels enlarged)"  # an output.size other than 4x: both to the output's size
+SIZED_BICUBIC_LABEL = "bicubic"
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,35 @@ class Preview:
 
 
 class Sources:
-    """The filter's source frames as RGB24, and their bicubic 4x upscale."""
+    """The filter's source frames (the source as the script prepared it: deinterlaced, cropped) as RGB24, their
+    pixels enlarged and their bicubic upscale to the output's ``size`` (4x, or what output.size made it), and
+    the picture's source for the crop, at a quarter of the output's size."""
 
-    def __init__(self, source: vs.VideoNode) -> None:
+    def __init__(self, source: vs.VideoNode, size: tuple[int, int]) -> None:
+        core = vs.core
+        self.four_times = size == (source.width * SCALE, source.height * SCALE)
         self.lowres = to_rgb24(source)
-        bicubic = vs.core.resize.Bicubic(source, source.width * SCALE, source.height * SCALE)
-        self.bicubic = to_rgb24(bicubic)
+        self.pixels = to_rgb24(core.resize.Point(source, *size))
+        self.bicubic = to_rgb24(core.resize.Bicubic(source, *size))
+        quarter = (max(1, size[0] // SCALE), max(1, size[1] // SCALE))
+        self.quarter = self.lowres if self.four_times else to_rgb24(core.resize.Bicubic(source, *quarter))
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return (SOURCE_LABEL, BICUBIC_LABEL) if self.four_times else (SIZED_SOURCE_LABEL, SIZED_BICUBIC_LABEL)
 
     def source(self, n: int) -> np.ndarray:
         return rgb_array(self.lowres.get_frame(n))
 
+    def enlarged(self, n: int) -> np.ndarray:
+        return rgb_array(self.pixels.get_frame(n))
+
     def upscaled(self, n: int) -> np.ndarray:
         return rgb_array(self.bicubic.get_frame(n))
+
+    def for_crop(self, n: int) -> np.ndarray:
+        """The frame at a quarter of the output's size, where the picture looks for the most detail."""
+        return rgb_array(self.quarter.get_frame(n))
 
 
 def _header(frame: int, anchor: int, fps: Fraction) -> str:
@@ -80,11 +99,11 @@ def render_preview(
     run = ScriptRun.start(variants[0].script)
     start_seconds = time.perf_counter() - began
     moments = choose_moments(run)
-    sources = Sources(run.source)
+    sources = Sources(run.source, (run.output.width, run.output.height))
     last = min(run.output.num_frames - 1, moments[0] + max(stretch, 2) - 1)
     stretch_frames = range(moments[0], last + 1)
     flicker = Flicker(moments[0], changes(sources.source(k) for k in stretch_frames))
-    flicker.add(BICUBIC_LABEL, (sources.upscaled(k) for k in stretch_frames))
+    flicker.add(sources.labels[1], (sources.upscaled(k) for k in stretch_frames))
     outputs: dict[int, list[np.ndarray]] = {m: [] for m in moments}
     anchors: dict[int, int] = {}
     timings: dict[str, Timing] = {}
@@ -119,13 +138,11 @@ def render_preview(
             image, anchors[moment] = run.frame(moment)
             outputs[moment].append(image)
         timings[variant.label] = run.timing
-    labels = (SOURCE_LABEL, BICUBIC_LABEL, *(v.label for v in variants))
+    labels = (*sources.labels, *(v.label for v in variants))
     rows, lowres = [], []
     for moment in moments:
-        source = sources.source(moment)
-        lowres.append(source)
-        enlarged = np.repeat(np.repeat(source, SCALE, axis=0), SCALE, axis=1)
-        images = (enlarged, sources.upscaled(moment), *outputs[moment])
+        lowres.append(sources.for_crop(moment))
+        images = (sources.enlarged(moment), sources.upscaled(moment), *outputs[moment])
         rows.append(Row(_header(moment, anchors[moment], fps), labels, images))
     device = str(run.server.spec.device)
     size = (run.source.width, run.source.height)

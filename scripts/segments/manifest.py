@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Iterator
@@ -26,6 +27,13 @@ from streamdiffvsr.cli.segments.plan import Segment
 MANIFEST = "manifest.json"
 LOCK = "lock"
 VERSION = 3  # 3: the source's content digest in the fingerprint
+# What an encode writes in its work folder (the lock, the manifest and its temporary, segments and their
+# attempts, the concat list, the joined file): a folder without a manifest is an encode's only if this is all
+# it holds (a run killed before its first save).
+OUR_NAMES = re.compile(
+    r"lock|manifest\.json|\.manifest\.json\.\d+|segment-\d+(\.partial-\d+(-\d+)?)?\.nut|segments\.ffconcat"
+    r"|joined\.partial\.\w+"
+)
 RESTART_HINT = "rerun with --restart to start over"
 
 
@@ -263,7 +271,9 @@ def load(folder: Path, fingerprint: dict[str, Any]) -> Manifest | None:
 
 
 def check_folder(folder: Path) -> None:
-    """The work folder must be a plain folder (or absent): a link or anything else is refused, never followed."""
+    """The work folder must be a plain folder (or absent): a link or anything else is refused, never followed;
+    so is a folder of that name that an encode did not make (no manifest, other files): it would be used, then
+    removed with what it holds."""
     try:
         mode = folder.lstat().st_mode
     except FileNotFoundError:
@@ -271,6 +281,15 @@ def check_folder(folder: Path) -> None:
     if not stat.S_ISDIR(mode):
         kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
         raise CliError(f"the work folder {folder} is {kind}; remove it (it is not one streamdiffvsr made)")
+    if (folder / MANIFEST).exists():
+        return
+    foreign = sorted(entry.name for entry in folder.iterdir() if not OUR_NAMES.fullmatch(entry.name))
+    if foreign:
+        raise CliError(
+            f"{folder} is not a work folder of streamdiffvsr (no {MANIFEST}; it holds {foreign[0]!r}"
+            f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}): an encode would remove it at its "
+            "end; move it away, or write another OUTPUT"
+        )
 
 
 @contextlib.contextmanager

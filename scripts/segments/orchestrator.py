@@ -47,7 +47,7 @@ from streamdiffvsr.cli.segments.partials import (
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, commit, local_worker
-from streamdiffvsr.options import device_name
+from streamdiffvsr.options import SCALE, device_name
 
 MAX_ATTEMPTS = 3
 POLL_S = 0.25
@@ -153,18 +153,22 @@ def dry_run_estimate(
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
     if len(segments) > DRY_RUN_LISTED:
         lines.append(f"  ... and {len(segments) - DRY_RUN_LISTED} more")
+    if first.model_size is not None:  # the estimate's frame size: the source as the script prepared it
+        width, height = first.model_size
+        lines.append(
+            f"  the model gets {width}x{height} frames (its output {SCALE * width}x{SCALE * height})"
+        )
     if parallel.address is not None and parallel.workers is None:
         lines.append(f"  on the Ray cluster at {parallel.address}: one worker per GPU (counted when it runs)")
     device = device_name(request.settings["device_index"], first.cuda_devices)
     speed = None
     if request.model is not None and request.vpy is None:
-        key = speeds.speed_key(
-            request.settings, request.model.path, request.size, device, request.script.threads
-        )
+        size = first.model_size or request.size  # the frames the model gets, as the script prepared them
+        key = speeds.speed_key(request.settings, request.model.path, size, device, request.script.threads)
         speed = speeds.recorded(key)
     estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device,
                                request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
-    return "\n".join([*lines, estimate.describe(float(request.info.fps), device)]), estimate
+    return "\n".join([*lines, estimate.describe(float(request.fps), device)]), estimate
 
 
 @contextlib.contextmanager
@@ -242,7 +246,7 @@ def join_segments(request: Request, manifest: Manifest) -> None:
     """Join the finished segments of ``manifest`` into OUTPUT (verified, then moved into place)."""
     folder = manifest.folder
     files = [segment_file(folder, s.index) for s in manifest.segments]
-    write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.info.fps)
+    write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.fps)
     partial = joined_partial(folder, request.output)
     join([request.tools.ffmpeg, *request.commands.join(folder / CONCAT_LIST, partial)], request.tools.ffprobe,
          partial, request.output, sum(s.frames for s in manifest.segments), request.overwrite)  # fmt: skip
@@ -289,8 +293,11 @@ def _warmup(
     if anchor is None or anchor >= request.start:
         return 0
     frames = request.start - anchor
+    start = f"--start {request.start}"
+    if request.geometry is not None and request.geometry.rate != 1:  # --start counted INPUT's frames
+        start = f"--start (frame {request.start} after {request.geometry.deinterlace})"
     notify(
-        f"--start {request.start}: that frame is {frames} frames into its chain (which starts at frame {anchor}): "
+        f"{start}: that frame is {frames} frames into its chain (which starts at frame {anchor}): "
         f"the model renders those {frames} frames first, as warm-up, so that OUTPUT's frames are the whole "
         "video's; the progress says 'starting' until then"
     )

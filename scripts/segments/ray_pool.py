@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,10 +108,19 @@ def cluster_token() -> str | None:
     ~/.ray/auth_token. None if none is found."""
     if token := os.environ.get("RAY_AUTH_TOKEN", "").strip():
         return token
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE).expanduser()
+    path = _token_file()
     with contextlib.suppress(OSError):
         return path.read_text().strip() or None
     return None
+
+
+def _token_file() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE).expanduser()
+
+
+def _token_origin() -> str:
+    """Where ``cluster_token`` found the token, for a message."""
+    return "$RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN", "").strip() else str(_token_file())
 
 
 # What a gRPC server (a Ray head's GCS) takes first: HTTP/2's client preface and an empty SETTINGS frame. Its
@@ -155,23 +165,66 @@ def _first_bytes(connection: socket.socket, count: int) -> bytes:
     return reply
 
 
-def _init(address: str) -> None:
-    """ray.init, given CONNECT_TIMEOUT_S: an address that is not a Ray head makes Ray retry for minutes."""
+@contextlib.contextmanager
+def _native_log_kept_away() -> Iterator[None]:
+    """Ray's C++ side logs straight to file descriptor 2 while it connects (each retry, each refused token): for
+    that time fd 2 goes to a file nobody reads, and the command's own one line says what went wrong."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _record_the_command_line_as_text() -> None:
+    """Ray records the driver's command line as its job's entrypoint, text that must be UTF-8: a file name that
+    is not (legal on Linux) made ray.init fail. It is recorded with that name's odd bytes replaced; the name
+    itself reaches the workers pickled, bytes intact."""
+    import ray._private.utils as ray_utils
+
+    entrypoint = ray_utils.get_entrypoint_name
+    if getattr(entrypoint, "as_text", False):
+        return
+
+    def as_text() -> str:
+        return entrypoint().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    as_text.as_text = True  # type: ignore[attr-defined]
+    ray_utils.get_entrypoint_name = as_text
+
+
+def _init(address: str, token_from: str) -> None:
+    """ray.init, given CONNECT_TIMEOUT_S: an address that is not a Ray head makes Ray retry for minutes. The
+    token is tried first, alone: ray.init retries a refused one for 20 s."""
     import ray
+    from ray._raylet import GcsClient
 
     failure: list[BaseException] = []
 
     def connect() -> None:
         try:
+            GcsClient(address=address)  # an AuthenticationError at once where the token is not the cluster's
             ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=True)
         except BaseException as exc:  # reported by the caller
             failure.append(exc)
 
     thread = threading.Thread(target=connect, daemon=True)
-    thread.start()
-    thread.join(CONNECT_TIMEOUT_S)
+    _record_the_command_line_as_text()
+    with _native_log_kept_away():
+        thread.start()
+        thread.join(CONNECT_TIMEOUT_S)
     if thread.is_alive():
         raise CliError(f"{address} does not answer as a Ray cluster within {CONNECT_TIMEOUT_S:.0f} s")
+    if failure and isinstance(failure[0], ray.exceptions.AuthenticationError):
+        raise CliError(
+            f"the Ray cluster at {address} refuses the token from {token_from}: it is not that cluster's; "
+            "set RAY_AUTH_TOKEN to the token `ray get-auth-token` prints on the cluster's head"
+        )
     if failure:
         reason = str(failure[0]).strip().splitlines()
         raise CliError(
@@ -184,6 +237,7 @@ def check_cluster(address: str) -> None:
     the cluster's token, it answers as a Ray cluster within CONNECT_TIMEOUT_S, and it has a GPU (a worker runs
     on each). Each failure is a one-line CliError."""
     _check_listening(address)
+    token_from = "$RAY_AUTH_TOKEN"
     if os.environ.get("RAY_AUTH_MODE", "token") == "token":
         token = cluster_token()
         if token is None:
@@ -191,8 +245,9 @@ def check_cluster(address: str) -> None:
                 f"no token for the Ray cluster at {address}: looked in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH "
                 f"and {TOKEN_FILE}; set RAY_AUTH_TOKEN to the cluster's token"
             )
+        token_from = _token_origin()
         os.environ.update({"RAY_AUTH_TOKEN": token, "RAY_AUTH_MODE": "token"})
-    connect(address, local=False)
+    connect(address, local=False, token_from=token_from)
     import ray
 
     if not ray.cluster_resources().get("GPU", 0):
@@ -200,14 +255,14 @@ def check_cluster(address: str) -> None:
         raise CliError(f"the Ray cluster at {address} has no GPU: a cluster encode runs one worker per GPU")
 
 
-def connect(address: str, local: bool) -> None:
+def connect(address: str, local: bool, token_from: str = "$RAY_AUTH_TOKEN") -> None:
     """Join the Ray cluster at ``address`` with token authentication (never switched off here); a cluster
-    ``check_cluster`` has seen, or the local instance."""
+    ``check_cluster`` has seen, or the local instance (``token_from``: where the token was found)."""
     if local or parse_address(address)[0] in ("127.0.0.1", "localhost", "::1"):
         for name, value in LOOPBACK_ENV.items():  # a cluster on loopback: this driver must be reachable there
             os.environ.setdefault(name, value)
     previous = signal.getsignal(signal.SIGTERM)
-    _init(address)
+    _init(address, token_from)
     signal.signal(signal.SIGTERM, previous)  # ray.init installs its own: keep the command's (stop everything)
 
 

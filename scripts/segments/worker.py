@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.tools import require_tool
 from streamdiffvsr.cli.segments import partials
 from streamdiffvsr.cli.segments.children import NOTICE_PREFIX, TAIL_LINES, spawn, stop
@@ -88,46 +89,50 @@ class EvaluatedScript:
 
     def __init__(self, spec: ScriptSpec) -> None:
         from streamdiffvsr.threads import CpuThreads
+        from streamdiffvsr.vsfilter.filter import live_frame_servers
 
         CpuThreads.uniform(spec.threads).apply()  # the script's filters take these counts when it makes them
         self.spec = spec
-        self.clip = _evaluate(spec)
+        before = set(live_frame_servers())
+        self.clip = _y4m_ready(_evaluate(spec), spec.path)
         self.frames = self.clip.num_frames
+        self.server = self._the_filter([s for s in live_frame_servers() if s not in before])
         self.node = socket.gethostname()
         self.cuda_devices = _cuda_devices()
 
     def release(self) -> None:
-        """Let go of the script's clips (and so its filter), before another script is evaluated in this
-        process: the plan asks the one live filter. The networks stay loaded (``checkpoint.load_components``
-        shares them per checkpoint, device and dtype in the process)."""
+        """Let go of the script's clips and filter (their frames and snapshots) before another script is
+        evaluated in this process. The networks stay loaded (``checkpoint.load_components`` shares them per
+        checkpoint, device and dtype in the process)."""
         import gc
 
         import vapoursynth as vs
 
-        self.clip = None
+        self.clip = self.server = None
         vs.clear_outputs()
         gc.collect()
 
-    def _the_filter(self):
-        """The frame server of the script's one ``stream_diffvsr`` of the output's length, or None (none, or
-        several: nothing to split at)."""
-        from streamdiffvsr.vsfilter.filter import live_frame_servers
-
-        servers = live_frame_servers()
-        if len(servers) != 1 or servers[0].clip.num_frames != self.frames:
+    def _the_filter(self, made: list):
+        """The one rule for the filter of a script: the frame server of the one ``stream_diffvsr`` this
+        evaluation made, if it has the output's length; else None (none, several, or another length: nothing to
+        split at). Filters of scripts evaluated before in this process are not this script's."""
+        if len(made) != 1 or made[0].clip.num_frames != self.frames:
             return None
-        return servers[0]
+        return made[0]
 
     def chain_starts(self, last: int) -> list[int] | None:
         """Where the script's filter starts chains, frames 0..``last`` (None: no single filter to split at)."""
-        server = self._the_filter()
-        return None if server is None else server.chains.starts(0, min(last, self.frames - 1))
+        return None if self.server is None else self.server.chains.starts(0, min(last, self.frames - 1))
+
+    def model_size(self) -> tuple[int, int] | None:
+        """The frame size the script's filter gets (the model's input, after the script prepared the source),
+        or None without a single filter."""
+        return None if self.server is None else (self.server.clip.width, self.server.clip.height)
 
     def anchor_of(self, n: int) -> int | None:
         """Where the chain of script frame n starts (walking back to its scene's cut, source frames only; the
         filter remembers it for the render), or None without a single filter."""
-        server = self._the_filter()
-        return None if server is None else server.chains.anchor(n)
+        return None if self.server is None else self.server.chains.anchor(n)
 
     def encode(self, job: Job, report: Callable[[int], None]) -> Result:
         """Encode one job: its frames into ffmpeg, then verified (its partial is left for the orchestrator to
@@ -164,8 +169,8 @@ class EvaluatedScript:
         script_error = None
         try:
             clip.output(child.proc.stdin, y4m=True, progress_update=lambda done, total: report(done))
-        except vs.Error as exc:
-            script_error = str(exc).strip().splitlines() or ["vs.Error"]
+        except (vs.Error, ValueError) as exc:  # ValueError: a frame y4m cannot carry (the same every time)
+            script_error = str(exc).strip().splitlines() or [type(exc).__name__]
         except (BrokenPipeError, OSError):
             pass  # ffmpeg stopped reading: its own status and tail say why
         finally:
@@ -237,6 +242,41 @@ def _evaluate(spec: ScriptSpec):
     return getattr(output, "clip", output)
 
 
+class ScriptOutputRefused(CliError):
+    """The script's output is one a y4m stream cannot carry: one line naming the fix, never retried."""
+
+
+def _y4m_ready(clip, path: Path):
+    """The script's output as the y4m stream to ffmpeg carries it: without alpha (the ``_Alpha`` of a ProRes
+    4444, GIF or RGBA source: the preflight says it is dropped); an RGB output, or one whose size or format
+    changes from frame to frame, is refused."""
+    import vapoursynth as vs
+
+    fix = "at the end of the script, e.g. clip = core.resize.Bicubic(clip, {}format=vs.YUV420P10{})"
+    if clip.format is None or not clip.width or not clip.height:
+        what = "format" if clip.format is None else "size"
+        raise ScriptOutputRefused(
+            f"the output of {path.name} changes {what} from frame to frame, which a video stream cannot carry; "
+            f"resize it to one {what} {fix.format('width=W, height=H, ', '')}"
+        )
+    if clip.format.color_family not in (vs.GRAY, vs.YUV):
+        raise ScriptOutputRefused(
+            f"the output of {path.name} is {clip.format.name}; the encode takes YUV or GRAY: convert it "
+            + fix.format("", ", matrix_s='709'")
+        )
+    return vs.core.std.RemoveFrameProps(clip, "_Alpha")
+
+
+def _script_traceback(exc: BaseException, path: Path | None) -> str:
+    """The traceback of the script's own error from the script's frames on (the worker's own frames, which
+    run it, say nothing to its author); a syntax error is its own lines (file, line, caret). Without a script
+    (its spec did not arrive) the whole traceback."""
+    tb = exc.__traceback__
+    while path is not None and tb is not None and tb.tb_frame.f_code.co_filename != str(path):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb, chain=False))
+
+
 def _argument(value: str) -> str | bytes:
     """A script argument as vspipe hands it over: text, or the raw bytes of a path that is not UTF-8 (legal on
     Linux; VapourSynth's functions take the bytes)."""
@@ -277,15 +317,20 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
         pickle.dump(message, events)
         events.flush()
 
+    path = None
     try:
         spec = pickle.load(commands)
+        path = spec.path
         script = EvaluatedScript(spec)
+    except ScriptOutputRefused as exc:
+        send("refused", str(exc))
+        return
     except Exception as exc:  # the script's own error: the driver shows it with the tail of stderr
-        traceback.print_exc()
+        print(_script_traceback(exc, path), end="", file=sys.stderr, flush=True)
         lines = str(exc).strip().splitlines()
         send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         return
-    send("ready", (script.frames, script.cuda_devices))
+    send("ready", (script.frames, script.cuda_devices, script.model_size()))
     while True:
         try:
             kind, value = pickle.load(commands)
@@ -343,8 +388,11 @@ class LocalWorker:
             raise
         if kind != "ready":
             self.close()
+            if kind == "refused":
+                raise ScriptOutputRefused(value)
             raise WorkerFailed(value, list(self.child.tail))
-        self.frames, self.cuda_devices = value  # the command's own process never imports torch
+        # the command's own process never imports torch
+        self.frames, self.cuda_devices, self.model_size = value
 
     def _stderr_line(self, line: str) -> bool:
         if line.startswith(NOTICE_PREFIX):

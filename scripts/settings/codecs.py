@@ -30,7 +30,6 @@ X26X_PRESETS = (
 )  # fmt: skip
 X26X_TUNES = ("psnr", "ssim", "grain", "fastdecode", "zerolatency", "animation")
 CRF_MAX = 63  # the largest any codec takes (svtav1); each codec's own is Codec.crf_max
-SVTAV1_PRESET_MAX = 13
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,21 @@ class ParamsKey:
 
 
 @dataclass(frozen=True)
+class SpeedPreset:
+    """A codec's speed preset: its encoder key, the ffmpeg option carrying it, and its values: named
+    (``choices``, ``default``) or numbered from 0 (the slowest) to ``slowest_last`` (no default: the encoder's)."""
+
+    key: str
+    choices: tuple[str, ...] = ()
+    default: str | None = None
+    slowest_last: int | None = None
+    option: str = "preset"
+
+
+@dataclass(frozen=True)
 class Codec:
-    """One video codec. ``preset_key`` names the encoder key of its speed preset (None: it has none);
-    ``crf_max`` None means lossless (no rate control). Its parameter list goes through the ffmpeg option
+    """One video codec. ``speed`` is its speed preset (None: it has none); ``crf_max`` None means lossless (no
+    rate control), else the ffmpeg option ``rate_option`` carries encoder.crf. Its parameter list goes through the ffmpeg option
     ``params_option`` (None: it has none): ``fixed_params`` first, then the source's HDR10 metadata in its
     ``hdr10`` syntax (None: it cannot carry it), then the user's ``params_key``."""
 
@@ -95,7 +106,7 @@ class Codec:
     encoder: str  # the ffmpeg encoder
     description: str
     crf_max: float | None
-    preset_key: str | None
+    speed: SpeedPreset | None
     tunes: tuple[str, ...]
     pixel_formats: tuple[str, ...]
     containers: tuple[str, ...]  # ffmpeg muxers it can be written into
@@ -107,17 +118,24 @@ class Codec:
     params_key: ParamsKey | None = None
     # Another codec's speed preset key this one once read: still taken, with a notice.
     former_preset_key: str | None = None
+    rate_option: str = "crf"
+    tune_option: str = "tune"
+
+    @property
+    def preset_key(self) -> str | None:
+        """The encoder key of its speed preset (None: it has none)."""
+        return self.speed.key if self.speed else None
 
     def options(self, encoder: Mapping[str, Any]) -> dict[str, str]:
         """The ffmpeg output options of this codec for the encoder settings (codec, rate, speed, tune); its
         parameter list is ``params``."""
         options = {"c:v": self.encoder, "pix_fmt": str(encoder["pix_fmt"]), **dict(self.fixed_options)}
         if self.crf_max is not None:
-            options["crf"] = f"{encoder['crf']:g}"
-        if self.preset_key is not None and encoder.get(self.preset_key) is not None:
-            options["preset"] = str(encoder[self.preset_key])
+            options[self.rate_option] = f"{encoder['crf']:g}"
+        if self.speed is not None and encoder.get(self.speed.key) is not None:
+            options[self.speed.option] = str(encoder[self.speed.key])
         if self.tunes and encoder.get("tune"):
-            options["tune"] = str(encoder["tune"])
+            options[self.tune_option] = str(encoder["tune"])
         return options
 
     def params(self, encoder: Mapping[str, Any], hdr10: Hdr10 | None = None) -> str:
@@ -170,14 +188,14 @@ CODECS: dict[str, Codec] = {
     codec.name: codec
     for codec in (
         # x265 logs on its own: log-level keeps its info lines out of the error tail.
-        Codec("x265", "libx265", "HEVC", 51, "x265_preset", X26X_TUNES, _EIGHT_TEN_TWELVE,
+        Codec("x265", "libx265", "HEVC", 51, SpeedPreset("x265_preset", X26X_PRESETS, "medium"), X26X_TUNES, _EIGHT_TEN_TWELVE,
               ("matroska", "mp4"), mp4_tag="hvc1", params_option="x265-params", fixed_params=("log-level=warning",),
               hdr10=Hdr10Syntax("master-display", "max-cll"),
               params_key=ParamsKey("x265_params", "aq-mode=3:no-sao=1", "x265 --fullhelp")),
-        Codec("x264", "libx264", "H.264", 51, "x264_preset", X26X_TUNES, _EIGHT_TEN, ("matroska", "mp4"),
+        Codec("x264", "libx264", "H.264", 51, SpeedPreset("x264_preset", X26X_PRESETS, "medium"), X26X_TUNES, _EIGHT_TEN, ("matroska", "mp4"),
               params_option="x264-params", hdr10=Hdr10Syntax("mastering-display", "cll"),
               former_preset_key="x265_preset"),
-        Codec("svtav1", "libsvtav1", "AV1", CRF_MAX, "svtav1_preset", (), ("yuv420p", "yuv420p10le"),
+        Codec("svtav1", "libsvtav1", "AV1", CRF_MAX, SpeedPreset("svtav1_preset", slowest_last=13), (), ("yuv420p", "yuv420p10le"),
               ("matroska", "mp4"), params_option="svtav1-params",
               hdr10=Hdr10Syntax("mastering-display", "content-light", decimal=True)),
         Codec("ffv1", "ffv1", "lossless", None, None, (), _EIGHT_TEN_TWELVE, ("matroska",),

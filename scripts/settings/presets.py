@@ -6,7 +6,7 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-from streamdiffvsr.cli.arguments import absolute_path
+from streamdiffvsr.cli.arguments import absolute_path, given
 from streamdiffvsr.cli.console import notify
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.settings.schema import Settings, build_settings
@@ -32,6 +32,7 @@ def _is_file_reference(name: str) -> bool:
 
 def preset_reference(name: str) -> str:
     """A ``--preset`` value as given: a bundled preset's name unchanged, a file made absolute."""
+    name = given("the default preset")(name)
     return str(absolute_path(name)) if _is_file_reference(name) else name
 
 
@@ -65,13 +66,18 @@ def read_preset(name: str) -> tuple[dict[str, Any], str]:
         raise CliError(f"preset {label}: invalid TOML ({exc})") from None
 
 
-def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
+def read_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
     """The validated settings of ``preset`` (default: balanced) with ``--set`` overrides applied; their notices
-    (a deprecated key, say) are printed once here."""
+    (a deprecated key, say) are in ``Settings.notices``, not printed."""
     name = preset or DEFAULT_PRESET
     data, label = read_preset(name)
     folder = absolute_path(name).parent if _is_file_reference(name) else None
-    settings = build_settings(data, label, overrides or [], folder)
+    return build_settings(data, label, overrides or [], folder)
+
+
+def load_settings(preset: str | None, overrides: list[str] | None = None) -> Settings:
+    """``read_settings``, its notices printed."""
+    settings = read_settings(preset, overrides)
     for notice in settings.notices:
         notify(notice)
     return settings

@@ -1,7 +1,9 @@
 """The one place preset keys are defined and validated: names, types, allowed values, defaults.
 
-A preset is TOML with an optional ``description`` and three tables, ``[engine]`` (options of the filter),
-``[encoder]`` (the video codec's options: ``settings/codecs.py``) and ``[segment]``. Keys a preset leaves out keep
+A preset is TOML with an optional ``description`` and five tables, ``[engine]`` (options of the filter),
+``[encoder]`` (the video codec's options: ``settings/codecs.py``), ``[segment]``, ``[input]`` (how the source is
+prepared: deinterlace, crop) and ``[output]`` (the output's size); the last two are checked by the rules of
+``streamdiffvsr.geometry``. Keys a preset leaves out keep
 the defaults below; ``--set key=value`` (or ``--set engine.key=value``) overrides any key, parsed by the key's
 type. A value of None means "the filter's or encoder's own default" and is not passed on.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,26 @@ from streamdiffvsr.cli.settings.codecs import (
     DEFAULT_CODEC,
     PARAMS_KEYS,
     PIXEL_FORMATS,
-    SVTAV1_PRESET_MAX,
-    X26X_PRESETS,
     X26X_TUNES,
+    SpeedPreset,
 )
 from streamdiffvsr.deprecation import deprecate
+from streamdiffvsr.geometry import (
+    DEFAULT_CROP,
+    DEFAULT_DEINTERLACE,
+    DEFAULT_KERNEL,
+    DEFAULT_METHOD,
+    DEFAULT_SIZE,
+    DEINTERLACE,
+    KERNELS,
+    METHODS,
+    GeometryError,
+    parse_crop,
+    parse_size,
+)
 from streamdiffvsr.options import OPTIONS, RENAMED, Bounds, Option, OptionError
 
-SECTIONS = ("engine", "encoder", "segment")
+SECTIONS = ("engine", "encoder", "segment", "input", "output")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$")
@@ -38,10 +52,13 @@ _PARAMS = re.compile(r"^[A-Za-z0-9-]+(=[^:=\s]+)?(:[A-Za-z0-9-]+(=[^:=\s]+)?)*$"
 
 @dataclass(frozen=True, kw_only=True)
 class Key(Option):
-    """One preset key: an engine option (``streamdiffvsr.options.OPTIONS``) or an encoder or segment key, of
-    the same kinds plus params (a codec's own ``k=v:k=v`` parameter list)."""
+    """One preset key: an engine option (``streamdiffvsr.options.OPTIONS``) or an encoder, segment, input or
+    output key, of the same kinds plus params (a codec's own ``k=v:k=v`` parameter list) and text (read by
+    ``parser``, a rule of ``streamdiffvsr.geometry``, and kept as the text it normalises to)."""
 
     section: str
+    parser: Callable[[str], object] | None = None
+    spelled: str = ""  # a text key's allowed values, in words
 
     @classmethod
     def engine(cls, option: Option) -> Key:
@@ -52,6 +69,8 @@ class Key(Option):
         if self.kind == "params":
             codec = PARAMS_KEYS[self.name]
             return f"{codec.name} parameters as key=value:key=value (e.g. {codec.params_key.example})"
+        if self.kind == "text":
+            return self.spelled
         return super().allowed()
 
     def parse(self, text: str) -> Any:
@@ -84,6 +103,13 @@ class Key(Option):
             if not isinstance(value, str) or (value and not _PARAMS.match(value)):
                 raise self.error(value)
             return value
+        if self.kind == "text":
+            if not isinstance(value, str) or self.parser is None:
+                raise self.error(value)
+            try:
+                return str(self.parser(value))
+            except GeometryError as exc:  # its message starts with the key's bare name
+                raise CliError(f"{self.section}.{exc}") from None
         try:
             return super().check(value)
         except OptionError:
@@ -97,6 +123,15 @@ def _key(section: str, name: str, kind: str, default: Any, help: str, **rules: A
     return Key(name, kind, default, help, section=section, **rules)
 
 
+def _speed_key(codec: str, speed: SpeedPreset) -> Key:
+    if speed.choices:
+        return _key(
+            "encoder", speed.key, "choice", speed.default, f"{codec} speed preset", choices=speed.choices
+        )
+    return _key("encoder", speed.key, "int", None, f"{codec} speed preset (0 = slowest; auto: the encoder's)",
+                bounds=Bounds(0, speed.slowest_last), auto=True)  # fmt: skip
+
+
 # The engine keys are streamdiffvsr.options.OPTIONS, as the filter's and the engine's checks are.
 KEYS: tuple[Key, ...] = (
     *(Key.engine(option) for option in OPTIONS),
@@ -105,10 +140,7 @@ KEYS: tuple[Key, ...] = (
     _key("encoder", "crf", "float", 20.0, "constant rate factor (lower = better, bigger; "
         + ", ".join(f"{c.name} up to {c.crf_max:g}" for c in CODECS.values() if c.crf_max) + ")",
         bounds=Bounds(0, CRF_MAX)),
-    _key("encoder", "x265_preset", "choice", "medium", "x265 speed preset", choices=X26X_PRESETS),
-    _key("encoder", "x264_preset", "choice", "medium", "x264 speed preset", choices=X26X_PRESETS),
-    _key("encoder", "svtav1_preset", "int", None, "svtav1 speed preset (0 = slowest; auto: the encoder's)",
-        bounds=Bounds(0, SVTAV1_PRESET_MAX), auto=True),
+    *(_speed_key(codec.name, codec.speed) for codec in CODECS.values() if codec.speed),
     _key("encoder", "tune", "choice", None, "/".join(c.name for c in CODECS.values() if c.tunes)
         + " tune (auto: none)", choices=X26X_TUNES, auto=True),
     _key("encoder", "pix_fmt", "choice", "yuv420p10le", "output pixel format", choices=tuple(PIXEL_FORMATS)),
@@ -119,6 +151,20 @@ KEYS: tuple[Key, ...] = (
     _key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
         "everywhere, so segments render the linear encode's frames bit for bit; auto: this machine's cores)",
         bounds=Bounds(1), auto=True),
+    _key("input", "deinterlace", "choice", DEFAULT_DEINTERLACE, "deinterlacing: auto (bwdif when INPUT's field "
+        "order says interlaced), off, bwdif (same rate), bwdif-double (double rate), ivtc (telecined film: "
+        "29.97 -> 23.976)", choices=DEINTERLACE),
+    _key("input", "crop", "text", DEFAULT_CROP, "pixels taken off the sides before the model: none, auto "
+        "(constant black borders, detected on frames sampled over the whole video) or left,top,right,bottom",
+        parser=parse_crop, spelled="none, auto, or left,top,right,bottom pixels (e.g. 0,140,0,140)"),
+    _key("output", "size", "text", DEFAULT_SIZE, "the output's size: the model's 4x, a smaller factor, a height "
+        "(width from the display aspect ratio) or width x height", parser=parse_size,
+        spelled="a factor from 1x to 4x (2x, 1.5x), a height (2160p) or WxH (3840x2160)"),
+    _key("output", "kernel", "choice", DEFAULT_KERNEL, "resampler of the final resize (and of the shrink of "
+        "method=before)", choices=KERNELS),
+    _key("output", "method", "choice", DEFAULT_METHOD, "below 4x: after = the model runs on the whole frame, "
+        "then a resize (quality first); before = the frame is shrunk to a quarter of the target first (faster)",
+        choices=METHODS),
 )  # fmt: skip
 # Former key names, still accepted in presets and --set (with a notice until the version named).
 ALIASES = {old: new for old, (new, _) in RENAMED.items()}
