@@ -51,7 +51,7 @@ class ScriptedPool:
         job.partial.write_text(job.partial.name)
         return Result(job.segment.frames, node="n1", seconds=1.0)
 
-    def progress(self) -> dict[int, int]:
+    def progress(self) -> dict[Segment, int]:
         return {}
 
     def close(self) -> None:
@@ -64,9 +64,11 @@ class Recorder:
     def __init__(self) -> None:
         self.eta = None
         self.done: list[int] = []
+        self.total: int | None = None
 
     def update(self, done: int, total: int | None = None) -> None:
         self.done.append(done)
+        self.total = total if total is not None else self.total
 
     def draw(self) -> None: ...
 
@@ -228,3 +230,23 @@ def test_only_the_accepted_attempt_is_moved_into_place_a_stale_writer_changes_no
         "segment 1/2 (frames 0-9) failed on n2 (its worker died); trying again",
         "segment 1/2 (frames 0-9) done in 1.0 s on n1",
     ]
+
+
+def test_a_batchs_failure_drops_what_goes_with_it_and_the_rest_goes_on() -> None:
+    """With ``on_failure`` (a batch), a job that fails for good hands its error there, the queued segments it
+    returns (its file's) are dropped and leave the total, and every other segment is rendered."""
+    broken = Result(None, "broken stream", "script", retryable=False)
+    pool = ScriptedPool(workers=1, script={1: [broken]})
+    finished: list[int] = []
+    failures: list[str] = []
+    progress = Recorder()
+
+    def on_failure(job: Job, error: EncodeError) -> list[Segment]:
+        failures.append(str(error))
+        return segments(5)[1:3]  # segments 1 and 2 are one file's
+
+    _run_jobs(pool, segments(5), attempts(5), lambda job, result: finished.append(job.segment.index), progress,
+              [].append, on_failure=on_failure)  # fmt: skip
+    assert failures == ["segment 2/5 (frames 10-19): script failed (broken stream); no output was written"]
+    assert pool.submitted == [0, 1, 3, 4] and finished == [0, 3, 4]
+    assert progress.done[-1] == 3 * SEGMENT_FRAMES and progress.total == 3 * SEGMENT_FRAMES

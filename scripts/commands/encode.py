@@ -10,12 +10,15 @@ from streamdiffvsr.cli.console import notify, printable
 from streamdiffvsr.cli.preflight.build import encode_request, script_failures_explained
 from streamdiffvsr.cli.progress import Progress
 from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments.batch import is_batch, run_batch
 from streamdiffvsr.cli.settings.codecs import CODECS, DEFAULT_CODEC
 from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if is_batch(args.inputs, args.output):
+        return run_batch(args, notify)
     request = encode_request(args, notify)
     with script_failures_explained(request):
         if args.dry_run:
@@ -26,16 +29,27 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Inputs(argparse.Action):
+    """The INPUTs as ``inputs``, the first also as ``input`` (the single encode's, which the preflight reads)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        namespace.inputs, namespace.input = values, values[0]
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "encode",
         help="upscale a video 4x and encode it (audio, subtitles, chapters, attachments kept)",
         description="Upscale INPUT 4x with Stream-DiffVSR inside a VapourSynth script and encode it (encoder.codec: "
         f"{', '.join(CODECS)}; {DEFAULT_CODEC} by default) into OUTPUT (.mkv or .mp4), copying audio, subtitles, "
-        "chapters, metadata and (.mkv) attachments from INPUT.",
+        "chapters, metadata and (.mkv) attachments from INPUT. A batch: several INPUTs, or folders of videos (their "
+        "video files, by name), into the folder OUTPUT, each under INPUT's name (.mkv where INPUT's container cannot "
+        "take the codec), on one pool of workers; a rerun skips the files it finished and resumes the others.",
     )
-    p.add_argument("input", metavar="INPUT", type=absolute_path, help="the source video")
-    p.add_argument("output", metavar="OUTPUT", type=absolute_path, help="the result, .mkv or .mp4")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", type=absolute_path, action=_Inputs,
+                   help="the source video (several, or a folder of videos: a batch)")  # fmt: skip
+    p.add_argument("output", metavar="OUTPUT", type=absolute_path,
+                   help="the result, .mkv or .mp4 (a batch: the folder the files go into)")  # fmt: skip
     add_preset_arguments(p)
     add_model_argument(p)
     p.add_argument(
@@ -69,6 +83,12 @@ def add_parser(subparsers) -> None:
         "--restart",
         action="store_true",
         help="discard the finished segments of an earlier run and start over",
+    )
+    p.add_argument(
+        "--skip-refused",
+        action="store_true",
+        help="a batch: encode the files the checks accept and leave out the refused ones (default: nothing "
+        "starts while any file is refused); the exit status is still 1",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

@@ -145,8 +145,20 @@ def _new_manifest(request: Request, folder: Path, segments: list[Segment]) -> Ma
 def dry_run(request: Request, notify: Callable[[str], None]) -> str:
     """The plan and the estimate block of ``request`` at the speed an earlier ``preview`` of the same measured
     on its device (none for the user's script), rendering nothing (the script is evaluated, no model)."""
+    return dry_run_estimate(request, notify)[0]
+
+
+def dry_run_estimate(
+    request: Request, notify: Callable[[str], None], first: LocalWorker | None = None
+) -> tuple[str, Estimate]:
+    """``dry_run``'s text and the estimate it describes; ``first``: a worker that has evaluated the request's
+    script already (a batch's, whose scripts are written), else one is started."""
     parallel = request.parallel
-    with _cluster_joined(parallel), _script_file(request, notify), _first_worker(request, notify) as first:
+    with contextlib.ExitStack() as stack:
+        if first is None:
+            stack.enter_context(_cluster_joined(parallel))
+            stack.enter_context(_script_file(request, notify))
+            first = stack.enter_context(_first_worker(request, notify))
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
     workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
@@ -170,7 +182,7 @@ def dry_run(request: Request, notify: Callable[[str], None]) -> str:
         speed = speeds.recorded(key)
     estimate = encode_estimate(tuple(s.frames for s in segments), speed, workers, device,
                                request.script.threads, warmup, local=parallel.address is None)  # fmt: skip
-    return "\n".join([*lines, estimate.describe(float(request.fps), device)])
+    return "\n".join([*lines, estimate.describe(float(request.fps), device)]), estimate
 
 
 @contextlib.contextmanager
@@ -195,13 +207,24 @@ def _run_whole(
     _warmup(first, request, [segment], notify)
     _fewer_workers_notice(parallel.workers, 1, 1, request, notify)
 
-    def attempt(segment: Segment, number: int) -> Job:
-        partial = attempt_partial(partial_path(request.output), number)
-        return Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
-                   check_anchor=False, overwrite=request.overwrite)  # fmt: skip
-
     with _pool(request, parallel, first, notify, jobs=1) as pool:
-        _run_jobs(pool, [segment], attempt, lambda job, result: None, progress, notify)
+        _run_jobs(pool, [segment], lambda segment, number: whole_job(request, segment, number),
+                  lambda job, result: None, progress, notify)  # fmt: skip
+
+
+def whole_job(request: Request, segment: Segment, number: int) -> Job:
+    """Attempt ``number`` at the one segment of ``request``, encoded straight into OUTPUT."""
+    partial = attempt_partial(partial_path(request.output), number)
+    return Job(segment, 1, tuple(request.commands.whole(partial)), partial, request.output,
+               check_anchor=False, overwrite=request.overwrite)  # fmt: skip
+
+
+def segment_job(request: Request, manifest: Manifest, segment: Segment, number: int) -> Job:
+    """Attempt ``number`` at ``segment`` of ``request``'s segmented plan, into its file in the work folder."""
+    folder, count = manifest.folder, len(manifest.segments)
+    partial = attempt_partial(segment_partial(folder, segment.index), number)
+    return Job(segment, count, tuple(request.commands.segment(partial)), partial,
+               segment_file(folder, segment.index), check_anchor=segment.first != request.start)  # fmt: skip
 
 
 def _run_segments(
@@ -221,9 +244,7 @@ def _run_segments(
     remove_leftovers(folder, {segment_file(folder, s.index) for s in manifest.segments if s not in pending})
 
     def attempt(segment: Segment, number: int) -> Job:
-        partial = attempt_partial(segment_partial(folder, segment.index), number)
-        return Job(segment, count, tuple(request.commands.segment(partial)), partial,
-                   segment_file(folder, segment.index), check_anchor=segment.first != request.start)  # fmt: skip
+        return segment_job(request, manifest, segment, number)
 
     done_frames = sum(s.frames for s in manifest.segments if s not in pending)
     _warmup(first, request, pending, notify)
@@ -232,6 +253,12 @@ def _run_segments(
         with _pool(request, parallel, first, notify, len(pending)) as pool:
             _run_jobs(pool, pending, attempt, lambda job, result: manifest.finish(job.segment, result.frames),
                       progress, notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
+    join_segments(request, manifest)
+
+
+def join_segments(request: Request, manifest: Manifest) -> None:
+    """Join the finished segments of ``manifest`` into OUTPUT (verified, then moved into place)."""
+    folder = manifest.folder
     files = [segment_file(folder, s.index) for s in manifest.segments]
     write_concat_list(folder / CONCAT_LIST, files, [s.frames for s in manifest.segments], request.fps)
     partial = joined_partial(folder, request.output)
@@ -319,23 +346,26 @@ def _run_jobs(
     notify: Callable[[str], None],
     done_frames: int = 0,
     total: int | None = None,
+    on_failure: Callable[[Job, EncodeError], list[Segment]] | None = None,
 ) -> None:
     """Render ``segments`` on ``pool`` to the end, attempt n at a segment being the job ``attempt(segment, n)``:
     the one retry policy (a job that failed in a way another try can mend is tried again, up to MAX_ATTEMPTS;
-    any other failure stops the encode). Only the attempt whose result is accepted is moved into place; every
-    other attempt's partial is removed at the end, even one a worker cut off but alive still writes."""
-    queue, attempts = deque(segments), dict.fromkeys((segment.index for segment in segments), 0)
+    any other failure stops the encode, or, given ``on_failure`` (a batch), goes there, which returns the
+    queued segments that go with it (its file's), and the rest go on). Only the attempt whose result is
+    accepted is moved into place; every other attempt's partial is removed at the end, even one a worker cut
+    off but alive still writes."""
+    queue, attempts = deque(segments), dict.fromkeys(segments, 0)
     total = total if total is not None else sum(segment.frames for segment in segments)
     partials: list[Path] = []
     running = 0
-    started: dict[int, Job] = {}
-    done_now: dict[int, int] = {}
+    started: dict[Segment, Job] = {}
+    done_now: dict[Segment, int] = {}
 
     def seconds_left(fps: float) -> float | None:
         """The encode's ETA from the same calculation as `preview`'s estimate: what is left of each started
         segment and every queued one, on the workers there are, at the speed measured so far."""
         workers = max(1, min(running + pool.idle(), len(started) + len(queue)))
-        left = [job.segment.frames - done_now.get(i, 0) for i, job in started.items()]
+        left = [job.segment.frames - done_now.get(segment, 0) for segment, job in started.items()]
         left += [segment.frames for segment in queue]
         return Estimate(tuple(left), workers / fps, workers, SEGMENT_SECONDS).wall_seconds
 
@@ -345,34 +375,41 @@ def _run_jobs(
         while queue or running:
             while queue and pool.idle():
                 segment = queue.popleft()
-                attempts[segment.index] += 1
-                job = attempt(segment, attempts[segment.index])
+                attempts[segment] += 1
+                job = attempt(segment, attempts[segment])
                 partials.append(job.partial)
                 pool.submit(job)
-                started[segment.index] = job
+                started[segment] = job
                 running += 1
             for job, result in pool.wait(POLL_S):
-                if started.get(job.segment.index) is not job:
+                if started.get(job.segment) is not job:
                     continue  # an attempt given up on (never moved into place)
                 running -= 1
-                del started[job.segment.index]
+                del started[job.segment]
                 progress.clear()
                 where = f" on {result.node}" if result.node else ""
                 if result.frames is not None:
                     result = commit(job, result)
                 if result.frames is not None:
-                    on_done(job, result)
                     done_frames += job.segment.frames
                     if job.count > 1:
                         notify(f"{job.describe()} done in {result.seconds:.1f} s{where}")
-                elif result.retryable and attempts[job.segment.index] < MAX_ATTEMPTS:
+                    on_done(job, result)
+                elif result.retryable and attempts[job.segment] < MAX_ATTEMPTS:
                     notify(f"{job.describe()} failed{where} ({result.error}); trying again")
                     queue.appendleft(job.segment)
                 else:
-                    tries = attempts[job.segment.index]
+                    tries = attempts[job.segment]
                     status = result.error if tries == 1 else f"{tries} attempts; last{where}: {result.error}"
                     where = job.describe() if job.count > 1 else ""
-                    raise EncodeError(result.side or "the worker", status, list(result.tail), where)
+                    error = EncodeError(result.side or "the worker", status, list(result.tail), where)
+                    if on_failure is None:
+                        raise error
+                    dropped = set(on_failure(job, error))
+                    total -= job.segment.frames + sum(
+                        segment.frames for segment in queue if segment in dropped
+                    )
+                    queue = deque(segment for segment in queue if segment not in dropped)
             done_now = pool.progress()
             progress.update(done_frames + sum(done_now.values()), total)
             progress.draw()

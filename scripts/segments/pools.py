@@ -7,6 +7,7 @@ import queue
 from collections.abc import Callable
 from typing import Protocol
 
+from streamdiffvsr.cli.segments.plan import Segment
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec
 
 
@@ -21,8 +22,8 @@ class Pool(Protocol):
     def wait(self, timeout: float) -> list[tuple[Job, Result]]:
         """The jobs that ended within ``timeout`` seconds (possibly none), with their results."""
 
-    def progress(self) -> dict[int, int]:
-        """Frames done so far by each running job, by segment index."""
+    def progress(self) -> dict[Segment, int]:
+        """Frames done so far by each running job, by its segment."""
 
     def close(self) -> None:
         """Stop every worker (also mid-job); nothing of the pool keeps running."""
@@ -64,8 +65,8 @@ class LocalPool:
         self.worker = None
         return [(job, Result(None, value, "worker", tail))]
 
-    def progress(self) -> dict[int, int]:
-        return {self.job.segment.index: self.done} if self.job is not None else {}
+    def progress(self) -> dict[Segment, int]:
+        return {self.job.segment: self.done} if self.job is not None else {}
 
     def close(self) -> None:
         if self.worker is not None:

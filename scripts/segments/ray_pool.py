@@ -23,8 +23,9 @@ from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
 from streamdiffvsr.cli.media.tools import require_tool
+from streamdiffvsr.cli.segments.plan import Segment
 from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
-from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, ScriptSpec
+from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, ScriptSpec, switch_script
 
 CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
@@ -59,6 +60,7 @@ class ScriptActor:
         import ray
 
         self.done = 0
+        self.script = switch_script(self.script, job.script)
         result = self.script.encode(job, self._report)
         return dataclasses.replace(result, node=f"{result.node} ({ray.util.get_node_ip_address()})")
 
@@ -543,7 +545,7 @@ class RayPool:
                     "finished segments are kept: rerun the same command when a cluster runs to resume"
                 ) from None
 
-    def progress(self) -> dict[int, int]:
+    def progress(self) -> dict[Segment, int]:
         import ray
 
         for ref, (actor, _, _) in self.running.items():  # a question still open is not asked again
@@ -559,7 +561,7 @@ class RayPool:
             del self.asked[ref]
             self.heard[ref] = now  # a late answer counts too: the worker lives
             with contextlib.suppress(ray.exceptions.RayError):
-                done[self.running[ref][2].segment.index] = ray.get(question)
+                done[self.running[ref][2].segment] = ray.get(question)
         return done
 
     def close(self) -> None:

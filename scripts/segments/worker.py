@@ -62,6 +62,7 @@ class Job:
         bool  # the first frame must start a chain of the filter (a split anywhere else is not exact)
     )
     overwrite: bool = True  # False: never replace a target someone else created meanwhile
+    script: ScriptSpec | None = None  # a batch's: the file's script (None: the one the worker evaluated)
 
     def describe(self) -> str:
         return self.segment.describe(self.count) if self.count > 1 else "the encode"
@@ -98,6 +99,18 @@ class EvaluatedScript:
         self.server = self._the_filter([s for s in live_frame_servers() if s not in before])
         self.node = socket.gethostname()
         self.cuda_devices = _cuda_devices()
+
+    def release(self) -> None:
+        """Let go of the script's clips and filter (their frames and snapshots) before another script is
+        evaluated in this process. The networks stay loaded (``checkpoint.load_components`` shares them per
+        checkpoint, device and dtype in the process)."""
+        import gc
+
+        import vapoursynth as vs
+
+        self.clip = self.server = None
+        vs.clear_outputs()
+        gc.collect()
 
     def _the_filter(self, made: list):
         """The one rule for the filter of a script: the frame server of the one ``stream_diffvsr`` this
@@ -176,6 +189,17 @@ class EvaluatedScript:
                 child.tail
             )
         return None, tuple(child.tail)
+
+
+def switch_script(script: EvaluatedScript | None, spec: ScriptSpec | None) -> EvaluatedScript:
+    """The script a job renders from: ``script``, or ``spec`` evaluated in its place when the job names
+    another (a batch's next file)."""
+    if spec is None or (script is not None and script.spec == spec):
+        assert script is not None
+        return script
+    if script is not None:
+        script.release()
+    return EvaluatedScript(spec)
 
 
 def _verify(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
@@ -286,8 +310,8 @@ def _checked_anchor(clip, first: int):
 
 
 def _serve(commands: BinaryIO, events: BinaryIO) -> None:
-    """The worker process: evaluate the script, then answer scan, anchor and encode messages until stdin
-    closes."""
+    """The worker process: evaluate the script, then answer script (evaluate another), scan, anchor and encode
+    messages until stdin closes."""
 
     def send(*message: Any) -> None:
         pickle.dump(message, events)
@@ -312,11 +336,21 @@ def _serve(commands: BinaryIO, events: BinaryIO) -> None:
             kind, value = pickle.load(commands)
         except EOFError:
             return
-        if kind == "scan":
+        if kind == "script":
+            try:
+                script = switch_script(script, value)
+            except Exception as exc:
+                traceback.print_exc()
+                lines = str(exc).strip().splitlines()
+                send("failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}")
+                return
+            send("script", script.frames)
+        elif kind == "scan":
             send("scan", script.chain_starts(value))
         elif kind == "anchor":
             send("anchor", script.anchor_of(value))
         else:
+            script = switch_script(script, value.script)
             send("result", script.encode(value, lambda done: send("progress", done)))
 
 
@@ -404,6 +438,10 @@ class LocalWorker:
 
     def anchor_of(self, n: int) -> int | None:
         return self._ask("anchor", n)
+
+    def load(self, spec: ScriptSpec) -> None:
+        """Evaluate ``spec`` in place of the current script (a batch plans each file on one worker)."""
+        self.frames = self._ask("script", spec)
 
     def submit(self, job: Job) -> None:
         self._send(("encode", job))
