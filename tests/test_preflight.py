@@ -349,3 +349,15 @@ def test_an_existing_output_with_ray_is_refused_before_the_cluster_is_looked_at(
     with grpc_like_listener(b"") as port:  # a silent server: Ray would wait on it for its whole timeout
         message = refusal(encode, str(clip), str(output), "--ray", f"127.0.0.1:{port}")
     assert message == f"OUTPUT {output} exists; pass --overwrite to replace it"
+
+
+def test_the_retry_count_is_a_setting_a_resume_does_not_match(clip: Path, tmp_path: Path) -> None:
+    """segment.max_attempts says how the encode runs, not what it renders: segments of a run with another count
+    are resumed."""
+    from streamdiffvsr.cli.segments.orchestrator import fingerprint
+
+    output = str(tmp_path / "out.mkv")
+    default, more = encode(str(clip), output), encode(str(clip), output, "--set", "segment.max_attempts=7")
+    assert (default.settings["max_attempts"], more.settings["max_attempts"]) == (3, 7)
+    assert fingerprint(default) == fingerprint(more)
+    assert fingerprint(default) != fingerprint(encode(str(clip), output, "--set", "segment.min_frames=7"))

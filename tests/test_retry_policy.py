@@ -13,12 +13,13 @@ import pytest
 
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
-from streamdiffvsr.cli.segments.orchestrator import MAX_ATTEMPTS, _run_jobs
+from streamdiffvsr.cli.segments.orchestrator import _run_jobs
 from streamdiffvsr.cli.segments.partials import attempt_partial
 from streamdiffvsr.cli.segments.plan import Segment, make_plan
 from streamdiffvsr.cli.segments.worker import Job, Result
 
 SEGMENT_FRAMES = 10
+MAX_ATTEMPTS = 3  # segment.max_attempts' default
 
 
 class ScriptedPool:
@@ -98,12 +99,14 @@ def attempts(count: int) -> Callable[[Segment, int], Job]:
     return attempt
 
 
-def run(pool: ScriptedPool, count: int) -> tuple[list[int], list[str], Recorder]:
+def run(
+    pool: ScriptedPool, count: int, max_attempts: int = MAX_ATTEMPTS
+) -> tuple[list[int], list[str], Recorder]:
     finished: list[int] = []
     notices: list[str] = []
     progress = Recorder()
     _run_jobs(pool, segments(count), attempts(count), lambda job, result: finished.append(job.segment.index),
-              progress, notices.append)  # fmt: skip
+              progress, notices.append, max_attempts=max_attempts)  # fmt: skip
     return finished, notices, progress
 
 
@@ -125,6 +128,17 @@ def test_a_retryable_failure_is_tried_again_first_and_then_counts_once() -> None
     assert pool.submitted == [0, 1, 1, 2]  # the failed segment goes first again, not to the end
     assert sorted(finished) == [0, 1, 2]
     assert "segment 2/3 (frames 10-19) failed on n2 (its worker died); trying again" in notices
+
+
+@pytest.mark.parametrize("max_attempts", [1, 5])
+def test_the_number_of_attempts_is_the_setting(max_attempts: int) -> None:
+    died = Result(None, "its worker died", node="n2")
+    pool = ScriptedPool(workers=1, script={0: [died] * max_attempts})
+    with pytest.raises(
+        EncodeError, match=f"the worker failed{f' [(]{max_attempts} attempts' if max_attempts > 1 else ''}"
+    ):
+        run(pool, 2, max_attempts)
+    assert pool.submitted == [0] * max_attempts
 
 
 def test_a_retryable_failure_stops_the_encode_after_the_last_attempt() -> None:
@@ -159,7 +173,8 @@ def test_the_eta_counts_what_is_left_on_the_workers_there_are() -> None:
                 seen.append(self.eta(2.0))  # 2 frames/s over two workers
             super().update(done, total)
 
-    _run_jobs(pool, segments(3), attempts(3), lambda job, result: None, FirstEta(), lambda text: None)
+    _run_jobs(pool, segments(3), attempts(3), lambda job, result: None, FirstEta(), lambda text: None,
+              max_attempts=MAX_ATTEMPTS)  # fmt: skip
     assert seen == [Estimate((10, 10, 10), 1.0, 2, SEGMENT_SECONDS).wall_seconds]
 
 
@@ -246,7 +261,7 @@ def test_a_batchs_failure_drops_what_goes_with_it_and_the_rest_goes_on() -> None
         return segments(5)[1:3]  # segments 1 and 2 are one file's
 
     _run_jobs(pool, segments(5), attempts(5), lambda job, result: finished.append(job.segment.index), progress,
-              [].append, on_failure=on_failure)  # fmt: skip
+              [].append, on_failure=on_failure, max_attempts=MAX_ATTEMPTS)  # fmt: skip
     assert failures == ["segment 2/5 (frames 10-19): script failed (broken stream); no output was written"]
     assert pool.submitted == [0, 1, 3, 4] and finished == [0, 3, 4]
     assert progress.done[-1] == 3 * SEGMENT_FRAMES and progress.total == 3 * SEGMENT_FRAMES

@@ -327,7 +327,8 @@ def _render(
         batch = _Batch(files, record, progress, notify)
         with orchestrator._pool(request, request.parallel, first, notify, len(queue)) as pool:
             orchestrator._run_jobs(pool, queue, batch.attempt, batch.done, progress, lines, done,
-                                   sum(f.frames for f in planned), batch.failed)  # fmt: skip
+                                   sum(f.frames for f in planned), batch.failed,
+                                   max_attempts=request.settings["max_attempts"])  # fmt: skip
 
 
 def _plan_all(

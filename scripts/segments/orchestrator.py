@@ -49,7 +49,8 @@ from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, commit, local_worker
 from streamdiffvsr.options import SCALE, device_name
 
-MAX_ATTEMPTS = 3
+# Settings that say how an encode runs, not what it renders: a resume with other values takes the same segments.
+RUN_ONLY_SETTINGS = ("max_attempts",)
 POLL_S = 0.25
 CONCAT_LIST = "segments.ffconcat"
 DRY_RUN_LISTED = 10
@@ -59,7 +60,7 @@ def fingerprint(request: Request) -> dict[str, object]:
     """What makes two runs the same encode (what a resume must match)."""
     return {  # in the order a difference is reported: the generated script changes with the settings
         "source": source_fingerprint(request.source),
-        "settings": dict(request.settings.values),
+        "settings": {k: v for k, v in request.settings.values.items() if k not in RUN_ONLY_SETTINGS},
         "arguments": {k: v for k, v in request.script.args.items() if k != "src"},
         "range": [request.start, request.end],
         "threads": request.script.threads,
@@ -209,7 +210,7 @@ def _run_whole(
 
     with _pool(request, parallel, first, notify, jobs=1) as pool:
         _run_jobs(pool, [segment], lambda segment, number: whole_job(request, segment, number),
-                  lambda job, result: None, progress, notify)  # fmt: skip
+                  lambda job, result: None, progress, notify, max_attempts=request.settings["max_attempts"])  # fmt: skip
 
 
 def whole_job(request: Request, segment: Segment, number: int) -> Job:
@@ -252,7 +253,8 @@ def _run_segments(
     if pending:
         with _pool(request, parallel, first, notify, len(pending)) as pool:
             _run_jobs(pool, pending, attempt, lambda job, result: manifest.finish(job.segment, result.frames),
-                      progress, notify, done_frames, sum(s.frames for s in manifest.segments))  # fmt: skip
+                      progress, notify, done_frames, sum(s.frames for s in manifest.segments),
+                      max_attempts=request.settings["max_attempts"])  # fmt: skip
     join_segments(request, manifest)
 
 
@@ -347,9 +349,12 @@ def _run_jobs(
     done_frames: int = 0,
     total: int | None = None,
     on_failure: Callable[[Job, EncodeError], list[Segment]] | None = None,
+    *,
+    max_attempts: int,
 ) -> None:
     """Render ``segments`` on ``pool`` to the end, attempt n at a segment being the job ``attempt(segment, n)``:
-    the one retry policy (a job that failed in a way another try can mend is tried again, up to MAX_ATTEMPTS;
+    the one retry policy (a job that failed in a way another try can mend is tried again, up to ``max_attempts``
+    tries: segment.max_attempts;
     any other failure stops the encode, or, given ``on_failure`` (a batch), goes there, which returns the
     queued segments that go with it (its file's), and the rest go on). Only the attempt whose result is
     accepted is moved into place; every other attempt's partial is removed at the end, even one a worker cut
@@ -395,7 +400,7 @@ def _run_jobs(
                     if job.count > 1:
                         notify(f"{job.describe()} done in {result.seconds:.1f} s{where}")
                     on_done(job, result)
-                elif result.retryable and attempts[job.segment] < MAX_ATTEMPTS:
+                elif result.retryable and attempts[job.segment] < max_attempts:
                     notify(f"{job.describe()} failed{where} ({result.error}); trying again")
                     queue.appendleft(job.segment)
                 else:

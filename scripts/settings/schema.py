@@ -148,6 +148,8 @@ KEYS: tuple[Key, ...] = (
       for key, codec in PARAMS_KEYS.items()),
     _key("segment", "min_frames", "int", 1000, "shortest segment of a split encode (segments start at chain "
         "anchors: scene cuts and max_chain restarts)", bounds=Bounds(1)),
+    _key("segment", "max_attempts", "int", 3, "tries of a segment whose worker failed in a way another try can "
+        "mend (a killed worker, a lost node) before the encode stops", bounds=Bounds(1)),
     _key("segment", "threads", "int", None, "CPU threads of the networks in every render process (the same "
         "everywhere, so segments render the linear encode's frames bit for bit; auto: this machine's cores)",
         bounds=Bounds(1), auto=True),
