@@ -46,7 +46,14 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
-from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed, commit, local_worker
+from streamdiffvsr.cli.segments.worker import (
+    Job,
+    LocalWorker,
+    Result,
+    WorkerFailed,
+    local_worker,
+    put_in_place,
+)
 from streamdiffvsr.options import SCALE, device_name
 
 # Settings that say how an encode runs, not what it renders: a resume with other values takes the same segments.
@@ -394,7 +401,7 @@ def _run_jobs(
                 progress.clear()
                 where = f" on {result.node}" if result.node else ""
                 if result.frames is not None:
-                    result = commit(job, result)
+                    result = put_in_place(job, result)
                 if result.frames is not None:
                     done_frames += job.segment.frames
                     if job.count > 1:

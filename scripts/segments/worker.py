@@ -211,7 +211,7 @@ def _verify(job: Job, ffprobe: str, tail: tuple[str, ...]) -> Result:
     return Result(job.segment.frames)
 
 
-def commit(job: Job, result: Result) -> Result:
+def put_in_place(job: Job, result: Result) -> Result:
     """Move the verified partial of ``job`` (the attempt the orchestrator accepted) to its target; ``result``
     if that worked, else why not (a target someone else created meanwhile, a full disk: not retried)."""
     try:
