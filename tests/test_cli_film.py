@@ -252,3 +252,9 @@ def test_preview_shows_the_prepared_source_beside_the_sized_output(tmp_path: Pat
     assert Image.open(picture).size == (width, height)
     panel = np.asarray(Image.open(picture).convert("L"))[90:100, 6:518]  # the source panel's top rows
     assert panel.mean() > 80  # the picture, not the bar above it
+    # the dry run's estimate is for the same geometry: the speed preview measured on the cropped frames
+    dry = ["encode", str(source), str(tmp_path / "out.mkv"), "--model", "nano", "--set", "steps=2", "--set",
+           "crop=auto", "--set", "size=2x", "--dry-run"]  # fmt: skip
+    assert main(dry) == 0
+    out = capsys.readouterr().out
+    assert "  the model gets 64x32 frames (its output 256x128)\n" in out and "measured by preview" in out

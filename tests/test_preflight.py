@@ -223,11 +223,13 @@ def film(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
 )  # fmt: skip
 def test_each_geometry_refusal_is_one_line_before_anything_renders(
-    argv: list[str], message: str, film: Path, tmp_path: Path
+    argv: list[str], message: str, film: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     found = refusal(encode, str(film), str(tmp_path / "out.mkv"), "--model", "nano", *argv)
     assert message in found and "\n" not in found
     assert refusal(preview, str(film), str(tmp_path / "out.png"), "--model", "nano", *argv) == found
+    assert main(["encode", str(film), str(tmp_path / "out.mkv"), "--model", "nano", *argv]) == 2
+    assert capsys.readouterr().err == f"streamdiffvsr: error: {found}\n"
     assert list(tmp_path.iterdir()) == []
 
 
