@@ -265,3 +265,16 @@ def test_a_batchs_failure_drops_what_goes_with_it_and_the_rest_goes_on() -> None
     assert failures == ["segment 2/5 (frames 10-19): script failed (broken stream); no output was written"]
     assert pool.submitted == [0, 1, 3, 4] and finished == [0, 3, 4]
     assert progress.done[-1] == 3 * SEGMENT_FRAMES and progress.total == 3 * SEGMENT_FRAMES
+
+
+@pytest.mark.parametrize(
+    ("asked", "cuda_devices", "on_cluster", "jobs", "expected"),
+    [(None, 0, False, None, 1), (None, 3, False, None, 3), (2, 3, False, None, 2), (None, 3, False, 2, 2),
+     (None, 4, True, None, 1), (4, 0, True, 3, 3)],
+)  # fmt: skip
+def test_one_rule_counts_the_workers(asked, cuda_devices, on_cluster, jobs, expected) -> None:
+    """--workers, else one per CUDA device here (at least one), a cluster's counted when it runs, never more
+    than the jobs (the dry run, the pool and preview's estimate all ask it)."""
+    from streamdiffvsr.cli.segments.plan import worker_count
+
+    assert worker_count(asked, cuda_devices, on_cluster, jobs) == expected

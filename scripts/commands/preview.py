@@ -17,7 +17,7 @@ from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.vpy import generate_script
 from streamdiffvsr.cli.preflight.build import preview_request
 from streamdiffvsr.cli.preview.moments import check_in_video, place, spread
-from streamdiffvsr.cli.segments.plan import render_threads
+from streamdiffvsr.cli.segments.plan import render_threads, worker_count
 from streamdiffvsr.cli.settings.models import add_model_argument
 from streamdiffvsr.cli.settings.presets import add_preset_arguments, preset_reference, read_settings
 from streamdiffvsr.cli.settings.schema import Settings, find_key
@@ -167,7 +167,7 @@ def print_speed(
         if encoder_spf is not None:
             print(f"measured: model {model_spf:.3f} s/frame, encoder {encoder_spf:.3f} s/frame")
     segments = even_split(preview.frames, settings["min_frames"])
-    workers = workers or max(1, torch.cuda.device_count())
+    workers = worker_count(workers, torch.cuda.device_count())
     print(encode_estimate(segments, speed, workers, device, threads).describe(fps, device))
 
 

@@ -44,7 +44,7 @@ from streamdiffvsr.cli.segments.partials import (
     segment_partial,
     work_folder,
 )
-from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores
+from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores, worker_count
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import (
     Job,
@@ -169,7 +169,7 @@ def dry_run_estimate(
             first = stack.enter_context(_first_worker(request, notify))
         segments = make_plan(first, *_range(request))
         warmup = _warmup(first, request, segments, notify)
-    workers = parallel.workers or (max(1, first.cuda_devices) if parallel.address is None else 1)
+    workers = worker_count(parallel.workers, first.cuda_devices, on_cluster=parallel.address is not None)
     _fewer_workers_notice(parallel.workers, len(segments), len(segments), request, notify)
     lines = [f"plan: {len(segments)} segment{'s' * (len(segments) != 1)}"]
     lines += [f"  {s.describe(len(segments))}" for s in segments[:DRY_RUN_LISTED]]
@@ -282,7 +282,7 @@ def _pool(
     """The workers ``jobs`` jobs run on: the first worker alone, or Ray actors (it is closed then): on the
     cluster (``_cluster_joined``) or on a local instance for more than one local worker."""
     cpus, gpus = usable_cores(), first.cuda_devices
-    workers = min(parallel.workers or max(1, gpus), jobs)
+    workers = worker_count(parallel.workers, gpus, jobs=jobs)
     if parallel.address is None and workers == 1:
         pool: Pool = LocalPool(first, request.script, notify, str(request.output.absolute()))
         try:

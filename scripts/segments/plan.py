@@ -54,6 +54,16 @@ def render_threads(setting: int | None) -> int:
     return setting or usable_cores()
 
 
+def worker_count(
+    asked: int | None, cuda_devices: int, on_cluster: bool = False, jobs: int | None = None
+) -> int:
+    """The one rule for how many workers render: ``--workers`` if given, else one per CUDA device of this
+    machine (at least one); on a cluster without --workers one per GPU there, counted when it runs (1 until
+    then); never more than the ``jobs`` there are."""
+    count = asked or (1 if on_cluster else max(1, cuda_devices))
+    return min(count, jobs) if jobs is not None else count
+
+
 class ChainScanner(Protocol):
     frames: int
 
