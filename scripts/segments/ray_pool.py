@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import os
 import secrets
 import signal
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.media.tools import require_tool
+from streamdiffvsr.cli.segments.admission import DISTRIBUTION, node_problem, package_version
 from streamdiffvsr.cli.segments.plan import Segment
 from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
 from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, ScriptSpec, switch_script
@@ -36,7 +35,6 @@ NODE_SILENT_S = 15.0  # a running worker unheard this long: its node is cut off 
 HEAD_CHECK_S = 2.0  # how often the pool checks that the head still answers
 HEAD_LOST_S = 15.0  # no answer this long: the encode stops (Ray's own nodes give up after 60 s)
 TOKEN_FILE = Path("~/.ray/auth_token")
-DISTRIBUTION = "vs-streamdiffvsr"
 
 
 class ScriptActor:
@@ -69,28 +67,6 @@ class ScriptActor:
 
     def progress(self) -> int:
         return self.done
-
-
-def package_version() -> str:
-    """This package's installed version ("none" where the metadata is missing)."""
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def node_problem(version: str) -> str | None:
-    """Why the node this runs on cannot render segments of an encode started with package ``version``: another
-    version here, or no ffmpeg/ffprobe. None if it can."""
-    here = package_version()
-    if here != version:
-        return f"it has {DISTRIBUTION} {here}, this encode {version}; install the same version on every node"
-    try:
-        require_tool("ffmpeg")
-        require_tool("ffprobe")
-    except CliError as exc:
-        return str(exc)
-    return None
 
 
 def parse_address(address: str) -> tuple[str, int]:
