@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from streamdiffvsr.cli.media.vpy import generate_script
-from streamdiffvsr.cli.segments.worker import LocalWorker, ScriptSpec
+from streamdiffvsr.cli.segments.jobs import ScriptSpec
+from streamdiffvsr.cli.segments.worker import LocalWorker
 from streamdiffvsr.cli.settings.models import choose_model
 from streamdiffvsr.cli.settings.presets import load_settings
 

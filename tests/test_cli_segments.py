@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streamdiffvsr.cli.segments.plan import Segment, split
+from streamdiffvsr.cli.segments.jobs import Segment
+from streamdiffvsr.cli.segments.plan import split
 from tests.processes import own_processes
 from tests.test_cli_encode import CLI, ffmpeg, processes_mentioning
 
@@ -563,7 +564,8 @@ def test_each_evaluated_script_plans_with_its_own_filter(
     """A process that evaluates a second script (a worker that moves to another file) splits it at that
     script's own chain starts: the first script's filter, still alive, is not the second's."""
     from streamdiffvsr.cli.media.vpy import generate_script
-    from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
+    from streamdiffvsr.cli.segments.jobs import ScriptSpec
+    from streamdiffvsr.cli.segments.worker import EvaluatedScript
     from streamdiffvsr.cli.settings.presets import load_settings
 
     script = tmp_path / "generated.vpy"

@@ -264,9 +264,9 @@ def test_a_height_gives_square_pixels_and_a_factor_keeps_the_sample_aspect_ratio
 
 
 def test_a_changed_crop_or_size_never_resumes_the_old_segments(film: Path, tmp_path: Path) -> None:
+    from streamdiffvsr.cli.segments.jobs import Segment
     from streamdiffvsr.cli.segments.manifest import Manifest, load
     from streamdiffvsr.cli.segments.orchestrator import fingerprint
-    from streamdiffvsr.cli.segments.plan import Segment
 
     def request(*argv: str) -> Request:
         return encode(str(film), str(tmp_path / "out.mkv"), "--model", "nano", *argv)

@@ -13,10 +13,10 @@ import pytest
 
 from streamdiffvsr.cli.errors import CliError, EncodeError
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate
+from streamdiffvsr.cli.segments.jobs import Job, Result, Segment
 from streamdiffvsr.cli.segments.orchestrator import _run_jobs
 from streamdiffvsr.cli.segments.partials import attempt_partial
-from streamdiffvsr.cli.segments.plan import Segment, make_plan
-from streamdiffvsr.cli.segments.worker import Job, Result
+from streamdiffvsr.cli.segments.plan import make_plan
 
 SEGMENT_FRAMES = 10
 MAX_ATTEMPTS = 3  # segment.max_attempts' default

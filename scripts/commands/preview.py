@@ -90,7 +90,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from streamdiffvsr.cli.preview.picture import compose
     from streamdiffvsr.cli.preview.publish import png_bytes, publish
     from streamdiffvsr.cli.preview.session import Variant, render_preview
-    from streamdiffvsr.cli.segments.worker import ScriptSpec
+    from streamdiffvsr.cli.segments.jobs import ScriptSpec
 
     warmup = max(MIN_WARMUP, round(fps * Fraction(WARMUP_SECONDS)))
     stretch = max(2, round(fps * Fraction(args.stretch)))

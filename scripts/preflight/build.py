@@ -17,9 +17,9 @@ from streamdiffvsr.cli.preflight.checks import CHECKS, check_constant_size
 from streamdiffvsr.cli.preflight.draft import ENCODE, PREVIEW, Draft
 from streamdiffvsr.cli.preflight.request import Request
 from streamdiffvsr.cli.preflight.source import encoded_info, read_size, script_range, source_trim
+from streamdiffvsr.cli.segments.jobs import ScriptSpec
 from streamdiffvsr.cli.segments.partials import GENERATED_SCRIPT_SUFFIX, partial_path
 from streamdiffvsr.cli.segments.plan import render_threads
-from streamdiffvsr.cli.segments.worker import ScriptSpec
 from streamdiffvsr.cli.settings.presets import load_settings
 from streamdiffvsr.cli.settings.schema import Settings
 

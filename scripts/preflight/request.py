@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from streamdiffvsr.cli.media.ffmpeg_cmd import EncodeCommands
 from streamdiffvsr.cli.media.probe import SourceInfo
 from streamdiffvsr.cli.media.tools import Tools
-from streamdiffvsr.cli.segments.ray_pool import ClusterAccess
-from streamdiffvsr.cli.segments.worker import ScriptSpec
+from streamdiffvsr.cli.segments.jobs import ScriptSpec
 from streamdiffvsr.cli.settings.models import ModelChoice
 from streamdiffvsr.cli.settings.schema import Settings
 from streamdiffvsr.geometry import Geometry
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """What joining the Ray cluster at ``address`` takes, found without joining it: its token (None: token
+    authentication is off) and where the token was found (for a message)."""
+
+    address: str
+    token: str | None = field(default=None, repr=False)
+    token_from: str = "$RAY_AUTH_TOKEN"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import numpy as np
 import vapoursynth as vs
 
 from streamdiffvsr.cli.errors import CliError
-from streamdiffvsr.cli.segments.worker import EvaluatedScript, ScriptSpec
+from streamdiffvsr.cli.segments.jobs import ScriptSpec
+from streamdiffvsr.cli.segments.worker import EvaluatedScript
 from streamdiffvsr.vsfilter import ANCHOR_PROP
 from streamdiffvsr.vsfilter.server import FrameServer
 

@@ -15,7 +15,7 @@ from streamdiffvsr.cli.preview.encoder import sample_size
 from streamdiffvsr.cli.preview.flicker import Flicker, changes
 from streamdiffvsr.cli.preview.picture import SCALE, Row
 from streamdiffvsr.cli.preview.script_run import ScriptRun, Timing, rgb_array, to_rgb24
-from streamdiffvsr.cli.segments.worker import ScriptSpec
+from streamdiffvsr.cli.segments.jobs import ScriptSpec
 
 SOURCE_LABEL = "source (4x pixels)"
 BICUBIC_LABEL = "bicubic 4x"

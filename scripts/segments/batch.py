@@ -33,10 +33,11 @@ from streamdiffvsr.cli.preflight.build import encode_request
 from streamdiffvsr.cli.preflight.request import Parallel, Request
 from streamdiffvsr.cli.progress import Progress, format_duration
 from streamdiffvsr.cli.segments import orchestrator
+from streamdiffvsr.cli.segments.jobs import Job, Result, Segment
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
 from streamdiffvsr.cli.segments.partials import claim, remove_dead_leftovers, segment_file, work_folder
-from streamdiffvsr.cli.segments.plan import Segment, make_plan
-from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, WorkerFailed
+from streamdiffvsr.cli.segments.plan import make_plan
+from streamdiffvsr.cli.segments.worker import LocalWorker, WorkerFailed
 from streamdiffvsr.cli.settings.codecs import CODECS
 from streamdiffvsr.cli.settings.presets import load_settings
 from streamdiffvsr.errors import StreamDiffVSRError

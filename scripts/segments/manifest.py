@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.segments.jobs import Segment
 from streamdiffvsr.cli.segments.partials import claim, segment_file
-from streamdiffvsr.cli.segments.plan import Segment
 
 MANIFEST = "manifest.json"
 LOCK = "lock"

@@ -25,6 +25,7 @@ from streamdiffvsr.cli.preflight.request import Parallel, Request
 from streamdiffvsr.cli.progress import ProgressSink
 from streamdiffvsr.cli.segments import speeds
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, encode_estimate
+from streamdiffvsr.cli.segments.jobs import Segment
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import (
     Manifest,
@@ -44,7 +45,7 @@ from streamdiffvsr.cli.segments.partials import (
     segment_partial,
     work_folder,
 )
-from streamdiffvsr.cli.segments.plan import Segment, make_plan, usable_cores, worker_count
+from streamdiffvsr.cli.segments.plan import make_plan, usable_cores, worker_count
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
 from streamdiffvsr.cli.segments.worker import (
     Job,

@@ -9,26 +9,10 @@ frames the one-segment encode renders.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Protocol
 
 from streamdiffvsr.cli.errors import CliError
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Output frames ``first`` .. ``last`` (inclusive) of the script, encoded into their own file."""
-
-    index: int
-    first: int
-    last: int
-
-    @property
-    def frames(self) -> int:
-        return self.last - self.first + 1
-
-    def describe(self, count: int) -> str:
-        return f"segment {self.index + 1}/{count} (frames {self.first}-{self.last})"
+from streamdiffvsr.cli.segments.jobs import Segment
 
 
 def split(starts: list[int], first: int, last: int, min_frames: int) -> list[Segment]:

@@ -7,8 +7,8 @@ import queue
 from collections.abc import Callable
 from typing import Protocol
 
-from streamdiffvsr.cli.segments.plan import Segment
-from streamdiffvsr.cli.segments.worker import Job, LocalWorker, Result, ScriptSpec
+from streamdiffvsr.cli.segments.jobs import Job, Result, ScriptSpec, Segment
+from streamdiffvsr.cli.segments.worker import LocalWorker
 
 
 class Pool(Protocol):

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from streamdiffvsr.cli.errors import CliError
+from streamdiffvsr.cli.preflight.request import ClusterAccess
 from streamdiffvsr.cli.segments.admission import DISTRIBUTION, node_problem, package_version
-from streamdiffvsr.cli.segments.plan import Segment
+from streamdiffvsr.cli.segments.jobs import Job, Result, ScriptSpec, Segment
 from streamdiffvsr.cli.segments.ray_local import LOOPBACK_ENV
-from streamdiffvsr.cli.segments.worker import EvaluatedScript, Job, Result, ScriptSpec, switch_script
+from streamdiffvsr.cli.segments.worker import EvaluatedScript, switch_script
 
 CONNECT_TIMEOUT_S = 25.0  # a whole --ray failure stays within 30 s
 TCP_TIMEOUT_S = 5.0
@@ -206,16 +207,6 @@ def _init(address: str, token_from: str) -> None:
         raise CliError(
             f"cannot join the Ray cluster at {address}: {reason[0] if reason else type(failure[0]).__name__}"
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterAccess:
-    """What joining the Ray cluster at ``address`` takes, found without joining it: its token (None: token
-    authentication is off) and where the token was found (for a message)."""
-
-    address: str
-    token: str | None = dataclasses.field(default=None, repr=False)
-    token_from: str = "$RAY_AUTH_TOKEN"
 
 
 def check_cluster(address: str) -> ClusterAccess:
