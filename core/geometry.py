@@ -17,6 +17,7 @@ from .options import MIN_SIDE, SCALE
 
 DEINTERLACE = ("auto", "off", "bwdif", "bwdif-double", "ivtc")
 MODES = ("off", "bwdif", "bwdif-double", "ivtc")  # what "auto" resolves to is one of these
+# The final resize's kernels: core.resize's filters, lower case (Lanczos, Spline16, ...).
 KERNELS = ("lanczos", "spline16", "spline36", "spline64", "bicubic", "bilinear", "point")
 METHODS = ("after", "before")  # the final resize after the model (quality first), or a shrink before it
 DEFAULT_DEINTERLACE = "auto"

@@ -233,6 +233,10 @@ def test_method_before_shrinks_the_source_so_the_model_makes_the_target(media: P
     after = source_geometry(clip, size="2x", kernel="spline36")
     out = size_output(model_output(clip), size="2x", kernel="spline36")
     assert (out.width, out.height) == after.final == (384, 288)
+    point = size_output(model_output(clip), size="2x", kernel="point")
+    assert not np.array_equal(
+        np.asarray(out.get_frame(3)[0]), np.asarray(point.get_frame(3)[0])
+    )  # the kernel used
     assert "96x72" in after.before_alternative()
 
 

@@ -40,15 +40,6 @@ DEFAULT_SAMPLES = 100  # frames border detection reads, spread over the whole cl
 # share of the value range; compressed black bars ring a few code values off black, and a dark frame's edge is
 # kept by the other samples.
 BLACK_MARGIN = 24 / 255
-RESIZERS = {
-    "lanczos": "Lanczos",
-    "spline16": "Spline16",
-    "spline36": "Spline36",
-    "spline64": "Spline64",
-    "bicubic": "Bicubic",
-    "bilinear": "Bilinear",
-    "point": "Point",
-}
 
 
 def error(name: str, message: str) -> vs.Error:
@@ -205,7 +196,8 @@ def deinterlaced(clip: vs.VideoNode, mode: str, field_order: str) -> vs.VideoNod
 def resized(clip: vs.VideoNode, width: int, height: int, kernel: str, sar: Fraction) -> vs.VideoNode:
     """``clip`` resized to ``width`` x ``height`` with ``kernel``, its sample aspect ratio props set to ``sar``."""
     if (clip.width, clip.height) != (width, height):
-        clip = getattr(core.resize, RESIZERS[kernel])(clip, width, height)
+        resize = getattr(core.resize, kernel.capitalize())  # geometry.KERNELS are core.resize's names
+        clip = resize(clip, width, height)
     return core.std.SetFrameProps(clip, _SARNum=sar.numerator, _SARDen=sar.denominator)
 
 
