@@ -110,7 +110,7 @@ def test_encode_keeps_streams_and_settings_reach_filter_and_x265(
     assert result.stdout.strip() == f"wrote {output}"
     assert f"model: {tiny_checkpoint}" in result.stderr
     assert (
-        "filter: steps=2, flow='dis', flow_scale=1.0, seed=5, noise='fixed', scene_detect=True"
+        "filter: steps=2, flow='dis', flow_scale=1.0, seed=5, noise='fixed', color_fix='luma', scene_detect=True"
         in result.stderr
     )
 
