@@ -184,7 +184,12 @@ def test_links_in_the_work_folder_are_never_written_through(
     folder.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
-    names = ["segment-00000.partial-3999999.nut", "segment-00001.nut", "joined.partial.mkv", "segments.ffconcat"]
+    names = [
+        "segment-00000.partial-3999999.nut",
+        "segment-00001.nut",
+        "joined.partial.mkv",
+        "segments.ffconcat",
+    ]
     for name in names:
         (outside / name).write_bytes(b"someone's file")
         (folder / name).symlink_to(outside / name)
