@@ -35,7 +35,7 @@ from streamdiffvsr.cli.progress import Progress, format_duration
 from streamdiffvsr.cli.segments import orchestrator
 from streamdiffvsr.cli.segments.jobs import Job, Result, Segment
 from streamdiffvsr.cli.segments.manifest import Manifest, check_folder, load, locked, remove_leftovers
-from streamdiffvsr.cli.segments.partials import claim, remove_dead_leftovers, segment_file, work_folder
+from streamdiffvsr.cli.segments.partials import claim, segment_file, work_folder
 from streamdiffvsr.cli.segments.plan import make_plan
 from streamdiffvsr.cli.segments.worker import LocalWorker, WorkerFailed
 from streamdiffvsr.cli.settings.codecs import CODECS
@@ -205,11 +205,7 @@ def run_batch(args: argparse.Namespace, notify: Callable[[str], None]) -> int:
             _dry_run(files, notify)
             return 0
         for file in [f for f in files if f.result]:  # finished: only what a killed run left beside it goes
-            request = file.request
-            if removed := remove_dead_leftovers(
-                request.output, [request.source, *filter(None, [request.vpy])]
-            ):
-                notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
+            orchestrator.remove_what_killed_runs_left(file.request, notify)
         if runnable:
             _render(runnable, args, record, notify, lines)
     _summary(files, problems)

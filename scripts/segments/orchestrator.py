@@ -25,7 +25,7 @@ from streamdiffvsr.cli.preflight.request import Parallel, Request
 from streamdiffvsr.cli.progress import ProgressSink
 from streamdiffvsr.cli.segments import speeds
 from streamdiffvsr.cli.segments.estimate import SEGMENT_SECONDS, Estimate, encode_estimate
-from streamdiffvsr.cli.segments.jobs import Segment
+from streamdiffvsr.cli.segments.jobs import Job, Result, Segment
 from streamdiffvsr.cli.segments.join import join, write_concat_list
 from streamdiffvsr.cli.segments.manifest import (
     Manifest,
@@ -47,14 +47,7 @@ from streamdiffvsr.cli.segments.partials import (
 )
 from streamdiffvsr.cli.segments.plan import make_plan, usable_cores, worker_count
 from streamdiffvsr.cli.segments.pools import LocalPool, Pool
-from streamdiffvsr.cli.segments.worker import (
-    Job,
-    LocalWorker,
-    Result,
-    WorkerFailed,
-    local_worker,
-    put_in_place,
-)
+from streamdiffvsr.cli.segments.worker import LocalWorker, WorkerFailed, local_worker, put_in_place
 from streamdiffvsr.options import SCALE, device_name
 
 # Settings that say how an encode runs, not what it renders: a resume with other values takes the same segments.
@@ -95,12 +88,17 @@ def _cluster_joined(parallel: Parallel) -> Iterator[None]:
         yield
 
 
+def remove_what_killed_runs_left(request: Request, notify: Callable[[str], None]) -> None:
+    """Remove (and say so) what killed runs of ``request``'s OUTPUT left beside it."""
+    if removed := remove_dead_leftovers(request.output, [request.source, *filter(None, [request.vpy])]):
+        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
+
+
 @contextlib.contextmanager
 def _script_file(request: Request, notify: Callable[[str], None]) -> Iterator[None]:
     """The generated script written under its hidden name beside OUTPUT for the encode's time, and removed
     after; first, what runs of this OUTPUT that were killed left there is removed."""
-    if removed := remove_dead_leftovers(request.output, [request.source, *filter(None, [request.vpy])]):
-        notify(f"removed what an interrupted run left: {', '.join(path.name for path in removed)}")
+    remove_what_killed_runs_left(request, notify)
     if request.vpy is not None:
         yield
         return
